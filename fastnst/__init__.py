@@ -1,0 +1,1 @@
+"""fastnst: fast feed-forward multi-style neural style transfer."""

@@ -1,0 +1,183 @@
+"""The shareable model file: one ``.safetensors`` with the network weights and a JSON header.
+
+Loading goes through safetensors alone, so opening a model file never unpickles anything.
+``python -m fastnst.export CKPT`` turns a training checkpoint into such a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
+
+from fastnst.model import NetConfig, TransformerNet
+
+FORMAT_NAME = "fastnst"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A file that is not a loadable fastnst model; the message is fit for the user."""
+
+
+@dataclass
+class ModelInfo:
+    """Everything a model file says about itself besides its weights."""
+
+    net: dict[str, Any]
+    style_names: list[str]
+    format_version: int = FORMAT_VERSION
+    loss: dict[str, Any] = field(default_factory=dict)
+    vgg_weights: str = ""
+    steps: int = 0
+    image_size: int = 0
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(net: TransformerNet, path: str | Path, info: ModelInfo, verify: bool = True) -> Path:
+    """Write ``net`` and ``info`` to ``path`` atomically; with ``verify``, reload and check
+    that the file reproduces the network's output exactly before keeping it."""
+    path = Path(path)
+    if len(info.style_names) != net.num_styles:
+        raise ValueError(f"{len(info.style_names)} style names for {net.num_styles} styles")
+    info.net = net.config.to_dict()
+    info.created = info.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+
+    def write(tmp: Path) -> None:
+        save_file(state, str(tmp), metadata={FORMAT_NAME: info.to_json()})
+        if verify:
+            _check_same_output(net, load_model(tmp)[0])
+
+    atomic_write(path, write)
+    return path
+
+
+@torch.no_grad()
+def _check_same_output(original: TransformerNet, reloaded: TransformerNet) -> None:
+    device = next(original.parameters()).device
+    probe = torch.rand(1, 3, 37, 45, generator=torch.Generator().manual_seed(0))
+    styles = torch.arange(original.num_styles) % original.num_styles
+    was_training = original.training
+    original.eval()
+    try:
+        for style in styles.tolist():
+            a = original(probe.to(device), style).float().cpu()
+            b = reloaded(probe, style)
+            if not torch.allclose(a, b, atol=1e-5, rtol=0):
+                raise RuntimeError(
+                    f"exported model differs from the trained one (max {(a - b).abs().max():.2e})"
+                )
+    finally:
+        original.train(was_training)
+
+
+def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
+    """Parse a model file; raise :class:`ModelFileError` with a plain reason if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    data = path.read_bytes()
+    try:
+        state = load_bytes(data)
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, ValueError, OSError, RuntimeError) as exc:
+        raise ModelFileError(f"{path} is not a readable .safetensors model ({exc})") from None
+    if FORMAT_NAME not in metadata:
+        raise ModelFileError(f"{path} is a safetensors file but not a fastnst model")
+    try:
+        raw = json.loads(metadata[FORMAT_NAME])
+        version = int(raw.get("format_version", 0))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has a damaged fastnst header ({exc})") from None
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} uses model format {version}; this fastnst reads up to {FORMAT_VERSION}: upgrade"
+        )
+    try:
+        info = ModelInfo(**raw)
+    except TypeError as exc:
+        raise ModelFileError(f"{path} has an unexpected fastnst header ({exc})") from None
+    return info, state
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[TransformerNet, ModelInfo]:
+    """Build the network a model file describes, in eval mode, on ``device``."""
+    info, state = read_info(path)
+    try:
+        net = TransformerNet(NetConfig(**info.net))
+        net.load_state_dict(state, strict=True)
+    except (TypeError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: weights do not match the architecture ({exc})") from None
+    return net.to(device).eval(), info
+
+
+def export_checkpoint(ckpt_path: str | Path, output: str | Path | None = None) -> Path:
+    """Export a Lightning training checkpoint (its ``fastnst`` block) to a model file."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise ModelFileError(f"checkpoint not found: {ckpt_path}")
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        block = ckpt["fastnst"]
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same answer
+        raise ModelFileError(f"{ckpt_path} is not a fastnst training checkpoint ({exc})") from None
+    net = TransformerNet(NetConfig(**block["net"]))
+    prefix = "net."
+    net.load_state_dict(
+        {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    )
+    info = ModelInfo(**{**block["info"], "steps": int(ckpt.get("global_step", 0))})
+    output = Path(output) if output else ckpt_path.with_suffix(".safetensors")
+    return save_model(net, output, info)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fastnst.export", description="Export a training checkpoint to a model file."
+    )
+    parser.add_argument("checkpoint", help="Lightning .ckpt written by train.py")
+    parser.add_argument("-o", "--output", help="model file to write (default: beside the checkpoint)")
+    args = parser.parse_args(argv)
+    try:
+        path = export_checkpoint(args.checkpoint, args.output)
+    except (ModelFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"exported model: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

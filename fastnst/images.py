@@ -1,0 +1,114 @@
+"""Reading and writing images as float RGB tensors in [0, 1], NCHW, whatever the file holds.
+
+Grayscale, RGBA, 16-bit, palette, CMYK and EXIF-rotated files all come back as plain RGB
+the way a viewer would show them. Core dependencies only (Pillow, NumPy, torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be read as an image; the message is fit for the user."""
+
+
+def find_images(root: str | Path) -> list[Path]:
+    """Every image file below ``root`` (recursively, hidden entries skipped), sorted."""
+    root = Path(root)
+    if root.is_file():
+        return [root] if root.suffix.lower() in IMAGE_EXTENSIONS else []
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL image → 8-bit RGB as displayed: EXIF rotation applied, alpha over white."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0
+        image = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        array = np.asarray(image, dtype=np.float64)
+        image = Image.fromarray(np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB")
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """Load ``path`` fully as RGB, or raise :class:`ImageReadError` saying why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"no such file: {path}")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"empty file: {path}")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return to_rgb(image)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(f"cannot read image {path}: {exc}") from None
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """8-bit RGB PIL image → float ``[3, H, W]`` in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """Float ``[3, H, W]`` (or ``[1, 3, H, W]``) in [0, 1] → 8-bit RGB PIL image."""
+    if image.dim() == 4:
+        image = image[0]
+    array = image.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu()
+    return Image.fromarray(array.numpy(), "RGB")
+
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """File → float ``[3, H, W]`` in [0, 1]."""
+    return pil_to_tensor(open_rgb(path))
+
+
+def resize_long_side(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize ``[..., H, W]`` so that the long side is ``size`` (antialiased), keeping aspect."""
+    h, w = images.shape[-2:]
+    scale = size / max(h, w)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if new == (h, w):
+        return images
+    batched = images if images.dim() == 4 else images.unsqueeze(0)
+    out = F.interpolate(batched, size=new, mode="bilinear", antialias=True, align_corners=False)
+    return out if images.dim() == 4 else out[0]
+
+
+def center_square(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize the short side to ``size`` then crop the centre square: fixed preview tiles."""
+    h, w = image.shape[-2:]
+    scaled = resize_long_side(image, round(size * max(h, w) / min(h, w)))
+    h, w = scaled.shape[-2:]
+    top, left = (h - size) // 2, (w - size) // 2
+    return scaled[..., top : top + size, left : left + size]
+
+
+def iter_batches(items: list, batch_size: int) -> Iterator[list]:
+    for start in range(0, len(items), batch_size):
+        yield items[start : start + batch_size]

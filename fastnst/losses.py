@@ -1,0 +1,159 @@
+"""Perceptual losses. Every loss returns ``(total, named parts)`` so that each term can be
+logged on its own and a run can be read term by term."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fastnst.vgg import VGGFeatures
+
+LossParts = dict[str, torch.Tensor]
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrix normalised by C·H·W, always in fp32 (bf16 sums over H·W drift)."""
+    n, c, h, w = features.shape
+    flat = features.float().reshape(n, c, h * w)
+    with torch.autocast(device_type=flat.device.type, enabled=False):
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(
+    features: Mapping[str, torch.Tensor],
+    targets: Mapping[str, torch.Tensor],
+    layers: Mapping[str, float],
+) -> tuple[torch.Tensor, LossParts]:
+    """Weighted feature MSE per layer, summed."""
+    parts = {
+        f"content/{name}": weight * F.mse_loss(features[name].float(), targets[name].float())
+        for name, weight in layers.items()
+    }
+    return torch.stack(list(parts.values())).sum(), parts
+
+
+def style_loss(
+    features: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layers: Mapping[str, float],
+    style_mix: torch.Tensor,
+    style_coefficients: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, LossParts]:
+    """Gram MSE per layer against each image's own target.
+
+    ``target_grams[layer]`` is ``[num_styles, C, C]``; ``style_mix`` is ``[N, num_styles]``
+    (one-hot for a single style, a blend otherwise), so image ``i`` is compared with
+    ``style_mix[i] @ targets``. ``style_coefficients`` ``[num_styles]`` scale each style.
+    """
+    mix = style_mix.float()
+    per_image_scale = mix @ style_coefficients.float() if style_coefficients is not None else None
+    parts: LossParts = {}
+    for name, weight in layers.items():
+        grams = gram_matrix(features[name])
+        target = torch.einsum("ns,scd->ncd", mix, target_grams[name].float())
+        per_image = (grams - target).pow(2).mean(dim=(1, 2))
+        if per_image_scale is not None:
+            per_image = per_image * per_image_scale
+        parts[f"style/{name}"] = weight * per_image.mean()
+    return torch.stack(list(parts.values())).sum(), parts
+
+
+def total_variation_loss(images: torch.Tensor) -> tuple[torch.Tensor, LossParts]:
+    """Mean absolute difference between neighbouring pixels: discourages speckle."""
+    dh = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+    dw = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
+    total = dh + dw
+    return total, {"tv": total}
+
+
+class PerceptualLoss(nn.Module):
+    """Content + style + total-variation loss against a frozen VGG-19.
+
+    Style targets (mean Gram over every image of a style) are computed once by
+    :meth:`set_style_targets` and kept as non-persistent buffers: they are derived data,
+    recomputed from the style images on every start, never saved.
+    """
+
+    def __init__(
+        self,
+        content_layers: Mapping[str, float],
+        style_layers: Mapping[str, float],
+        content_weight: float = 1.0,
+        style_weight: float = 1.0,
+        tv_weight: float = 0.0,
+        vgg_weights: str = "caffe",
+        tap: str = "relu",
+        vgg_preprocess: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.content_layers = {str(k): float(v) for k, v in content_layers.items()}
+        self.style_layers = {str(k): float(v) for k, v in style_layers.items()}
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+        self.tv_weight = float(tv_weight)
+        layers = list(self.content_layers) + list(self.style_layers)
+        self.vgg = VGGFeatures(layers, weights=vgg_weights, tap=tap, preprocess=vgg_preprocess)
+        self.num_styles = 0
+
+    @torch.no_grad()
+    def set_style_targets(
+        self,
+        style_sets: Sequence[Sequence[torch.Tensor]],
+        coefficients: Sequence[float] | None = None,
+    ) -> None:
+        """``style_sets[s]`` is the list of ``[3, H, W]`` images of style ``s``; its target is
+        the mean of their Gram matrices (a whole universe's frames make one style)."""
+        if not style_sets or any(len(images) == 0 for images in style_sets):
+            raise ValueError("every style needs at least one image")
+        device = self.vgg.input_scale.device
+        per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
+        for images in style_sets:
+            sums = {name: 0.0 for name in self.style_layers}
+            for image in images:
+                feats = self.vgg(image.unsqueeze(0).to(device))
+                for name in self.style_layers:
+                    sums[name] = sums[name] + gram_matrix(feats[name])[0]
+            for name in self.style_layers:
+                per_layer[name].append(sums[name] / len(images))
+        for name, grams in per_layer.items():
+            self.register_buffer(_target_key(name), torch.stack(grams), persistent=False)
+        self.num_styles = len(style_sets)
+        coeffs = torch.ones(self.num_styles) if coefficients is None else torch.tensor(coefficients)
+        if coeffs.shape != (self.num_styles,):
+            raise ValueError(f"need {self.num_styles} style coefficients, got {len(coeffs)}")
+        self.register_buffer("style_coefficients", coeffs.float().to(device), persistent=False)
+
+    def target_grams(self) -> dict[str, torch.Tensor]:
+        if not self.num_styles:
+            raise RuntimeError("set_style_targets() must run before the style loss")
+        return {name: getattr(self, _target_key(name)) for name in self.style_layers}
+
+    def forward(
+        self, output: torch.Tensor, content: torch.Tensor, style_mix: torch.Tensor
+    ) -> tuple[torch.Tensor, LossParts]:
+        out_feats = self.vgg(output)
+        with torch.no_grad():
+            content_feats = self.vgg(content)
+        c_total, c_parts = content_loss(out_feats, content_feats, self.content_layers)
+        s_total, s_parts = style_loss(
+            out_feats, self.target_grams(), self.style_layers, style_mix, self.style_coefficients
+        )
+        tv_total, tv_parts = total_variation_loss(output.float())
+        total = (
+            self.content_weight * c_total + self.style_weight * s_total + self.tv_weight * tv_total
+        )
+        parts = {
+            **c_parts,
+            **s_parts,
+            **tv_parts,
+            "content": c_total,
+            "style": s_total,
+        }
+        return total, parts
+
+
+def _target_key(layer: str) -> str:
+    return f"style_target_{layer}"

@@ -1,0 +1,159 @@
+"""The multi-style transformer network of Dumoulin et al. 2017 ("A Learned Representation
+for Artistic Style"): one set of convolutions shared by every style, and per-style
+conditional instance norm (CIN) scale and shift tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture hyper-parameters; stored verbatim in every exported model."""
+
+    num_styles: int
+    width: float = 1.0
+    num_residual: int = 5
+
+    def channels(self) -> tuple[int, int, int]:
+        return tuple(max(4, round(c * self.width)) for c in (32, 64, 128))  # type: ignore[return-value]
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def style_weights(style: torch.Tensor | int | list, batch: int, num_styles: int) -> torch.Tensor:
+    """Turn a style index per image, one index, or weight vectors into ``[batch, num_styles]``.
+
+    Integer input picks a style (one-hot); float input is a blend and is used as given,
+    so a one-hot blend is exactly the same computation as its index.
+    """
+    style = torch.as_tensor(style)
+    if not style.is_floating_point():
+        if style.dim() == 0:
+            style = style.expand(batch)
+        if style.shape != (batch,):
+            raise ValueError(f"expected {batch} style indices, got shape {tuple(style.shape)}")
+        if int(style.min()) < 0 or int(style.max()) >= num_styles:
+            raise ValueError(f"style index out of range 0..{num_styles - 1}")
+        return F.one_hot(style.long(), num_styles).float()
+    if style.dim() == 1:
+        style = style.unsqueeze(0).expand(batch, -1)
+    if style.shape != (batch, num_styles):
+        raise ValueError(
+            f"expected style weights of shape ({batch}, {num_styles}), got {tuple(style.shape)}"
+        )
+    return style
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm whose scale and shift come from ``[num_styles, C]`` tables.
+
+    The per-image γ and β are ``weights @ table``: a one-hot row selects one style, a
+    convex row blends styles (Dumoulin et al.'s interpolation).
+    """
+
+    def __init__(self, channels: int, num_styles: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.gamma = nn.Parameter(torch.ones(num_styles, channels))
+        self.beta = nn.Parameter(torch.zeros(num_styles, channels))
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        normed = F.instance_norm(x, eps=self.eps)
+        weights = weights.to(self.gamma.dtype)
+        gamma = (weights @ self.gamma).to(x.dtype)[:, :, None, None]
+        beta = (weights @ self.beta).to(x.dtype)[:, :, None, None]
+        return normed * gamma + beta
+
+
+class ConvCIN(nn.Module):
+    """Reflection-padded convolution, conditional instance norm, optional ReLU."""
+
+    def __init__(
+        self, cin: int, cout: int, kernel: int, num_styles: int, stride: int = 1, relu: bool = True
+    ) -> None:
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride)
+        self.norm = ConditionalInstanceNorm2d(cout, num_styles)
+        self.relu = relu
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(self.pad(x)), weights)
+        return F.relu(x) if self.relu else x
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, num_styles: int) -> None:
+        super().__init__()
+        self.first = ConvCIN(channels, channels, 3, num_styles)
+        self.second = ConvCIN(channels, channels, 3, num_styles, relu=False)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return x + self.second(self.first(x, weights), weights)
+
+
+class UpsampleConv(nn.Module):
+    """Nearest-neighbour upsampling then a conv: avoids transposed-conv checkerboards.
+
+    It upsamples to the size of the matching encoder stage rather than by exactly ×2, so
+    odd input sizes come back at their own size.
+    """
+
+    def __init__(self, cin: int, cout: int, num_styles: int) -> None:
+        super().__init__()
+        self.block = ConvCIN(cin, cout, 3, num_styles)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return self.block(F.interpolate(x, size=size, mode="nearest"), weights)
+
+
+class TransformerNet(nn.Module):
+    """Image → stylized image, conditioned on a style index or a blend of styles.
+
+    Input and output are RGB in [0, 1], NCHW, any size (odd sizes included).
+    """
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        self.config = config
+        c1, c2, c3 = config.channels()
+        s = config.num_styles
+        self.encoder = nn.ModuleList(
+            [ConvCIN(3, c1, 9, s), ConvCIN(c1, c2, 3, s, stride=2), ConvCIN(c2, c3, 3, s, stride=2)]
+        )
+        self.residuals = nn.ModuleList([ResidualBlock(c3, s) for _ in range(config.num_residual)])
+        self.up1 = UpsampleConv(c3, c2, s)
+        self.up2 = UpsampleConv(c2, c1, s)
+        self.head = ConvCIN(c1, 3, 9, s, relu=False)
+
+    @property
+    def num_styles(self) -> int:
+        return self.config.num_styles
+
+    def encode(self, images: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
+        """Encoder activations, full resolution first (the temporal stage compares these)."""
+        feats = []
+        x = images
+        for layer in self.encoder:
+            x = layer(x, weights)
+            feats.append(x)
+        return feats
+
+    def decode(self, feats: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        x = feats[-1]
+        for block in self.residuals:
+            x = block(x, weights)
+        x = self.up1(x, weights, tuple(feats[1].shape[-2:]))
+        x = self.up2(x, weights, tuple(feats[0].shape[-2:]))
+        return torch.sigmoid(self.head(x, weights))
+
+    def forward(self, images: torch.Tensor, style: torch.Tensor | int) -> torch.Tensor:
+        weights = style_weights(style, images.shape[0], self.num_styles).to(images.device)
+        return self.decode(self.encode(images, weights), weights)

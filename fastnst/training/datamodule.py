@@ -1,0 +1,51 @@
+"""Content batches for training and the fixed validation photos shown in TensorBoard."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from fastnst.data.content import ContentDataset, ContentItem, validation_images
+
+
+class ContentDataModule(L.LightningDataModule):
+    """Random crops of ``source`` (a list of paths or images built by a ``data`` config).
+
+    ``samples_per_epoch`` sets the epoch length: training is counted in steps, and small
+    sets (the embedded photos) are simply revisited with new random crops.
+    """
+
+    def __init__(
+        self,
+        source: Sequence[ContentItem],
+        image_size: int = 256,
+        batch_size: int = 4,
+        num_workers: int = 2,
+        num_val: int = 3,
+        val_size: int = 256,
+        samples_per_epoch: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.source = list(source)
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.num_val = num_val
+        self.val_size = val_size
+        self.samples_per_epoch = samples_per_epoch
+        self.val_images: torch.Tensor = validation_images(self.source, num_val, val_size)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = ContentDataset(self.source, self.image_size, length=self.samples_per_epoch)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
