@@ -21,13 +21,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
+from fastnst.errors import UserError
 from fastnst.model import NetConfig, TransformerNet
 
 FORMAT_NAME = "fastnst"
 FORMAT_VERSION = 1
 
 
-class ModelFileError(ValueError):
+class ModelFileError(UserError):
     """A file that is not a loadable fastnst model; the message is fit for the user."""
 
 

@@ -14,10 +14,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fastnst.errors import UserError
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError):
     """A file that cannot be read as an image; the message is fit for the user."""
 
 

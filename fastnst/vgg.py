@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fastnst.errors import UserError
+
 # (block, conv count) of VGG-19; indices below match torchvision.models.vgg19().features.
 _BLOCKS: tuple[tuple[int, int, int], ...] = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
 WEIGHT_SOURCES = ("caffe", "torchvision", "random")
@@ -78,7 +80,7 @@ def file_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A features state dict (keys ``N.weight`` or ``features.N.weight``) from .safetensors or .pth."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"VGG weight file not found: {path}")
+        raise UserError(f"VGG weight file not found: {path}")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 

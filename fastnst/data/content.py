@@ -13,6 +13,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from fastnst.errors import UserError
 from fastnst.images import ImageReadError, center_square, find_images, open_rgb, pil_to_tensor
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,14 @@ def folder_content(dir: str | Path) -> list[ContentItem]:  # noqa: A002 - mirror
     """Every image below ``dir``, recursively (COCO's train2017 is such a folder)."""
     root = Path(dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"content folder not found: {root}")
+        raise UserError(f"content folder not found: {root}")
     paths = find_images(root)
     if not paths:
-        raise ValueError(f"no images found below {root}")
+        raise UserError(f"no images found below {root}")
     return list(paths)
 
 
-class FiftyOneUnavailable(RuntimeError):
+class FiftyOneUnavailable(UserError):
     """FiftyOne content could not be had; the message tells the user what to do."""
 
 
@@ -134,7 +135,7 @@ class ContentDataset(Dataset):
                     self._reported.add(index)
                     log.warning("skipping unreadable content image: %s", exc)
                 index = random.randrange(len(self.items))
-        raise RuntimeError("20 content images in a row could not be read; check the folder")
+        raise UserError("20 content images in a row could not be read; check the folder")
 
 
 def validation_images(items: Sequence[ContentItem], count: int, size: int) -> torch.Tensor:
@@ -148,5 +149,5 @@ def validation_images(items: Sequence[ContentItem], count: int, size: int) -> to
         except ImageReadError:
             continue
     if not tiles:
-        raise ValueError("no readable validation image")
+        raise UserError("no readable content image for the validation previews")
     return torch.stack(tiles)

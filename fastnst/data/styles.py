@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from fastnst.data.textures import UNIVERSES, universe_textures
+from fastnst.errors import UserError
 from fastnst.images import ImageReadError, find_images, load_image, resize_long_side
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class StyleSet:
             except ImageReadError as exc:
                 log.warning("style %s: skipping %s", self.name, exc)
         if not loaded:
-            raise ValueError(f"style {self.name!r} has no readable image")
+            raise UserError(f"style {self.name!r} has no readable image")
         return loaded
 
 
@@ -94,7 +95,7 @@ def folder_styles(
     """Each image directly in ``dir`` is a style; each subfolder is one style of many images."""
     root = Path(dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"style folder not found: {root}")
+        raise UserError(f"style folder not found: {root}")
     rng = random.Random(seed)
     styles = []
     for entry in sorted(root.iterdir()):
@@ -110,7 +111,7 @@ def folder_styles(
             name = entry.name if entry.is_dir() else entry.stem
             styles.append(StyleSet(name, paths=paths, coefficient=_coefficient(coefficients, name)))
     if not styles:
-        raise ValueError(f"no style images in {root}")
+        raise UserError(f"no style images in {root}")
     return styles
 
 
@@ -130,7 +131,7 @@ def wikiart_styles(
     """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"WikiArt folder not found: {root}")
+        raise UserError(f"WikiArt folder not found: {root}")
     paths = find_images(root)
     groups: dict[str, list[Path]] = {}
     for path in paths:
@@ -142,10 +143,10 @@ def wikiart_styles(
         elif group == "movement":
             key = rel.parts[0] if len(rel.parts) > 1 else "unsorted"
         else:
-            raise ValueError(f"group must be painting, artist or movement, got {group!r}")
+            raise UserError(f"style.sets.group must be painting, artist or movement, got {group!r}")
         groups.setdefault(key, []).append(path)
     if len(groups) < num_styles:
-        raise ValueError(f"{root} has {len(groups)} {group} groups, fewer than {num_styles}")
+        raise UserError(f"{root} has {len(groups)} {group} groups, fewer than num_styles={num_styles}")
     rng = random.Random(seed)
     chosen = sorted(rng.sample(sorted(groups), num_styles))
     styles = []

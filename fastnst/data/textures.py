@@ -90,7 +90,7 @@ def gwen(rng: np.random.Generator, size: int) -> Canvas:
     weights /= weights.sum(-1, keepdims=True)
     wash = weights @ palette
     grain = rng.normal(0, 0.03, (size, size, 1)).astype(np.float32)
-    pencil = 0.25 * _hatching(size, 7, rng.uniform(20, 70), 0.15) * (weights[..., 2:3] > 0.45)
+    pencil = 0.25 * _hatching(size, 7, rng.uniform(20, 70), 0.15)[..., None] * (weights[..., 2:3] > 0.45)
     return np.clip(wash + grain - pencil, 0, 1)
 
 

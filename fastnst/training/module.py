@@ -11,12 +11,13 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.data.styles import StyleSet
+from fastnst.errors import UserError
 from fastnst.export import FORMAT_VERSION, ModelInfo
 from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError):
     """The loss became NaN or infinite: continuing would only spread it into the weights."""
 
 
@@ -71,7 +72,7 @@ class StyleTransferModule(L.LightningModule):
 
     def prepare_style_targets(self) -> None:
         if not self.styles:
-            raise ValueError("no style images were given to the training module")
+            raise UserError("no style images were given to the training module")
         sets = [style.load(self.hparams.style_size) for style in self.styles]
         coefficients = [style.coefficient for style in self.styles]
         self.loss_fn.to(self.device)

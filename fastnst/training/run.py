@@ -12,21 +12,18 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from fastnst.data.content import FiftyOneUnavailable
-from fastnst.export import ModelFileError, save_model
+from fastnst.errors import UserError
+from fastnst.export import save_model
 from fastnst.training.callbacks import write_samples
-from fastnst.training.module import NonFiniteLossError, StyleTransferModule
+from fastnst.training.module import StyleTransferModule
 
 log = logging.getLogger("fastnst")
+# The `lightning` package gives its logger a console handler of its own on import; the run's
+# logging (Hydra's job_logging) already prints every record, so without this each line shows twice.
+logging.getLogger("lightning").handlers.clear()
 
 # Errors whose message is the whole story for the user: no traceback.
-USER_ERRORS = (
-    FileNotFoundError,
-    ValueError,
-    FiftyOneUnavailable,
-    NonFiniteLossError,
-    ModelFileError,
-)
+USER_ERRORS = (UserError, FileNotFoundError)
 
 
 def user_error(exc: BaseException) -> BaseException | None:
