@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from fastnst.errors import UserError
-from fastnst.export import save_model
+from fastnst.export import load_model, save_model
 from fastnst.training.callbacks import write_samples
 from fastnst.training.module import StyleTransferModule
 
@@ -43,6 +43,19 @@ def resolve_precision(trainer_cfg: DictConfig) -> str | int:
     return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
 
 
+def start_from_model(module: StyleTransferModule, path: str) -> None:
+    """Fine-tune an exported model: same architecture and styles, its weights as the start."""
+    net, info = load_model(path)
+    if info.style_names != module.style_names:
+        raise UserError(
+            f"init_from model has styles {info.style_names}, the config has {module.style_names}"
+        )
+    if net.config != module.net.config:
+        raise UserError(f"init_from model is {net.config}, the config asks for {module.net.config}")
+    module.net.load_state_dict(net.state_dict())
+    log.info("starting from the weights of %s", path)
+
+
 def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, L.Trainer]:
     """Instantiate styles, data, module, callbacks, logger and trainer from the config."""
     styles = instantiate(cfg.style.sets)
@@ -53,6 +66,8 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, 
         styles=styles,
         image_size=cfg.data.image_size,
     )
+    if cfg.get("init_from"):
+        start_from_model(module, cfg.init_from)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(
