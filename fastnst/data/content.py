@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,12 +60,34 @@ class FiftyOneUnavailable(UserError):
     """FiftyOne content could not be had; the message tells the user what to do."""
 
 
+# Where the FiftyOne zoo downloads COCO-2017 images from.
+COCO_HOST = ("images.cocodataset.org", 80)
+
+
+def coco_reachable(timeout: float = 3.0) -> bool:
+    """Can the COCO download host be reached? Offline this answers in ``timeout`` at most,
+    instead of the zoo's own retries."""
+    try:
+        with socket.create_connection(COCO_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def coco_content(max_samples: int = 20000, split: str = "train") -> list[ContentItem]:
     """COCO-2017 photos through the FiftyOne zoo (downloads on first use: needs internet)."""
     try:
+        import fiftyone as fo
         import fiftyone.zoo as foz
     except ImportError as exc:
         raise FiftyOneUnavailable("data=coco needs FiftyOne: pip install 'fastnst[data]'") from exc
+    downloaded = Path(fo.config.dataset_zoo_dir, "coco-2017", split).is_dir()
+    if not downloaded and not coco_reachable():
+        raise FiftyOneUnavailable(
+            f"data=coco needs internet to fetch COCO-2017 from the FiftyOne zoo, and "
+            f"{COCO_HOST[0]} cannot be reached. Offline, train on a local photo folder: "
+            "data=folder data.dir=/path/to/train2017 (or ../shared/data/photos)"
+        )
     try:
         dataset = foz.load_zoo_dataset(
             "coco-2017", split=split, max_samples=max_samples, label_types=[], shuffle=True, seed=0
@@ -79,14 +102,21 @@ def coco_content(max_samples: int = 20000, split: str = "train") -> list[Content
 
 
 def fiftyone_content(name: str) -> list[ContentItem]:
-    """The image files of a persistent FiftyOne dataset, by name."""
+    """The image files of a persistent FiftyOne dataset, by name
+    (``python -m fastnst.datasets content NAME DIR`` builds one from a folder)."""
     try:
         import fiftyone as fo
     except ImportError as exc:
-        raise FiftyOneUnavailable("data=fiftyone needs FiftyOne: pip install 'fastnst[data]'") from exc
-    if name not in fo.list_datasets():
-        raise FiftyOneUnavailable(f"no FiftyOne dataset named {name!r}")
-    return [Path(p) for p in fo.load_dataset(name).values("filepath")]
+        raise FiftyOneUnavailable(
+            "data=fiftyone needs FiftyOne: pip install 'fastnst[data]'"
+        ) from exc
+    if not fo.dataset_exists(name):
+        known = ", ".join(fo.list_datasets()) or "none"
+        raise FiftyOneUnavailable(f"no FiftyOne dataset named {name!r} (datasets here: {known})")
+    paths = [Path(p) for p in fo.load_dataset(name).values("filepath")]
+    if not paths:
+        raise FiftyOneUnavailable(f"FiftyOne dataset {name!r} has no samples")
+    return paths
 
 
 def _load(item: ContentItem) -> Image.Image:
