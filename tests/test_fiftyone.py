@@ -136,7 +136,8 @@ def test_content_dataset_is_training_content(fo, tmp_path: Path) -> None:
     assert sorted(fiftyone_content(name)) == sorted(p.resolve() for p in photos)
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
         cfg = compose("train", overrides=["data=fiftyone", f"data.name={name}"])
-    assert sorted(instantiate(cfg.data.source)) == sorted(p.resolve() for p in photos)
+    datamodule = instantiate(cfg.data, num_val=1, val_size=16)  # what train.py builds
+    assert sorted(datamodule.source) == sorted(p.resolve() for p in photos)
 
     with pytest.raises(UserError, match="--overwrite"):
         build_content_dataset(name, tmp_path / "photos")

@@ -27,7 +27,10 @@ class ContentDataModule(L.LightningDataModule):
         num_val: int = 3,
         val_size: int = 256,
         samples_per_epoch: int | None = None,
+        **source_options: object,
     ) -> None:
+        # ``source_options`` are a data config's own keys (data.dir, data.name,
+        # data.max_samples): they only feed ``source`` through interpolation.
         super().__init__()
         self.source = list(source)
         self.image_size = image_size
