@@ -1,0 +1,204 @@
+"""``python infer.py``: stylize images, folders, videos or a webcam with an exported model."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageDraw
+
+from fastnst.errors import UserError
+from fastnst.export import atomic_write
+from fastnst.images import find_images, open_rgb, pil_to_tensor, resize_long_side, tensor_to_pil
+from fastnst.infer.stylize import Stylizer
+
+AUTO_TILE = 1024
+SHEET_TILE = 256
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python infer.py", description=__doc__)
+    parser.add_argument("--model", required=True, help="exported .safetensors model")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="an image or a folder of images")
+    source.add_argument("--video", help="a video file")
+    source.add_argument("--webcam", nargs="?", const="0", help="camera index (default 0) or source")
+    parser.add_argument("--output", help="image, folder or video to write (webcam: record to it)")
+    parser.add_argument("--style", default="0", help="index, name, blend a:0.7,b:0.3, or all")
+    parser.add_argument("--sheet", action="store_true", help="with --style all: one contact sheet")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--precision", default="auto", help="auto (fp16 on GPU), fp32, fp16, bf16")
+    parser.add_argument("--max-size", type=int, default=0, help="shrink the long side to N px")
+    parser.add_argument("--strength", type=float, default=1.0, help="0 = photo, 1 = full style")
+    parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=-1,
+        help="tile size for large images; 0 never tiles, -1 (default) when needed",
+    )
+    parser.add_argument("--batch", type=int, default=0, help="video frames per batch (0: auto)")
+    parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
+    parser.add_argument("--preset", default="veryfast", help="x264 speed preset")
+    parser.add_argument("--max-frames", type=int, default=0, help="webcam: stop after N frames")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if not 0.0 <= args.strength <= 1.0:
+        raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
+    if args.max_size < 0:
+        raise UserError("--max-size must be positive")
+    if args.sheet and args.style != "all":
+        raise UserError("--sheet needs --style all")
+    if (args.input or args.video) and not args.output:
+        raise UserError("--output is required")
+
+
+def auto_tile(image: torch.Tensor, stylizer: Stylizer) -> int:
+    """Tile only when a whole-image run would not fit: about eight live activations of the
+    first layer's width, against half the free GPU memory or a quarter of the RAM."""
+    first_width = stylizer.net.config.channels()[0]
+    element = torch.finfo(stylizer.dtype).bits // 8
+    need = image.shape[-1] * image.shape[-2] * first_width * element * 8
+    if stylizer.device.type == "cuda":
+        budget = torch.cuda.mem_get_info(stylizer.device)[0] // 2
+    else:
+        budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    return AUTO_TILE if need > budget else 0
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"unknown image format for output {path}")
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt))
+
+
+def _contact_sheet(photo: Image.Image, results: list[tuple[str, Image.Image]]) -> Image.Image:
+    """Original first, then each style, labelled, in rows of up to four."""
+    tiles = [("original", photo), *results]
+    thumbs = []
+    for label, image in tiles:
+        thumb = image.copy()
+        thumb.thumbnail((SHEET_TILE, SHEET_TILE))
+        thumbs.append((label, thumb))
+    columns = min(4, len(thumbs))
+    rows = -(-len(thumbs) // columns)
+    cell_w, cell_h = SHEET_TILE + 8, SHEET_TILE + 24
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (label, thumb) in enumerate(thumbs):
+        x, y = (index % columns) * cell_w + 4, (index // columns) * cell_h + 4
+        draw.text((x, y), label, fill="black")
+        sheet.paste(thumb, (x, y + 16))
+    return sheet
+
+
+def stylize_images(args: argparse.Namespace, stylizer: Stylizer) -> int:
+    source, target = Path(args.input), Path(args.output)
+    styles = stylizer.styles(args.style)
+    if source.is_dir():
+        images = find_images(source)
+        if not images:
+            raise UserError(f"no images found in {source}")
+        jobs = [(path, target / path.relative_to(source)) for path in images]
+    else:
+        if not source.exists():
+            raise UserError(f"no such file or folder: {source}")
+        out = target / source.name if target.is_dir() else target
+        jobs = [(source, out)]
+    failures = 0
+    for path, out in jobs:
+        try:
+            _stylize_one(path, out, styles, args, stylizer)
+        except UserError as exc:
+            if len(jobs) == 1:
+                raise
+            failures += 1
+            print(f"skipped: {exc}", file=sys.stderr)
+    if failures:
+        raise UserError(f"{failures} of {len(jobs)} images could not be read (see above)")
+    return 0
+
+
+def _stylize_one(
+    path: Path, out: Path, styles: list, args: argparse.Namespace, stylizer: Stylizer
+) -> None:
+    if Image.registered_extensions().get(out.suffix.lower()) is None:
+        raise UserError(f"unknown image format for output {out}")
+    photo = pil_to_tensor(open_rgb(path))
+    if args.max_size and max(photo.shape[-2:]) > args.max_size:
+        photo = resize_long_side(photo, args.max_size)
+    batch = photo[None]
+    tile = auto_tile(batch, stylizer) if args.tile < 0 else args.tile
+    results = []
+    for label, weights in styles:
+        result = stylizer(batch, weights, args.strength, args.preserve_color, tile)
+        results.append((label, tensor_to_pil(result)))
+    if args.sheet:
+        _save(_contact_sheet(tensor_to_pil(photo), results), out)
+    elif len(results) == 1:
+        _save(results[0][1], out)
+    else:
+        for label, image in results:
+            _save(image, out.with_name(f"{out.stem}_{label}{out.suffix}"))
+
+
+def _frame_fn(
+    args: argparse.Namespace, stylizer: Stylizer
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    styles = stylizer.styles(args.style)
+    if len(styles) != 1:
+        raise UserError("video and webcam take one style or one blend, not 'all'")
+    weights = styles[0][1]
+    return lambda frames: stylizer(frames, weights, args.strength, args.preserve_color)
+
+
+def stylize_video_file(args: argparse.Namespace, stylizer: Stylizer) -> int:
+    from fastnst.infer.video import stylize_video
+
+    batch = args.batch or (8 if stylizer.device.type == "cuda" else 2)
+    count = stylize_video(
+        Path(args.video),
+        Path(args.output),
+        _frame_fn(args, stylizer),
+        stylizer.device,
+        batch,
+        crf=args.crf,
+        preset=args.preset,
+        show_progress=not args.quiet,
+    )
+    print(f"wrote {count} frames to {args.output}")
+    return 0
+
+
+def webcam(args: argparse.Namespace, stylizer: Stylizer) -> int:
+    from fastnst.infer.webcam import run_webcam
+
+    record = Path(args.output) if args.output else None
+    run_webcam(args.webcam, _frame_fn(args, stylizer), stylizer.device, record, args.max_frames)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        _check_args(args)
+        stylizer = Stylizer.load(args.model, args.device, args.precision)
+        if args.video:
+            return stylize_video_file(args, stylizer)
+        if args.webcam is not None:
+            return webcam(args, stylizer)
+        return stylize_images(args, stylizer)
+    except (UserError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

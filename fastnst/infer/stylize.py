@@ -1,0 +1,164 @@
+"""Load an exported model for inference and apply it: style specs, blends, strength, colour.
+
+Only the model file is read (through :mod:`fastnst.export`), and only core dependencies are
+imported, so a user who never trains needs neither Lightning, Hydra nor FiftyOne.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fastnst.errors import UserError
+from fastnst.export import ModelInfo, load_model
+from fastnst.model import TransformerNet
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` means CUDA when present; asking for CUDA without one is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA GPU is available")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda") from None
+
+
+def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` is fp16 on a GPU (tensor cores) and fp32 on a CPU (half is slower there)."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
+    return PRECISIONS[precision]
+
+
+def parse_style_spec(spec: str, style_names: list[str]) -> list[tuple[str, torch.Tensor]]:
+    """A style spec → ``[(label, weights[num_styles])]``.
+
+    ``2`` or ``gwen`` picks one style, ``miles:0.7,gwen:0.3`` blends (weights are
+    normalised to sum to one), ``all`` gives one entry per style.
+    """
+    count = len(style_names)
+    spec = spec.strip()
+    if spec == "all":
+        return [(name, torch.eye(count)[i]) for i, name in enumerate(style_names)]
+    weights = torch.zeros(count)
+    for part in spec.split(","):
+        name, _, raw_weight = part.strip().partition(":")
+        index = _style_index(name.strip(), style_names)
+        try:
+            weight = float(raw_weight) if raw_weight else 1.0
+        except ValueError:
+            raise UserError(f"bad weight {raw_weight!r} in style spec {spec!r}") from None
+        if not weight >= 0 or weight == float("inf"):
+            raise UserError(f"style weights must be finite and non-negative, got {raw_weight}")
+        weights[index] += weight
+    if float(weights.sum()) <= 0:
+        raise UserError(f"style spec {spec!r} has only zero weights")
+    label = spec.replace(":", "-").replace(",", "_")
+    return [(label, weights / weights.sum())]
+
+
+def _style_index(name: str, style_names: list[str]) -> int:
+    if name in style_names:
+        return style_names.index(name)
+    if name.isdigit() and int(name) < len(style_names):
+        return int(name)
+    choices = ", ".join(f"{i}={n}" for i, n in enumerate(style_names))
+    raise UserError(f"unknown style {name!r}; this model has {choices}")
+
+
+def mix_strength(stylized: torch.Tensor, photo: torch.Tensor, strength: float) -> torch.Tensor:
+    """Linear mix with the photo: 1 is the full style, 0 the untouched photo."""
+    if strength >= 1.0:
+        return stylized
+    return torch.lerp(photo.to(stylized.dtype), stylized, strength)
+
+
+def rgb_to_ycbcr(images: torch.Tensor) -> torch.Tensor:
+    """BT.601 full-range YCbCr, chroma centred on 0.5 (the JPEG convention)."""
+    r, g, b = images.unbind(-3)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = 0.5 + (b - y) * 0.564
+    cr = 0.5 + (r - y) * 0.713
+    return torch.stack((y, cb, cr), dim=-3)
+
+
+def ycbcr_to_rgb(images: torch.Tensor) -> torch.Tensor:
+    y, cb, cr = images.unbind(-3)
+    r = y + (cr - 0.5) / 0.713
+    b = y + (cb - 0.5) / 0.564
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return torch.stack((r, g, b), dim=-3).clamp(0, 1)
+
+
+def preserve_color(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+    """Luminance-only transfer: the stylized brightness with the photo's chroma."""
+    styled = rgb_to_ycbcr(stylized.float())
+    original = rgb_to_ycbcr(photo.float())
+    return ycbcr_to_rgb(torch.cat((styled[:, :1], original[:, 1:]), dim=1)).to(stylized.dtype)
+
+
+@dataclass
+class Stylizer:
+    """A loaded model on its device and precision, ready for ``[N, 3, H, W]`` batches."""
+
+    net: TransformerNet
+    info: ModelInfo
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", precision: str = "auto") -> Stylizer:
+        target = pick_device(device)
+        dtype = pick_dtype(precision, target)
+        net, info = load_model(path, "cpu")
+        net = net.to(device=target, dtype=dtype, memory_format=torch.channels_last)
+        return cls(net=net, info=info, device=target, dtype=dtype)
+
+    @property
+    def style_names(self) -> list[str]:
+        return list(self.info.style_names)
+
+    def styles(self, spec: str) -> list[tuple[str, torch.Tensor]]:
+        return parse_style_spec(spec, self.style_names)
+
+    @torch.inference_mode()
+    def __call__(
+        self,
+        images: torch.Tensor,
+        weights: torch.Tensor,
+        strength: float = 1.0,
+        keep_color: bool = False,
+        tile: int = 0,
+    ) -> torch.Tensor:
+        """Stylize float RGB ``images`` in [0, 1]; returns float32 on the model's device.
+
+        ``tile`` > 0 runs large images tile by tile with whole-image norm statistics.
+        """
+        photo = images.to(self.device, non_blocking=True)
+        batch = photo.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        rows = weights.to(self.device, torch.float32).expand(photo.shape[0], -1)
+        if tile > 0 and max(photo.shape[-2:]) > tile:
+            from fastnst.infer.tiling import stylize_tiled
+
+            out = torch.cat(
+                [
+                    stylize_tiled(self.net, batch[i : i + 1], rows[i : i + 1], tile)
+                    for i in range(len(batch))
+                ]
+            )
+        else:
+            out = self.net.decode(self.net.encode(batch, rows), rows)
+        out = out.float()
+        photo = photo.float()
+        if keep_color:
+            out = preserve_color(out, photo)
+        return mix_strength(out, photo, strength)
