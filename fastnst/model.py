@@ -12,6 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 
+# Smallest side the conv stack takes directly (9x9 reflection pad, then two stride-2 stages).
+MIN_SIDE = 16
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Architecture hyper-parameters; stored verbatim in every exported model."""
@@ -156,4 +160,9 @@ class TransformerNet(nn.Module):
 
     def forward(self, images: torch.Tensor, style: torch.Tensor | int) -> torch.Tensor:
         weights = style_weights(style, images.shape[0], self.num_styles).to(images.device)
+        h, w = images.shape[-2:]
+        if min(h, w) < MIN_SIDE:
+            # Reflection padding needs a few pixels per stage: edge-pad tiny inputs, crop back.
+            padded = F.pad(images, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
+            return self.decode(self.encode(padded, weights), weights)[..., :h, :w]
         return self.decode(self.encode(images, weights), weights)

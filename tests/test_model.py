@@ -1,0 +1,85 @@
+"""TransformerNet and conditional instance norm: shapes, odd sizes, blending, gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastnst.model import ConditionalInstanceNorm2d, NetConfig, TransformerNet, style_weights
+
+
+@pytest.fixture(scope="module")
+def net() -> TransformerNet:
+    torch.manual_seed(0)
+    model = TransformerNet(NetConfig(num_styles=3, width=0.25, num_residual=2))
+    # Random CIN tables so that styles really differ (they start as identity).
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, ConditionalInstanceNorm2d):
+                module.gamma.normal_(1.0, 0.3)
+                module.beta.normal_(0.0, 0.3)
+    return model.eval()
+
+
+@pytest.mark.parametrize("size", [(32, 32), (33, 47), (17, 9), (64, 40), (1, 5), (3, 3)])
+def test_any_size_comes_back_the_same_size(net: TransformerNet, size: tuple[int, int]) -> None:
+    x = torch.rand(2, 3, *size)
+    out = net(x, torch.tensor([0, 2]))
+    assert out.shape == x.shape
+    assert torch.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_one_hot_blend_equals_index(net: TransformerNet) -> None:
+    x = torch.rand(3, 3, 24, 30)
+    idx = torch.tensor([2, 0, 1])
+    by_index = net(x, idx)
+    by_weights = net(x, F.one_hot(idx, 3).float())
+    assert torch.equal(by_index, by_weights)
+
+
+def test_styles_differ_and_blend_lies_between(net: TransformerNet) -> None:
+    x = torch.rand(1, 3, 32, 32)
+    a, b = net(x, 0), net(x, 1)
+    assert (a - b).abs().mean() > 1e-3
+    half = net(x, torch.tensor([0.5, 0.5, 0.0]))
+    assert (half - a).abs().mean() < (b - a).abs().mean()
+    assert (half - b).abs().mean() < (b - a).abs().mean()
+
+
+def test_cin_blend_mixes_gamma_and_beta_linearly() -> None:
+    norm = ConditionalInstanceNorm2d(4, num_styles=2)
+    with torch.no_grad():
+        norm.gamma.copy_(torch.tensor([[1.0] * 4, [3.0] * 4]))
+        norm.beta.copy_(torch.tensor([[0.0] * 4, [2.0] * 4]))
+    x = torch.randn(1, 4, 5, 5)
+    normed = F.instance_norm(x)
+    out = norm(x, torch.tensor([[0.25, 0.75]]))
+    assert torch.allclose(out, normed * 2.5 + 1.5, atol=1e-6)
+
+
+def test_every_parameter_gets_a_gradient() -> None:
+    torch.manual_seed(1)
+    model = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
+    x = torch.rand(2, 3, 20, 28)
+    out = model(x, torch.tensor([0, 1]))
+    out.square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
+
+
+def test_width_multiplier_scales_channels() -> None:
+    assert NetConfig(1).channels() == (32, 64, 128)
+    assert NetConfig(1, width=0.5).channels() == (16, 32, 64)
+    full = sum(p.numel() for p in TransformerNet(NetConfig(1)).parameters())
+    slim = sum(p.numel() for p in TransformerNet(NetConfig(1, width=0.5)).parameters())
+    assert 3.5 < full / slim < 4.5
+
+
+def test_style_weights_rejects_bad_input() -> None:
+    with pytest.raises(ValueError):
+        style_weights(torch.tensor([3]), 1, 3)
+    with pytest.raises(ValueError):
+        style_weights(torch.rand(2, 4), 2, 3)
+    assert style_weights(1, 2, 3).tolist() == [[0, 1, 0], [0, 1, 0]]
