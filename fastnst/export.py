@@ -166,17 +166,37 @@ def export_checkpoint(ckpt_path: str | Path, output: str | Path | None = None) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fastnst.export", description="Export a training checkpoint to a model file."
+        prog="python -m fastnst.export",
+        description="Export a checkpoint to a model file, and a model to ONNX/TorchScript.",
     )
-    parser.add_argument("checkpoint", help="Lightning .ckpt written by train.py")
-    parser.add_argument("-o", "--output", help="model file to write (default: beside the checkpoint)")
+    parser.add_argument("checkpoint", help="Lightning .ckpt from train.py, or a .safetensors model")
+    parser.add_argument("-o", "--output", help="model file to write (default: beside the .ckpt)")
+    parser.add_argument("--onnx", nargs="?", const="", help="also write ONNX (default: beside it)")
+    parser.add_argument(
+        "--torchscript", nargs="?", const="", help="also write TorchScript .pt (default: beside it)"
+    )
     args = parser.parse_args(argv)
     try:
-        path = export_checkpoint(args.checkpoint, args.output)
+        source = Path(args.checkpoint)
+        if source.suffix == ".safetensors":
+            if args.onnx is None and args.torchscript is None:
+                raise ModelFileError(f"{source} is a model file already: add --onnx/--torchscript")
+            path = source
+        else:
+            path = export_checkpoint(source, args.output)
+            print(f"exported model: {path}")
+        if args.onnx is not None or args.torchscript is not None:
+            from fastnst.export_runtimes import export_onnx, export_torchscript
+
+            net, _ = load_model(path)
+            if args.onnx is not None:
+                print(f"exported onnx: {export_onnx(net, args.onnx or path.with_suffix('.onnx'))}")
+            if args.torchscript is not None:
+                script = args.torchscript or path.with_suffix(".pt")
+                print(f"exported torchscript: {export_torchscript(net, script)}")
     except (ModelFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"exported model: {path}")
     return 0
 
 
