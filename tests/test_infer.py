@@ -1,0 +1,265 @@
+"""infer.py on images and folders: styles, blends, strength, colour, sizes, tiling, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from fastnst.export import ModelInfo, save_model
+from fastnst.infer import Stylizer, main, parse_style_spec
+from fastnst.infer.tiling import stylize_tiled
+from fastnst.model import NetConfig, TransformerNet
+
+REPO = Path(__file__).resolve().parents[1]
+STYLES = ["miles", "gwen", "punk"]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model whose norm tables are perturbed, so that styles really differ."""
+    torch.manual_seed(1)
+    net = TransformerNet(NetConfig(num_styles=3, width=0.25, num_residual=1))
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(0.2 * torch.randn_like(param))
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_model(net, path, ModelInfo(net={}, style_names=STYLES))
+
+
+def _photo(path: Path, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> Path:
+    gen = np.random.default_rng(0)
+    array = gen.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(array).convert(mode).save(path)
+    return path
+
+
+def _run(model: Path, *args: str) -> int:
+    return main(["--model", str(model), "--device", "cpu", "--quiet", *args])
+
+
+def test_single_image_keeps_size_and_style_matters(model: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "in.png", (41, 29))
+    outputs = []
+    for style in ("miles", "2"):
+        out = tmp_path / f"out_{style}.png"
+        assert _run(model, "--input", str(photo), "--output", str(out), "--style", style) == 0
+        assert Image.open(out).size == (41, 29)
+        outputs.append(np.asarray(Image.open(out), dtype=np.int16))
+    assert np.abs(outputs[0] - outputs[1]).mean() > 2
+
+
+def test_folder_keeps_its_tree(model: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    _photo(src / "a.png")
+    _photo(src / "sub" / "b.jpg", (33, 50))
+    assert _run(model, "--input", str(src), "--output", str(tmp_path / "dst")) == 0
+    assert Image.open(tmp_path / "dst" / "a.png").size == (40, 30)
+    assert Image.open(tmp_path / "dst" / "sub" / "b.jpg").size == (33, 50)
+
+
+def test_max_size_shrinks_the_long_side(model: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "in.png", (80, 40))
+    out = tmp_path / "out.png"
+    assert _run(model, "--input", str(photo), "--output", str(out), "--max-size", "40") == 0
+    assert Image.open(out).size == (40, 20)
+
+
+def test_blend_spec_is_normalised_and_one_hot_matches_index() -> None:
+    ((_, weights),) = parse_style_spec("miles:0.7,gwen:0.3", STYLES)
+    assert torch.allclose(weights, torch.tensor([0.7, 0.3, 0.0]))
+    ((_, scaled),) = parse_style_spec("miles:7,gwen:3", STYLES)
+    assert torch.allclose(scaled, weights)
+    assert torch.equal(parse_style_spec("punk", STYLES)[0][1], torch.tensor([0.0, 0.0, 1.0]))
+    assert [label for label, _ in parse_style_spec("all", STYLES)] == STYLES
+
+
+def test_blend_lies_between_its_styles(model: Path) -> None:
+    stylizer = Stylizer.load(model, "cpu")
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    first = stylizer(image, parse_style_spec("miles", STYLES)[0][1])
+    second = stylizer(image, parse_style_spec("gwen", STYLES)[0][1])
+    half = stylizer(image, parse_style_spec("miles:1,gwen:1", STYLES)[0][1])
+    assert (half - first).abs().mean() < (second - first).abs().mean()
+    assert (half - second).abs().mean() < (second - first).abs().mean()
+
+
+def test_strength_zero_is_the_photo(model: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert _run(model, "--input", str(photo), "--output", str(out), "--strength", "0") == 0
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(photo)))
+
+
+def test_preserve_color_keeps_the_photo_chroma(model: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "in.png")
+    plain, kept = tmp_path / "plain.png", tmp_path / "kept.png"
+    assert _run(model, "--input", str(photo), "--output", str(plain)) == 0
+    assert _run(model, "--input", str(photo), "--output", str(kept), "--preserve-color") == 0
+
+    def chroma_error(path: Path) -> float:
+        out = np.asarray(Image.open(path).convert("YCbCr"), dtype=np.float64)[..., 1:]
+        ref = np.asarray(Image.open(photo).convert("YCbCr"), dtype=np.float64)[..., 1:]
+        return float(np.abs(out - ref).mean())
+
+    assert chroma_error(kept) < 4.0 < chroma_error(plain)
+
+
+def test_all_styles_as_files_and_as_sheet(model: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "in.png")
+    assert (
+        _run(model, "--input", str(photo), "--output", str(tmp_path / "o.png"), "--style", "all")
+        == 0
+    )
+    assert sorted(p.name for p in tmp_path.glob("o_*.png")) == [
+        f"o_{s}.png" for s in sorted(STYLES)
+    ]
+    sheet = tmp_path / "sheet.png"
+    args = ["--input", str(photo), "--output", str(sheet), "--style", "all", "--sheet"]
+    assert _run(model, *args) == 0
+    assert Image.open(sheet).width >= 4 * 40
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "I;16"])
+def test_unusual_image_modes_are_handled(model: Path, tmp_path: Path, mode: str) -> None:
+    suffix = ".jpg" if mode == "CMYK" else ".png"
+    photo = _photo(tmp_path / f"in{suffix}", mode="RGB")
+    with Image.open(photo) as image:
+        if mode == "I;16":
+            wide = (np.asarray(image.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+            Image.fromarray(wide).save(photo)
+        else:
+            image.convert(mode).save(photo)
+    out = tmp_path / "out.png"
+    assert _run(model, "--input", str(photo), "--output", str(out)) == 0
+    assert Image.open(out).size == (40, 30)
+
+
+def test_exif_rotation_is_applied(model: Path, tmp_path: Path) -> None:
+    photo = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    Image.new("RGB", (40, 30), "red").save(photo, exif=exif)
+    out = tmp_path / "out.png"
+    assert _run(model, "--input", str(photo), "--output", str(out)) == 0
+    assert Image.open(out).size == (30, 40)
+
+
+def test_tiled_matches_whole_image_at_1024(model: Path) -> None:
+    stylizer = Stylizer.load(model, "cpu")
+    image = torch.rand(1, 3, 160, 1024, generator=torch.Generator().manual_seed(2))
+    weights = torch.tensor([[0.5, 0.5, 0.0]])
+    with torch.no_grad():
+        whole = stylizer.net.decode(stylizer.net.encode(image, weights), weights)
+        tiled = stylize_tiled(stylizer.net, image, weights, tile=256)
+    assert (tiled - whole).abs().mean() < 1 / 255
+    assert (tiled - whole).abs().max() < 1e-4
+
+
+def test_cli_tile_option_gives_the_same_picture(model: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "in.png", (150, 90))
+    whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
+    assert _run(model, "--input", str(photo), "--output", str(whole), "--tile", "0") == 0
+    assert _run(model, "--input", str(photo), "--output", str(tiled), "--tile", "64") == 0
+    difference = np.abs(
+        np.asarray(Image.open(whole), dtype=np.int16)
+        - np.asarray(Image.open(tiled), dtype=np.int16)
+    )
+    assert difference.max() <= 1
+
+
+def _bad_images(tmp_path: Path) -> dict[str, Path]:
+    good = _photo(tmp_path / "good.png", (64, 64))
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.png"
+    text.write_text("hello")
+    return {"missing": tmp_path / "nope.png", "empty": empty, "truncated": truncated, "text": text}
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "truncated", "text"])
+def test_bad_image_is_one_line_error(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, kind: str
+) -> None:
+    photo = _bad_images(tmp_path)[kind]
+    out = tmp_path / "out.png"
+    assert _run(model, "--input", str(photo), "--output", str(out)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def _bad_models(tmp_path: Path, model: Path) -> dict[str, Path]:
+    plain = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(2)}, str(plain))
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(model.read_bytes()[:200])
+    newer = tmp_path / "newer.safetensors"
+    from safetensors import safe_open
+
+    with safe_open(str(model), framework="pt") as handle:
+        header = json.loads(handle.metadata()["fastnst"])
+        state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    save_file(state, str(newer), metadata={"fastnst": json.dumps({**header, "format_version": 99})})
+    return {"plain": plain, "truncated": truncated, "newer": newer}
+
+
+@pytest.mark.parametrize("kind", ["plain", "truncated", "newer"])
+def test_bad_model_is_one_line_error(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, kind: str
+) -> None:
+    photo = _photo(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert (
+        _run(_bad_models(tmp_path, model)[kind], "--input", str(photo), "--output", str(out)) == 1
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("spec", ["bogus", "miles:-1", "miles:0,gwen:0", "7"])
+def test_bad_style_spec_is_one_line_error(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, spec: str
+) -> None:
+    photo = _photo(tmp_path / "in.png")
+    out = tmp_path / "out.png"
+    assert _run(model, "--input", str(photo), "--output", str(out), "--style", spec) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_folder_with_one_bad_file_still_does_the_rest(model: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _photo(src / "good.png")
+    (src / "broken.png").write_text("not an image")
+    assert _run(model, "--input", str(src), "--output", str(tmp_path / "dst")) == 1
+    assert (tmp_path / "dst" / "good.png").is_file()
+    assert not (tmp_path / "dst" / "broken.png").exists()
+
+
+def test_inference_imports_no_training_stack(model: Path, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "in.png")
+    argv = ["--model", str(model), "--input", str(photo), "--output", str(tmp_path / "o.png")]
+    code = (
+        "import sys; from fastnst.infer import main; "
+        f"rc = main({argv!r} + ['--quiet']); "
+        "heavy = [m for m in ('lightning', 'hydra', 'fiftyone', 'cv2') if m in sys.modules]; "
+        "print(rc, heavy)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    )
+    assert result.stdout.strip() == "0 []"
