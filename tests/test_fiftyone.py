@@ -33,8 +33,7 @@ def fo(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     patch.setenv("FIFTYONE_DO_NOT_TRACK", "true")
     patch.setenv("FIFTYONE_DATABASE_VALIDATION", "false")
     patch.setenv("FIFTYONE_DATABASE_DIR", str(tmp_path_factory.mktemp("fiftyone-db")))
-    import fiftyone
-
+    fiftyone = pytest.importorskip("fiftyone", reason="FiftyOne is in the data extra")
     before = set(fiftyone.list_datasets())
     yield fiftyone
     for name in set(fiftyone.list_datasets()) - before:
