@@ -1,0 +1,262 @@
+"""The temporal stage: fine-tune a trained network so consecutive frames agree.
+
+Seed idea: Ruder et al. 2016's temporal loss with occlusion masks; the feed-forward form is
+ReCoNet's (Gao et al. 2018): an output-level loss that lets the stylized change follow the
+input's own luminance change, and a feature-level loss on the encoder's activations.
+The perceptual losses stay, on both frames, so the style does not wash out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import ConcatDataset, DataLoader
+from torchvision.utils import make_grid
+
+from fastnst.data.content import ContentItem, validation_images
+from fastnst.data.video_pairs import (
+    ClipSettings,
+    Motion,
+    Pair,
+    SyntheticPairs,
+    VideoClipPairs,
+    synthetic_pair,
+)
+from fastnst.flow import downscale_flow, warp
+from fastnst.images import resize_long_side
+from fastnst.metrics import masked_warp_error
+from fastnst.training.module import NonFiniteLossError, StyleTransferModule
+
+# Rec. 709 relative luminance, ReCoNet's measure of the input's own brightness change.
+LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    weights = torch.tensor(LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images * weights).sum(1, keepdim=True)
+
+
+def output_temporal_loss(
+    out_previous: torch.Tensor,
+    out_current: torch.Tensor,
+    in_previous: torch.Tensor,
+    in_current: torch.Tensor,
+    flow: torch.Tensor,
+    mask: torch.Tensor,
+) -> torch.Tensor:
+    """Masked ‖(O_t − W(O_{t−1})) − (Y(I_t) − Y(W(I_{t−1})))‖² per trusted pixel (ReCoNet):
+    the output may change only as much as the input's luminance does along the motion."""
+    out_change = out_current - warp(out_previous, flow)
+    in_change = luminance(in_current) - luminance(warp(in_previous, flow))
+    per_pixel = (out_change - in_change).pow(2).sum(1, keepdim=True)
+    return ((mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)).mean()
+
+
+def feature_temporal_loss(
+    feat_previous: torch.Tensor, feat_current: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Masked mean squared difference of encoder features after warping at their own scale;
+    a feature cell is trusted only if every pixel it covers is."""
+    size = tuple(feat_current.shape[-2:])
+    small_flow = downscale_flow(flow.float(), size).to(feat_current.dtype)
+    small_mask = (1 - F.adaptive_max_pool2d(1 - mask, size)).to(feat_current.dtype)
+    per_cell = (feat_current - warp(feat_previous, small_flow)).pow(2).mean(1, keepdim=True)
+    return (
+        (small_mask * per_cell).sum((1, 2, 3)) / small_mask.sum((1, 2, 3)).clamp_min(1.0)
+    ).mean()
+
+
+class TemporalStyleModule(StyleTransferModule):
+    """:class:`StyleTransferModule` on frame pairs, plus the two temporal losses.
+
+    ``temporal`` holds ``output_weight`` and ``feature_weight``; both frames of a pair get
+    the same random style.
+    """
+
+    def __init__(
+        self, *args: Any, temporal: Mapping[str, float] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        settings = dict(temporal or {})
+        self.output_weight = float(settings.get("output_weight", 1.0))
+        self.feature_weight = float(settings.get("feature_weight", 1.0))
+
+    def training_step(self, batch: Pair, batch_idx: int) -> torch.Tensor:
+        previous, current, flow, mask = batch
+        if self.channels_last:
+            previous = previous.contiguous(memory_format=torch.channels_last)
+            current = current.contiguous(memory_format=torch.channels_last)
+        indices = torch.randint(self.net.num_styles, (previous.shape[0],), device=previous.device)
+        mix = F.one_hot(indices, self.net.num_styles).float()
+        feats = self.net.encode(torch.cat([previous, current]), torch.cat([mix, mix]))
+        outputs = self.net.decode(feats, torch.cat([mix, mix]))
+        perceptual, parts = self.loss_fn(
+            outputs, torch.cat([previous, current]), torch.cat([mix, mix])
+        )
+        out_previous, out_current = outputs.chunk(2)
+        feat_previous, feat_current = feats[-1].chunk(2)
+        temporal_out = output_temporal_loss(
+            out_previous, out_current, previous, current, flow, mask
+        )
+        temporal_feat = feature_temporal_loss(feat_previous, feat_current, flow, mask)
+        total = perceptual + self.output_weight * temporal_out + self.feature_weight * temporal_feat
+        every = self.hparams.check_finite_every
+        if every and self.global_step % every == 0 and not torch.isfinite(total):
+            raise NonFiniteLossError(
+                f"non-finite loss ({total.item()}) at step {self.global_step}: perceptual="
+                f"{perceptual.item():.4g}, temporal output={temporal_out.item():.4g}, "
+                f"feature={temporal_feat.item():.4g}. Lower optim.lr or the temporal weights."
+            )
+        self.log("loss/total", total, prog_bar=True)
+        self.log("loss/perceptual", perceptual)
+        self.log("loss/temporal_output", temporal_out, prog_bar=True)
+        self.log("loss/temporal_feature", temporal_feat)
+        self.log_dict({f"loss/{name}": value for name, value in parts.items()})
+        return total
+
+
+class PairDataModule(L.LightningDataModule):
+    """Frame pairs: synthetic ones from the content photos, plus real clips when ``videos``
+    names a file or folder (a ``video_fraction`` of each epoch; flow cached in ``video_cache``).
+
+    Keeps :class:`~fastnst.training.datamodule.ContentDataModule`'s keys, so any ``data``
+    config (embedded, folder, fiftyone) feeds it; ``val_images`` and the fixed
+    ``val_pairs`` feed the sample grid and the flicker map.
+    """
+
+    def __init__(
+        self,
+        source: Sequence[ContentItem],
+        image_size: int = 256,
+        batch_size: int = 4,
+        num_workers: int = 2,
+        num_val: int = 3,
+        val_size: int = 256,
+        samples_per_epoch: int | None = None,
+        videos: str | None = None,
+        video_cache: str = "data/flow_cache",
+        video_fraction: float = 0.5,
+        video_long_side: int = 360,
+        flow_method: str = "dis",
+        motion: Mapping[str, float] | None = None,
+        **source_options: object,
+    ) -> None:
+        super().__init__()
+        self.source = list(source)
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.samples_per_epoch = samples_per_epoch or 2000
+        self.videos = videos
+        self.video_cache = video_cache
+        self.video_fraction = video_fraction if videos else 0.0
+        self.clip_settings = ClipSettings(long_side=video_long_side, method=flow_method)
+        self.motion = Motion(**(motion or {}))
+        self.val_images: torch.Tensor = validation_images(self.source, num_val, val_size)
+        self.val_pairs: Pair = fixed_pairs(self.val_images, self.motion)
+
+    def train_dataloader(self) -> DataLoader:
+        video_count = round(self.samples_per_epoch * self.video_fraction)
+        parts = [
+            SyntheticPairs(
+                self.source, self.image_size, self.samples_per_epoch - video_count, self.motion
+            )
+        ]
+        if video_count:
+            parts.append(
+                VideoClipPairs(
+                    self.videos, self.video_cache, self.image_size, video_count, self.clip_settings
+                )
+            )
+        return DataLoader(
+            ConcatDataset(parts),
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+
+def fixed_pairs(photos: torch.Tensor, motion: Motion, seed: int = 0) -> Pair:
+    """One reproducible synthetic pair per validation photo (same size as the photo)."""
+    generator = torch.Generator().manual_seed(seed)
+    size = photos.shape[-1]
+    pairs = [
+        synthetic_pair(resize_long_side(photo, round(1.5 * size)), size, motion, generator)
+        for photo in photos
+    ]
+    return tuple(torch.stack(parts) for parts in zip(*pairs, strict=True))  # type: ignore[return-value]
+
+
+def heat_colors(values: torch.Tensor, top: float) -> torch.Tensor:
+    """``[N, 1, H, W]`` ≥ 0 → ``[N, 3, H, W]``: black → red → yellow → white up to ``top``."""
+    t = (values / top).clamp(0, 1)
+    return torch.cat([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], 1)
+
+
+class FlickerMap(L.Callback):
+    """Logs |O_t − W(O_{t−1})| on the fixed validation pairs as heat maps, the network as it
+    started (before) beside the network now (after), and their masked warping errors.
+
+    Rows of the picture: current frame, output before, flicker before, output now, flicker now.
+    Untrusted pixels (occlusions, motion boundaries) are shown in blue.
+    """
+
+    def __init__(self, every_n_steps: int = 500, top: float = 0.25) -> None:
+        self.every_n_steps = every_n_steps
+        self.top = top
+        self._before: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def _measure(self, module: StyleTransferModule, pairs: Pair) -> tuple[torch.Tensor, ...]:
+        previous, current, flow, mask = (t.to(module.device) for t in pairs)
+        was_training = module.net.training
+        module.net.eval()
+        styles = torch.arange(previous.shape[0], device=module.device) % module.net.num_styles
+        out_previous, out_current = module.net(previous, styles), module.net(current, styles)
+        module.net.train(was_training)
+        flicker = (out_current - warp(out_previous, flow)).pow(2).sum(1, keepdim=True).sqrt()
+        error = masked_warp_error(out_current, out_previous, flow, mask).mean()
+        return out_current.float().cpu(), self._paint(flicker.cpu(), mask.cpu()), error.cpu()
+
+    def _paint(self, flicker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        blue = torch.tensor([0.1, 0.2, 0.8]).view(1, 3, 1, 1)
+        return torch.where(mask.bool(), heat_colors(flicker, self.top), blue)
+
+    def _log(self, trainer: L.Trainer, module: StyleTransferModule) -> None:
+        pairs = getattr(trainer.datamodule, "val_pairs", None)
+        experiment = getattr(trainer.logger, "experiment", None)
+        if pairs is None or self._before is None or not trainer.is_global_zero:
+            return
+        out_now, heat_now, error_now = self._measure(module, pairs)
+        out_before, heat_before, error_before = self._before
+        rows = []
+        for i in range(out_now.shape[0]):
+            rows.extend([pairs[1][i], out_before[i], heat_before[i], out_now[i], heat_now[i]])
+        if experiment is not None and hasattr(experiment, "add_image"):
+            grid = make_grid(torch.stack(rows), nrow=5, padding=2, pad_value=1.0)
+            experiment.add_image("temporal/flicker_before_after", grid, trainer.global_step)
+        if experiment is not None and hasattr(experiment, "add_scalar"):
+            step = trainer.global_step
+            experiment.add_scalar("temporal/val_warp_error_before", float(error_before), step)
+            experiment.add_scalar("temporal/val_warp_error", float(error_now), step)
+
+    def on_fit_start(self, trainer: L.Trainer, module: StyleTransferModule) -> None:
+        pairs = getattr(trainer.datamodule, "val_pairs", None)
+        if pairs is not None:
+            self._before = self._measure(module, pairs)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._log(trainer, module)
+
+    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._log(trainer, module)

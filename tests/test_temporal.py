@@ -1,0 +1,200 @@
+"""The temporal stage: synthetic and real-clip pairs, the temporal losses, and a whole
+`stage=temporal init_from=...` run through the Hydra configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fastnst.data.textures import UNIVERSES
+from fastnst.data.video_pairs import ClipSettings, Motion, VideoClipPairs, synthetic_pair
+from fastnst.export import ModelInfo, load_model, save_model
+from fastnst.flow import warp
+from fastnst.model import NetConfig, TransformerNet
+from fastnst.training.temporal import feature_temporal_loss, output_temporal_loss
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def scene(h: int = 200, w: int = 240, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, h // 8, w // 8, generator=g)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic").clamp(0, 1)[0]
+
+
+def masked_mean_abs(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    return float(((a - b).abs() * mask).sum() / (3 * mask.sum()))
+
+
+@pytest.mark.parametrize("object_prob", [0.0, 1.0])
+def test_synthetic_pair_flow_and_mask_are_exact(object_prob: float) -> None:
+    for seed in range(3):
+        g = torch.Generator().manual_seed(seed)
+        previous, current, flow, mask = synthetic_pair(
+            scene(), 96, Motion(object_prob=object_prob), g
+        )
+        assert previous.shape == current.shape == (3, 96, 96)
+        assert flow.shape == (2, 96, 96) and mask.shape == (1, 96, 96)
+        assert 0.5 < mask.mean() < 1.0 or object_prob == 0.0
+        aligned = warp(previous[None], flow[None])[0]
+        # Exact flow: only bilinear resampling separates them (texture moves ~0.04/px).
+        assert masked_mean_abs(aligned, current, mask) < 0.004
+        assert masked_mean_abs(previous, current, mask) > 3 * masked_mean_abs(
+            aligned, current, mask
+        )
+
+
+def test_moving_object_uncovers_masked_background() -> None:
+    g = torch.Generator().manual_seed(4)
+    still_camera = Motion(shift=0, rotate=0, zoom=0, perspective=0, object_prob=1.0)
+    previous, current, flow, mask = synthetic_pair(scene(), 96, still_camera, g)
+    moving = flow.abs().sum(0) > 0
+    assert moving.any() and not moving.all()  # only the disc moves
+    # Background that changed (object left or arrived) is masked; unchanged background trusted.
+    changed = (previous - current).abs().sum(0) > 1e-4
+    background = ~moving
+    assert mask[0][background & changed].sum() == 0
+    assert mask[0][background & ~changed].mean() > 0.9
+
+
+def test_estimated_flow_agrees_with_the_exact_synthetic_flow() -> None:
+    pytest.importorskip("cv2")
+    from fastnst.flow import estimate_flow
+
+    g = torch.Generator().manual_seed(2)
+    previous, current, flow, mask = synthetic_pair(scene(), 128, Motion(object_prob=0), g)
+    estimated = estimate_flow(current[None], previous[None], "dis")[0]
+    end_point = (estimated - flow).norm(dim=0)[mask[0].bool()]
+    assert end_point.median() < 0.5
+
+
+def write_video(path: Path, frames: int = 6, h: int = 72, w: int = 96) -> None:
+    """A small real H.264 file: a texture panning 2 px a frame."""
+    texture = (scene(h, w + 2 * frames).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for t in range(frames):
+            frame = np.ascontiguousarray(texture[:, 2 * t : 2 * t + w])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_real_clip_pairs_compute_flow_once_and_cache_it(tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("cv2")
+    videos = tmp_path / "clips"
+    videos.mkdir()
+    write_video(videos / "pan.mp4")
+    cache = tmp_path / "cache"
+    settings = ClipSettings(long_side=96)
+    pairs = VideoClipPairs(videos, cache, size=48, settings=settings)
+    assert len(pairs) == 5 and len(list(cache.glob("*.pt"))) == 1
+    previous, current, flow, mask = pairs[0]
+    assert previous.shape == (3, 48, 48) and flow.shape == (2, 48, 48) and mask.shape == (1, 48, 48)
+    assert flow[0].median() == pytest.approx(2.0, abs=0.3)
+    assert masked_mean_abs(warp(previous[None], flow[None])[0], current, mask) < 0.03
+
+    import fastnst.data.video_pairs as video_pairs
+
+    def no_flow(*args, **kwargs):
+        raise AssertionError("flow recomputed despite the cache")
+
+    monkeypatch.setattr(video_pairs, "flow_pair", no_flow)
+    again = VideoClipPairs(videos, cache, size=48, settings=settings)
+    assert torch.equal(again.clips[0]["flows"], pairs.clips[0]["flows"])
+    assert list(cache.iterdir()) == list(cache.glob("*.pt"))  # no temp files left behind
+
+
+def test_output_temporal_loss_allows_the_inputs_own_brightness_change() -> None:
+    gray = scene(48, 60).mean(0, keepdim=True).expand(3, -1, -1)
+    previous = gray[None, :, :, :56]
+    current = (gray[None, :, :, 4:] + 0.1).clamp(0, 1)  # moved 4 px and brighter
+    flow = torch.zeros(1, 2, 48, 56)
+    flow[:, 0] = 4.0
+    mask = torch.ones(1, 1, 48, 56)
+    mask[..., -4:] = 0
+    # An output that follows the input exactly (the input itself, gray) costs nothing...
+    assert output_temporal_loss(previous, current, previous, current, flow, mask) < 1e-6
+    # ...an output that flickers on its own does.
+    flicker = (current * 0.7).clamp(0, 1)
+    assert output_temporal_loss(previous, flicker, previous, current, flow, mask) > 0.01
+
+
+def test_feature_temporal_loss_is_zero_for_features_that_move_with_the_scene() -> None:
+    feats = torch.rand(1, 8, 30, 40)
+    flow = torch.zeros(1, 2, 120, 160)
+    flow[:, 0] = 159 / 39  # exactly one feature cell after downscaling
+    moved = warp(feats, torch.cat([torch.ones(1, 1, 30, 40), torch.zeros(1, 1, 30, 40)], 1))
+    mask = torch.ones(1, 1, 120, 160)
+    mask[..., -8:] = 0
+    assert feature_temporal_loss(feats, moved, flow, mask) < 1e-6
+    assert feature_temporal_loss(feats, torch.rand(1, 8, 30, 40), flow, mask) > 0.05
+
+
+@pytest.fixture
+def tiny_spiderverse_model(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(num_styles=len(UNIVERSES), width=0.25, num_residual=1))
+    path = tmp_path / "base.safetensors"
+    save_model(net, path, ModelInfo(net={}, style_names=list(UNIVERSES), steps=1, image_size=32))
+    return path
+
+
+def test_temporal_stage_fine_tunes_logs_and_exports(
+    tiny_spiderverse_model: Path, tmp_path: Path
+) -> None:
+    from hydra import compose, initialize_config_dir
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from fastnst.training.run import run
+
+    out = tmp_path / "run"
+    overrides = [
+        "style=spiderverse",
+        "stage=temporal",
+        f"init_from={tiny_spiderverse_model}",
+        "trainer=cpu",
+        "trainer.max_steps=2",
+        "trainer.log_every_n_steps=1",
+        "model.net.width=0.25",
+        "model.net.num_residual=1",
+        "model.style_size=32",
+        "+style.sets.texture_size=64",
+        "loss.vgg_weights=random",
+        "data.image_size=32",
+        "data.val_size=32",
+        "data.num_val=1",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "data.samples_per_epoch=8",
+        "callbacks.sample_grid.every_n_steps=1",
+        f"paths.root_dir={REPO}",
+        f"paths.output_dir={out}",
+        f"paths.log_dir={out}",
+    ]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+        cfg = compose("train", overrides=overrides)
+    result = run(cfg)
+    module = result["module"]
+    assert type(module).__name__ == "TemporalStyleModule"
+    logged = result["trainer"].logged_metrics
+    assert {"loss/temporal_output", "loss/temporal_feature", "loss/perceptual"} <= set(logged)
+    tuned, info = load_model(result["model_path"])
+    base, _ = load_model(tiny_spiderverse_model)
+    assert info.style_names == list(UNIVERSES) and info.steps == 2
+    changed = [
+        not torch.equal(a, b)
+        for a, b in zip(tuned.state_dict().values(), base.state_dict().values(), strict=True)
+    ]
+    assert any(changed)
+    events = EventAccumulator(str(next(out.rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    assert "temporal/flicker_before_after" in events.Tags()["images"]
+    assert "temporal/val_warp_error_before" in events.Tags()["scalars"]
