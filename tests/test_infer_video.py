@@ -1,0 +1,131 @@
+"""infer.py on video files and a (simulated) webcam: frames, rate, size and audio survive."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from fastnst.export import ModelInfo, save_model
+from fastnst.infer import main
+from fastnst.model import NetConfig, TransformerNet
+
+FRAMES, RATE, SIZE = 12, 15, (64, 48)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(2)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
+    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    return save_model(net, path, ModelInfo(net={}, style_names=["a", "b"]))
+
+
+def _make_clip(path: Path, frames: int = FRAMES, audio: bool = True) -> Path:
+    """A short clip with moving noise and, optionally, an AAC tone track."""
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=RATE)
+        video.width, video.height, video.pix_fmt = SIZE[0], SIZE[1], "yuv420p"
+        sound = container.add_stream("aac", rate=16000) if audio else None
+        for index in range(frames):
+            array = rng.integers(0, 256, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, RATE)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+        if sound is not None:
+            samples = 16000 * max(frames, 4) // RATE
+            tone = np.sin(np.arange(samples) * 0.1).astype(np.float32)[None]
+            chunk = 1024
+            for start in range(0, samples, chunk):
+                block = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(tone[:, start : start + chunk]),
+                    format="fltp",
+                    layout="mono",
+                )
+                block.sample_rate, block.pts = 16000, start
+                container.mux(sound.encode(block))
+            container.mux(sound.encode())
+    return path
+
+
+def _describe(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = sum(1 for _ in container.decode(stream))
+        return {
+            "frames": frames,
+            "rate": stream.average_rate,
+            "size": (stream.codec_context.width, stream.codec_context.height),
+            "audio": len(container.streams.audio),
+        }
+
+
+def _run(model: Path, *args: str) -> int:
+    return main(["--model", str(model), "--device", "cpu", "--quiet", *args])
+
+
+def test_video_keeps_frames_rate_size_and_audio(model: Path, tmp_path: Path) -> None:
+    clip = _make_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    assert _run(model, "--video", str(clip), "--output", str(out), "--style", "a:1,b:1") == 0
+    assert _describe(out) == _describe(clip)
+    assert _describe(out)["audio"] == 1
+    assert [p.name for p in tmp_path.iterdir()] != [] and not list(tmp_path.glob(".*"))
+
+
+def test_video_without_audio(model: Path, tmp_path: Path) -> None:
+    clip = _make_clip(tmp_path / "in.mp4", audio=False)
+    out = tmp_path / "out.mkv"
+    assert _run(model, "--video", str(clip), "--output", str(out), "--batch", "5") == 0
+    assert _describe(out) == {"frames": FRAMES, "rate": RATE, "size": SIZE, "audio": 0}
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "zero_frames"])
+def test_bad_video_is_one_line_error(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, kind: str
+) -> None:
+    clip = tmp_path / ("in.mkv" if kind == "zero_frames" else "in.mp4")
+    if kind == "garbage":
+        clip.write_bytes(b"\x00not a video" * 100)
+    elif kind == "zero_frames":
+        _make_clip(clip, frames=0, audio=True)
+        assert _describe(clip)["frames"] == 0
+    out = tmp_path / "out.mp4"
+    assert _run(model, "--video", str(clip), "--output", str(out)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([clip.name] if kind != "missing" else [])
+
+
+def test_webcam_source_records_and_stops(model: Path, tmp_path: Path) -> None:
+    """No camera here: a clip stands in for one (same capture path, file instead of v4l2)."""
+    clip = _make_clip(tmp_path / "cam.mp4", audio=False)
+    out = tmp_path / "live.mp4"
+    args = ["--webcam", str(clip), "--output", str(out), "--max-frames", "5"]
+    assert _run(model, *args) == 0
+    assert _describe(out)["frames"] == 5
+
+
+def test_cockatoo_first_frames(model: Path, tmp_path: Path, shared_data: Path) -> None:
+    """The real 720p clip with its mp3 track: a short cut keeps rate, size and audio."""
+    source = shared_data / "video" / "cockatoo.mp4"
+    cut = tmp_path / "cut.mp4"
+    with av.open(str(source)) as src, av.open(str(cut), "w") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "video" and packet.pts * packet.time_base > 0.4:
+                break
+            packet.stream = streams[packet.stream.index]
+            dst.mux(packet)
+    out = tmp_path / "out.mp4"
+    assert _run(model, "--video", str(cut), "--output", str(out)) == 0
+    before, after = _describe(cut), _describe(out)
+    assert after == before and after["size"] == (1280, 720) and after["audio"] == 1
