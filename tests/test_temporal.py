@@ -15,6 +15,7 @@ from fastnst.data.textures import UNIVERSES
 from fastnst.data.video_pairs import ClipSettings, Motion, VideoClipPairs, synthetic_pair
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.flow import warp
+from fastnst.images import tensor_to_pil
 from fastnst.model import NetConfig, TransformerNet
 from fastnst.training.temporal import feature_temporal_loss, output_temporal_loss
 
@@ -198,3 +199,50 @@ def test_temporal_stage_fine_tunes_logs_and_exports(
     events.Reload()
     assert "temporal/flicker_before_after" in events.Tags()["images"]
     assert "temporal/val_warp_error_before" in events.Tags()["scalars"]
+
+
+def run_eval_video(argv: list[str]) -> int:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_video", REPO / "tools" / "eval_video.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def test_eval_video_reports_floor_models_and_losses(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("cv2")
+    import yaml
+
+    video = tmp_path / "pan.mp4"
+    write_video(video, frames=5)
+    loss = yaml.safe_load((REPO / "conf" / "loss" / "default.yaml").read_text())
+    loss["vgg_weights"] = "random"
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name, seed in (("ink", 1), ("paint", 2)):
+        tensor_to_pil(scene(48, 48, seed)).save(styles / f"{name}.png")
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
+    model = tmp_path / "m.safetensors"
+    save_model(net, model, ModelInfo(net={}, style_names=["ink", "paint"], loss=loss))
+    report = tmp_path / "report.json"
+    argv = [str(video), "--model", str(model), "--model", str(model), "--styles", str(styles)]
+    code = run_eval_video([*argv, "--style", "1", "--style-size", "32", "--json", str(report)])
+    assert code == 0
+    import json
+
+    results = json.loads(report.read_text())["results"]
+    floor, first, second = results
+    assert floor["source"] == "input (floor)" and "style_loss" not in floor
+    assert len(floor["per_pair"]) == 4 and floor["warping_error"] < 1e-3
+    assert first["style_loss"] > 0 and first["content_loss"] > 0
+    assert first["warping_error"] == second["warping_error"] and second["warping_change_pct"] == 0
+    assert "x floor" in capsys.readouterr().out
+
+    missing = tmp_path / "missing.json"
+    code = run_eval_video(
+        [str(tmp_path / "nope.mp4"), "--model", str(model), "--json", str(missing)]
+    )
+    assert code == 1 and not missing.exists()
+    assert capsys.readouterr().err.startswith("error: no such video")

@@ -1,0 +1,163 @@
+"""Flicker and style of models on one video: the warping error (Lai et al. 2018) of the input
+itself (the floor) and of each model, per frame pair and on average, with each model's
+style and content losses. Prints tables and writes JSON.
+
+    python tools/eval_video.py ../shared/data/video/cockatoo.mp4 --model A.safetensors \\
+        --model B.safetensors --long-side 320 --max-frames 60
+
+Flow and masks come from the input frames (OpenCV DIS by default). Style targets are the
+training ones: the built-in Spider-Verse textures (or frames under ``--spiderverse-root``)
+for models with those style names, or the images of ``--styles DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
+from fastnst.data.textures import UNIVERSES
+from fastnst.data.video_pairs import read_frames
+from fastnst.errors import UserError
+from fastnst.export import ModelInfo, atomic_write, load_model
+from fastnst.flow import FLOW_METHODS
+from fastnst.images import iter_batches
+from fastnst.losses import PerceptualLoss
+from fastnst.metrics import warping_errors
+
+BATCH = 8
+
+
+def style_sets(info: ModelInfo, styles_dir: Path | None, spiderverse_root: Path) -> list[StyleSet]:
+    """The model's styles, in its own order, from the folder given or the Spider-Verse set."""
+    if styles_dir is not None:
+        found = {style.name: style for style in folder_styles(styles_dir)}
+    elif set(info.style_names) <= set(UNIVERSES):
+        found = {s.name: s for s in spiderverse_styles(spiderverse_root, info.style_names)}
+    else:
+        raise UserError("the model's styles are not the Spider-Verse set: pass --styles DIR")
+    missing = [name for name in info.style_names if name not in found]
+    if missing:
+        raise UserError(f"no style images for {', '.join(missing)} in {styles_dir}")
+    return [found[name] for name in info.style_names]
+
+
+@torch.no_grad()
+def stylize_and_score(
+    path: Path,
+    frames: torch.Tensor,
+    style: int,
+    args: argparse.Namespace,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Every frame through the model; the mean style and content losses of the outputs."""
+    net, info = load_model(path, args.device)
+    if not 0 <= style < net.num_styles:
+        raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
+    if not info.loss:
+        raise UserError(f"{path} records no loss settings (it was not exported by a training run)")
+    loss_fn = PerceptualLoss(**info.loss).to(args.device).eval()
+    sets = style_sets(info, args.styles, args.spiderverse_root)
+    loss_fn.set_style_targets([s.load(args.style_size) for s in sets])
+    mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(args.device)
+    outputs, style_losses, content_losses = [], [], []
+    for batch in iter_batches(list(frames), BATCH):
+        images = torch.stack(batch).to(args.device)
+        out = net(images, style)
+        _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
+        style_losses.append(parts["style"].item() * len(batch))
+        content_losses.append(parts["content"].item() * len(batch))
+        outputs.append(out.float().cpu())
+    count = frames.shape[0]
+    losses = {"style": sum(style_losses) / count, "content": sum(content_losses) / count}
+    return torch.cat(outputs), losses
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--model", type=Path, action="append", required=True, dest="models")
+    parser.add_argument("--style", type=int, default=0, help="style index (default 0)")
+    parser.add_argument(
+        "--long-side", type=int, default=None, help="resize frames (default: as is)"
+    )
+    parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--frame-step", type=int, default=1, help="keep every n-th frame")
+    parser.add_argument("--flow", choices=FLOW_METHODS, default="dis")
+    parser.add_argument("--styles", type=Path, default=None, help="folder of style images")
+    parser.add_argument("--spiderverse-root", type=Path, default=Path("data/styles/spiderverse"))
+    parser.add_argument("--style-size", type=int, default=256)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default outputs/eval_video/<video>.json"
+    )
+    args = parser.parse_args(argv)
+    try:
+        report = evaluate(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    path = args.json or Path("outputs/eval_video") / f"{args.video.stem}.json"
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    print(f"wrote {path}")
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    frames = read_frames(args.video, args.long_side, args.max_frames, args.frame_step)
+    names = ["input (floor)"] + [str(p) for p in args.models]
+    outputs, losses = [frames], [None]
+    for path in args.models:
+        out, model_losses = stylize_and_score(path, frames, args.style, args)
+        outputs.append(out)
+        losses.append(model_losses)
+    errors = warping_errors(frames, outputs, args.flow)
+    floor = errors[0].mean
+    rows = []
+    print(
+        f"{args.video}: {frames.shape[0]} frames at {frames.shape[-1]}x{frames.shape[-2]}, "
+        f"flow {args.flow}, style {args.style}"
+    )
+    print(
+        f"{'':<4}{'warping error':>15}{'x floor':>9}{'style loss':>12}{'content loss':>14}  source"
+    )
+    for i, (name, error, loss) in enumerate(zip(names, errors, losses, strict=True)):
+        row = {"source": name, "warping_error": error.mean, "per_pair": error.per_pair}
+        ratio = error.mean / floor if floor > 0 else float("inf")
+        style_text, content_text = f"{'-':>12}", f"{'-':>14}"
+        if loss is not None:
+            row.update(style_loss=loss["style"], content_loss=loss["content"], x_floor=ratio)
+            style_text, content_text = f"{loss['style']:>12.4f}", f"{loss['content']:>14.4f}"
+        print(f"{i:<4}{error.mean:>15.6f}{ratio:>9.2f}{style_text}{content_text}  {name}")
+        rows.append(row)
+    if len(errors) > 2:
+        base = errors[1].mean
+        for i in range(2, len(errors)):
+            change = 100 * (errors[i].mean - base) / base
+            style_change = 100 * (losses[i]["style"] - losses[1]["style"]) / losses[1]["style"]
+            rows[i].update(warping_change_pct=change, style_change_pct=style_change)
+            print(
+                f"model {i} vs model 1: warping error {change:+.1f}%, "
+                f"style loss {style_change:+.1f}%"
+            )
+    print("\nper frame pair (t-1 -> t):")
+    print(f"{'t':>4}" + "".join(f"{i:>12}" for i in range(len(names))))
+    for t in range(len(errors[0].per_pair)):
+        print(f"{t + 1:>4}" + "".join(f"{e.per_pair[t]:>12.6f}" for e in errors))
+    return {
+        "video": str(args.video),
+        "frames": frames.shape[0],
+        "size": list(frames.shape[-2:]),
+        "frame_step": args.frame_step,
+        "flow": args.flow,
+        "style": args.style,
+        "results": rows,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
