@@ -263,3 +263,15 @@ def test_inference_imports_no_training_stack(model: Path, tmp_path: Path) -> Non
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert result.stdout.strip() == "0 []"
+
+
+def test_fused_norm_matches_the_training_network(model: Path) -> None:
+    from fastnst.export import load_model
+
+    reference, _ = load_model(model)
+    stylizer = Stylizer.load(model, "cpu")
+    image = torch.rand(2, 3, 45, 38, generator=torch.Generator().manual_seed(5))
+    weights = torch.tensor([[0.2, 0.3, 0.5]])
+    with torch.no_grad():
+        expected = reference(image, weights.expand(2, -1))
+    assert (stylizer(image, weights) - expected).abs().max() < 1e-4

@@ -13,7 +13,7 @@ import torch
 
 from fastnst.errors import UserError
 from fastnst.export import ModelInfo, load_model
-from fastnst.model import TransformerNet
+from fastnst.model import ConditionalInstanceNorm2d, TransformerNet
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -106,6 +106,31 @@ def preserve_color(stylized: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
     return ycbcr_to_rgb(torch.cat((styled[:, :1], original[:, 1:]), dim=1)).to(stylized.dtype)
 
 
+class FusedNorm(ConditionalInstanceNorm2d):
+    """The same conditional instance norm as training, as one statistics pass and one fused
+    multiply-add. PyTorch's instance norm goes through batch norm with reshapes and copies
+    (over half the CPU time of the whole network, measured with torch.profiler); this is
+    about 1.4x (full width) to 2x (slim) faster end to end on a CPU."""
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        weights = weights.to(self.gamma.dtype)
+        gamma = (weights @ self.gamma)[:, :, None, None]
+        beta = (weights @ self.beta)[:, :, None, None]
+        scale = gamma * torch.rsqrt(var.float() + self.eps)
+        shift = beta - mean.float() * scale
+        return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
+
+
+def fuse_norms(net: TransformerNet) -> TransformerNet:
+    """Switch every norm layer of an inference network to :class:`FusedNorm` in place
+    (same parameters, same results to float rounding)."""
+    for module in net.modules():
+        if type(module) is ConditionalInstanceNorm2d:
+            module.__class__ = FusedNorm
+    return net
+
+
 @dataclass
 class Stylizer:
     """A loaded model on its device and precision, ready for ``[N, 3, H, W]`` batches."""
@@ -120,7 +145,7 @@ class Stylizer:
         target = pick_device(device)
         dtype = pick_dtype(precision, target)
         net, info = load_model(path, "cpu")
-        net = net.to(device=target, dtype=dtype, memory_format=torch.channels_last)
+        net = fuse_norms(net).to(device=target, dtype=dtype, memory_format=torch.channels_last)
         return cls(net=net, info=info, device=target, dtype=dtype)
 
     @property

