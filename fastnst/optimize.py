@@ -75,20 +75,26 @@ def load_loss_settings(source: str | Path | None = None) -> dict[str, Any]:
 
 
 class GatysObjective:
-    """``PerceptualLoss`` for one fixed photo and one style: the photo's VGG features and
-    the style's Gram targets are computed once, not on every step."""
+    """``PerceptualLoss`` for one fixed photo and one style: the photo's VGG features are
+    computed once, not on every step. ``style_mix`` ``[1, num_styles]`` picks the loss's
+    style target (default: its only one)."""
 
-    def __init__(self, loss_fn: PerceptualLoss, content: torch.Tensor) -> None:
+    def __init__(
+        self, loss_fn: PerceptualLoss, content: torch.Tensor, style_mix: torch.Tensor | None = None
+    ) -> None:
         self.loss_fn = loss_fn
         with torch.no_grad():
             self.content_targets = loss_fn.vgg(content)
-        self.mix = torch.ones(1, 1, device=content.device)
+        mix = torch.ones(1, 1) if style_mix is None else style_mix.reshape(1, -1).float()
+        self.mix = mix.to(content.device)
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         fn = self.loss_fn
         feats = fn.vgg(image)
         c_total, _ = content_loss(feats, self.content_targets, fn.content_layers)
-        s_total, _ = style_loss(feats, fn.target_grams(), fn.style_layers, self.mix)
+        s_total, _ = style_loss(
+            feats, fn.target_grams(), fn.style_layers, self.mix, fn.style_coefficients
+        )
         tv_total, _ = total_variation_loss(image)
         total = fn.content_weight * c_total + fn.style_weight * s_total + fn.tv_weight * tv_total
         parts = {
@@ -117,6 +123,7 @@ def gatys(
     init: str = "content",
     lr: float | None = None,
     seed: int = 0,
+    style_mix: torch.Tensor | None = None,
     on_step: StepCallback | None = None,
     progress: bool = True,
 ) -> OptimizationResult:
@@ -124,7 +131,7 @@ def gatys(
 
     ``on_step(k, image)`` is called with the image after ``k`` steps, for k = 1 … steps.
     Pixels are clamped to [0, 1] after each step, so every recorded loss is that of a
-    saveable image.
+    saveable image. ``style_mix`` picks the style of a multi-style loss (a one-hot row).
     """
     if optimizer not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
@@ -132,7 +139,7 @@ def gatys(
         raise UserError(f"unknown init {init!r}; use {' or '.join(INITS)}")
     if steps < 1:
         raise UserError("--steps must be at least 1")
-    objective = GatysObjective(loss_fn, content)
+    objective = GatysObjective(loss_fn, content, style_mix)
     if init == "content":
         start = content.detach().clone()
     else:

@@ -1,0 +1,160 @@
+"""Evaluation metrics (SSIM, MSE, losses, steps-to-reach) and tools/evaluate.py end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastnst.evaluation import LossMeter, mse, ssim, steps_to_reach
+from fastnst.export import ModelInfo, load_model, save_model
+from fastnst.images import load_image, resize_long_side, tensor_to_pil
+from fastnst.losses import PerceptualLoss
+from fastnst.model import NetConfig, TransformerNet
+
+REPO = Path(__file__).resolve().parents[1]
+SETTINGS = {
+    "vgg_weights": "random",
+    "content_layers": {"relu2_2": 1.0},
+    "style_layers": {"relu1_1": 1e3, "relu2_1": 1e3},
+    "style_weight": 4.0,
+}
+
+
+def smooth(seed: int, h: int = 40, w: int = 48) -> torch.Tensor:
+    coarse = torch.rand(1, 3, 6, 7, generator=torch.Generator().manual_seed(seed))
+    return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear")[0]
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("evaluate_tool", REPO / "tools" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ssim_is_one_for_equal_images_and_falls_with_noise() -> None:
+    image = smooth(0)
+    noise = torch.rand(image.shape, generator=torch.Generator().manual_seed(1)) - 0.5
+    assert ssim(image, image) == pytest.approx(1.0, abs=1e-12)
+    slight = ssim(image, (image + 0.05 * noise).clamp(0, 1))
+    heavy = ssim(image, (image + 0.5 * noise).clamp(0, 1))
+    assert 1.0 > slight > heavy
+    with pytest.raises(ValueError, match="equal shapes"):
+        ssim(image, image[:, :-1])
+
+
+def test_ssim_matches_scikit_image() -> None:
+    metrics = pytest.importorskip("skimage.metrics")
+    a = smooth(2)
+    b = (a + 0.2 * torch.rand(a.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+    expected = metrics.structural_similarity(
+        a.permute(1, 2, 0).double().numpy(), b.permute(1, 2, 0).double().numpy(),
+        channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
+        use_sample_covariance=False,
+    )
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-6)
+
+
+def test_mse_by_hand() -> None:
+    a = torch.zeros(3, 2, 2)
+    b = a.clone()
+    b[0, 0, 0] = 0.6  # 0.36 over 12 values
+    assert mse(a, b) == pytest.approx(0.03)
+
+
+def test_steps_to_reach_first_step_at_or_below() -> None:
+    history = [{"step": float(i), "total": t} for i, t in enumerate([9.0, 5.0, 3.0, 3.0, 1.0])]
+    assert steps_to_reach(history, 3.0) == 2
+    assert steps_to_reach(history, 10.0) == 0
+    assert steps_to_reach(history, 0.5) is None
+
+
+def test_loss_meter_is_the_training_loss_of_each_style() -> None:
+    torch.manual_seed(0)
+    styles = [[smooth(10)], [smooth(11)]]
+    meter = LossMeter(SETTINGS, styles, torch.device("cpu"))
+    torch.manual_seed(0)  # the same random VGG weights
+    reference = PerceptualLoss(**SETTINGS)
+    reference.set_style_targets(styles)
+    photo, output = smooth(4).unsqueeze(0), smooth(5).unsqueeze(0)
+    for index in (0, 1):
+        mix = torch.nn.functional.one_hot(torch.tensor([index]), 2).float()
+        expected, _ = reference(output, photo, mix)
+        assert meter(output, photo, index)["total"] == pytest.approx(expected.item(), rel=1e-5)
+    # Returning a style image costs no style loss in that style, and some in the other.
+    own = meter(torch.stack(styles[0]), photo, 0)
+    other = meter(torch.stack(styles[0]), photo, 1)
+    assert own["style"] == pytest.approx(0.0, abs=1e-6)
+    assert other["style"] > 1e-4
+    assert meter(photo, photo, 0)["content"] == pytest.approx(0.0, abs=1e-9)
+
+
+def make_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
+    model = save_model(net, tmp_path / "tiny.safetensors",
+                       ModelInfo(net={}, style_names=["ink", "moss"], loss=SETTINGS, steps=7))
+    styles, photos = tmp_path / "styles", tmp_path / "photos"
+    styles.mkdir()
+    photos.mkdir()
+    tensor_to_pil(smooth(10)).save(styles / "ink.png")
+    tensor_to_pil(smooth(11)).save(styles / "moss.png")
+    tensor_to_pil(smooth(12)).save(photos / "cat.png")
+    tensor_to_pil(smooth(13, 48, 40)).save(photos / "dog.png")
+    return model, styles, photos
+
+
+def test_evaluate_tool_writes_report_json_and_grids(tmp_path: Path) -> None:
+    model, styles, photos = make_inputs(tmp_path)
+    out = tmp_path / "report"
+    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
+            "--size", "32", "--style-size", "32", "--gatys", "dog:moss",
+            "--gatys-steps", "2,5", "--repeats", "1", "--thumb", "40", "--out", str(out)]
+    assert load_tool().main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "evaluation.json", "evaluation.md", "gatys_0.jpg", "grid.jpg"
+    ]
+    data = json.loads((out / "evaluation.json").read_text())
+    assert {(s["photo"], s["style"]) for s in data["scores"]} == {
+        ("cat", "ink"), ("cat", "moss"), ("dog", "ink"), ("dog", "moss")
+    }
+    assert all(s["seconds"] > 0 for s in data["scores"])
+    # The stored SSIM and MSE are those of the model's output on the resized photo.
+    net, _ = load_model(model)
+    photo = resize_long_side(load_image(photos / "dog.png"), 32).unsqueeze(0)
+    with torch.no_grad():
+        output = net(photo, 1)
+    dog_moss = next(s for s in data["scores"] if (s["photo"], s["style"]) == ("dog", "moss"))
+    assert dog_moss["ssim"] == pytest.approx(ssim(output, photo), abs=1e-6)
+    assert dog_moss["mse"] == pytest.approx(mse(output, photo), rel=1e-5)
+    comparison = data["gatys"][0]
+    assert [row["step"] for row in comparison["gatys"]] == [2, 5]
+    assert comparison["gatys"][1]["total"] < comparison["gatys_start"]["total"]
+    reach = comparison["steps_to_reach_network_loss"]
+    totals = [comparison["gatys_start"]["total"]] + [r["total"] for r in comparison["gatys"]]
+    # Same photo, size and loss module: the comparison's network loss is the table's.
+    assert comparison["network"]["total"] == pytest.approx(dog_moss["total"], rel=1e-6)
+    if reach is None:
+        assert min(totals) > comparison["network"]["total"]
+    else:
+        assert reach <= 5
+    report = (out / "evaluation.md").read_text()
+    assert "python tools/evaluate.py --model" in report
+    assert "![photos x styles](grid.jpg)" in report and "Gatys, 5 steps" in report
+    assert data["model_info"]["steps"] == 7
+
+
+def test_evaluate_tool_missing_style_images_is_an_error(tmp_path: Path, capsys) -> None:
+    model, styles, photos = make_inputs(tmp_path)
+    (styles / "moss.png").unlink()
+    out = tmp_path / "report"
+    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
+            "--out", str(out), "--no-gatys"]
+    assert load_tool().main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: no style images for moss under the --styles folder(s)"
+    assert not out.exists()
