@@ -158,3 +158,51 @@ def test_evaluate_tool_missing_style_images_is_an_error(tmp_path: Path, capsys) 
     err = capsys.readouterr().err.strip()
     assert err == "error: no style images for moss under the --styles folder(s)"
     assert not out.exists()
+
+
+def load_relu_vs_conv():
+    path = REPO / "tools" / "relu_vs_conv.py"
+    spec = importlib.util.spec_from_file_location("relu_vs_conv_tool", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path) -> None:
+    photo, style = tmp_path / "photo.png", tmp_path / "style.png"
+    tensor_to_pil(smooth(12)).save(photo)
+    tensor_to_pil(smooth(10)).save(style)
+    for tap in ("relu", "conv"):
+        (tmp_path / f"{tap}.yaml").write_text(json.dumps({**SETTINGS, "tap": tap}))
+    out = tmp_path / "out"
+    argv = ["--content", str(photo), "--style", str(style), "--steps", "6", "--every", "3",
+            "--size", "32", "--relu-loss", str(tmp_path / "relu.yaml"),
+            "--conv-loss", str(tmp_path / "conv.yaml"), "--out", str(out)]
+    assert load_relu_vs_conv().main(argv) == 0
+    data = json.loads((out / "relu_vs_conv.json").read_text())
+    for run_tap in ("relu", "conv"):
+        scores = data["scores"][run_tap]
+        assert sorted(scores, key=int) == ["0", "3", "6"]
+        # Both runs start from the photo: no content loss under either judge.
+        assert all(scores["0"][judge]["content"] == pytest.approx(0, abs=1e-9)
+                   for judge in ("relu", "conv"))
+        # Each run lowers the style loss it optimises.
+        assert scores["6"][run_tap]["style"] < scores["0"][run_tap]["style"]
+    assert data["verdict"] and "Verdict:" in (out / "relu_vs_conv.md").read_text()
+    assert {p.name for p in out.iterdir()} == {
+        "relu_vs_conv.json", "relu_vs_conv.md", "relu_vs_conv.png",
+        "relu_vs_conv_relu.jpg", "relu_vs_conv_conv.jpg",
+    }
+
+
+def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys) -> None:
+    (tmp_path / "relu.yaml").write_text(json.dumps({**SETTINGS, "tap": "relu"}))
+    other = {**SETTINGS, "tap": "conv", "style_layers": {"relu1_1": 1.0}}
+    (tmp_path / "conv.yaml").write_text(json.dumps(other))
+    tensor_to_pil(smooth(12)).save(tmp_path / "photo.png")
+    argv = ["--content", str(tmp_path / "photo.png"), "--style", str(tmp_path / "photo.png"),
+            "--relu-loss", str(tmp_path / "relu.yaml"), "--conv-loss", str(tmp_path / "conv.yaml"),
+            "--out", str(tmp_path / "out")]
+    assert load_relu_vs_conv().main(argv) == 1
+    assert "different style_layers" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
