@@ -124,7 +124,8 @@ def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
         raise ModelFileError(f"{path} has a damaged fastnst header ({exc})") from None
     if version > FORMAT_VERSION:
         raise ModelFileError(
-            f"{path} uses model format {version}; this fastnst reads up to {FORMAT_VERSION}: upgrade"
+            f"{path} uses model format {version}; this fastnst reads up to {FORMAT_VERSION}: "
+            "upgrade fastnst"
         )
     try:
         info = ModelInfo(**raw)
@@ -133,7 +134,9 @@ def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     return info, state
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[TransformerNet, ModelInfo]:
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[TransformerNet, ModelInfo]:
     """Build the network a model file describes, in eval mode, on ``device``."""
     info, state = read_info(path)
     try:

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # Smallest side the conv stack takes directly (9x9 reflection pad, then two stride-2 stages).
 MIN_SIDE = 16
 
@@ -114,7 +113,9 @@ class UpsampleConv(nn.Module):
         super().__init__()
         self.block = ConvCIN(cin, cout, 3, num_styles)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]
+    ) -> torch.Tensor:
         return self.block(F.interpolate(x, size=size, mode="nearest"), weights)
 
 
@@ -163,6 +164,8 @@ class TransformerNet(nn.Module):
         h, w = images.shape[-2:]
         if min(h, w) < MIN_SIDE:
             # Reflection padding needs a few pixels per stage: edge-pad tiny inputs, crop back.
-            padded = F.pad(images, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
+            padded = F.pad(
+                images, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate"
+            )
             return self.decode(self.encode(padded, weights), weights)[..., :h, :w]
         return self.decode(self.encode(images, weights), weights)

@@ -17,7 +17,13 @@ from torch import nn
 from fastnst.errors import UserError
 
 # (block, conv count) of VGG-19; indices below match torchvision.models.vgg19().features.
-_BLOCKS: tuple[tuple[int, int, int], ...] = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
+_BLOCKS: tuple[tuple[int, int, int], ...] = (
+    (1, 2, 64),
+    (2, 2, 128),
+    (3, 4, 256),
+    (4, 4, 512),
+    (5, 4, 512),
+)
 WEIGHT_SOURCES = ("caffe", "torchvision", "random")
 TAP_POINTS = ("relu", "conv")
 
@@ -77,7 +83,7 @@ def torchvision_state_dict() -> dict[str, torch.Tensor]:
 
 
 def file_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A features state dict (keys ``N.weight`` or ``features.N.weight``) from .safetensors or .pth."""
+    """A features state dict (``N.weight`` or ``features.N.weight`` keys), .safetensors or .pth."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"VGG weight file not found: {path}")
@@ -88,7 +94,9 @@ def file_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
-    return {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier")}
+    return {
+        k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier")
+    }
 
 
 class VGGFeatures(nn.Module):
@@ -131,7 +139,9 @@ class VGGFeatures(nn.Module):
             scale = 1.0 / torch.tensor(_IMAGENET_STD)
             shift = torch.tensor(_IMAGENET_MEAN) / torch.tensor(_IMAGENET_STD)
         else:
-            raise ValueError(f"preprocess must be 'caffe' or 'torchvision', got {self.preprocess!r}")
+            raise ValueError(
+                f"preprocess must be 'caffe' or 'torchvision', got {self.preprocess!r}"
+            )
         self.register_buffer("input_scale", scale.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("input_shift", shift.view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
@@ -190,4 +200,3 @@ class VGGFeatures(nn.Module):
             if self.tap == "relu" and name in wanted:
                 out[name] = x
         return out
-

@@ -34,7 +34,7 @@ def test_folder_content_is_recursive_and_skips_unreadable_files(tmp_path: Path) 
     skipped = 0
     for i in range(len(dataset)):
         image, count = dataset[i]
-        assert image.shape == (3, 24, 24) and 0 <= image.min() and image.max() <= 1
+        assert image.shape == (3, 24, 24) and image.min() >= 0 and image.max() <= 1
         skipped += count
     assert skipped >= 1  # broken.jpg was met, replaced and counted
 
@@ -68,7 +68,12 @@ def test_folder_styles_files_and_subfolders(tmp_path: Path) -> None:
 
 def test_wikiart_groups(tmp_path: Path) -> None:
     for i, (movement, artist) in enumerate(
-        [("Cubism", "picasso"), ("Cubism", "braque"), ("Impressionism", "monet"), ("Impressionism", "monet")]
+        [
+            ("Cubism", "picasso"),
+            ("Cubism", "braque"),
+            ("Impressionism", "monet"),
+            ("Impressionism", "monet"),
+        ]
     ):
         _photo(tmp_path / movement / f"{artist}_work-{i}.jpg", seed=i)
     assert len(wikiart_styles(tmp_path, num_styles=4, group="painting")) == 4
@@ -102,7 +107,7 @@ def test_textures_are_deterministic_distinct_and_in_range() -> None:
         a, b = universe_textures(name, count=2, size=64)
         again = universe_textures(name, count=1, size=64)[0]
         assert a.shape == (3, 64, 64) and a.dtype == torch.float32
-        assert 0 <= a.min() and a.max() <= 1 and a.std() > 0.05
+        assert a.min() >= 0 and a.max() <= 1 and a.std() > 0.05
         assert torch.equal(a, again) and not torch.equal(a, b)
         means.append(a.mean(dim=(1, 2)))
     # The five looks differ in colour, not only in pattern.

@@ -9,7 +9,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from fastnst.export import FORMAT_VERSION, ModelFileError, ModelInfo, load_model, read_info, save_model
+from fastnst.export import (
+    FORMAT_VERSION,
+    ModelFileError,
+    ModelInfo,
+    load_model,
+    read_info,
+    save_model,
+)
 from fastnst.model import NetConfig, TransformerNet
 
 
@@ -42,7 +49,9 @@ def _rewrite(src: Path, dst: Path, header: dict | None) -> None:
     save_file(state, str(dst), metadata=None if header is None else {"fastnst": json.dumps(header)})
 
 
-def test_refuses_files_that_are_not_models(tiny: tuple[TransformerNet, Path], tmp_path: Path) -> None:
+def test_refuses_files_that_are_not_models(
+    tiny: tuple[TransformerNet, Path], tmp_path: Path
+) -> None:
     _, path = tiny
     truncated = tmp_path / "cut.safetensors"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])

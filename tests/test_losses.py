@@ -59,7 +59,10 @@ def test_total_variation_by_hand() -> None:
 def perceptual() -> PerceptualLoss:
     torch.manual_seed(0)
     return PerceptualLoss(
-        {"relu2_1": 1.0}, {"relu1_1": 1.0, "relu2_1": 0.5}, style_weight=2.0, tv_weight=0.1,
+        {"relu2_1": 1.0},
+        {"relu1_1": 1.0, "relu2_1": 0.5},
+        style_weight=2.0,
+        tv_weight=0.1,
         vgg_weights="random",
     )
 

@@ -65,7 +65,9 @@ def test_every_parameter_gets_a_gradient() -> None:
     x = torch.rand(2, 3, 20, 28)
     out = model(x, torch.tensor([0, 1]))
     out.square().mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
     assert not missing
 
 

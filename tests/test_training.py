@@ -58,17 +58,36 @@ def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
-REQUIRED = {"data.dir": "/photos", "data.name": "photos", "style.dir": "/styles", "init_from": "m.safetensors"}
+REQUIRED = {
+    "data.dir": "/photos",
+    "data.name": "photos",
+    "style.dir": "/styles",
+    "init_from": "m.safetensors",
+}
 
 
 def _is_missing(cfg: DictConfig, key: str) -> bool:
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(cfg, parent) if parent else cfg
-    return isinstance(node, DictConfig) and leaf in node.keys() and OmegaConf.is_missing(node, leaf)
+    # `leaf in node` is False for a "???" value, so look at the keys.
+    keys = list(node.keys()) if isinstance(node, DictConfig) else []
+    return leaf in keys and OmegaConf.is_missing(node, leaf)
 
 
 @pytest.mark.parametrize(
-    "group", ["data", "model", "loss", "style", "trainer", "logger", "callbacks", "paths", "experiment", "stage"]
+    "group",
+    [
+        "data",
+        "model",
+        "loss",
+        "style",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "experiment",
+        "stage",
+    ],
 )
 def test_every_config_group_composes(tmp_path: Path, group: str) -> None:
     options = _options(group)
@@ -106,7 +125,9 @@ def test_train_export_reload_gives_identical_outputs(trained: tuple[DictConfig, 
     assert not torch.equal(loaded(x, 0), loaded(x, 1))
 
 
-def test_run_folder_has_samples_checkpoints_and_tensorboard(trained: tuple[DictConfig, dict]) -> None:
+def test_run_folder_has_samples_checkpoints_and_tensorboard(
+    trained: tuple[DictConfig, dict],
+) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg, _ = trained
@@ -119,13 +140,21 @@ def test_run_folder_has_samples_checkpoints_and_tensorboard(trained: tuple[DictC
     assert (out / "checkpoints" / "last.ckpt").is_file()
     events = EventAccumulator(str(out / "tensorboard")).Reload()
     scalars = set(events.Tags()["scalars"])
-    for tag in ("loss/total", "loss/style/relu1_1", "loss/content/relu2_2", "loss/tv", "perf/images_per_sec"):
+    for tag in (
+        "loss/total",
+        "loss/style/relu1_1",
+        "loss/content/relu2_2",
+        "loss/tv",
+        "perf/images_per_sec",
+    ):
         assert tag in scalars, tag
     assert any(tag.startswith("lr-") for tag in scalars)
     assert "samples" in events.Tags()["images"]
 
 
-def test_resume_continues_at_the_right_step(trained: tuple[DictConfig, dict], tmp_path: Path) -> None:
+def test_resume_continues_at_the_right_step(
+    trained: tuple[DictConfig, dict], tmp_path: Path
+) -> None:
     cfg, _ = trained
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     resumed_cfg = compose_cfg(tmp_path, [*TINY, "trainer.max_steps=4", f"ckpt_path={last}"])
@@ -147,9 +176,17 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path) -> None:
 
 def test_cli_bad_input_is_one_error_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "train.py", "style=folder", f"style.dir={tmp_path / 'none'}",
-         f"hydra.run.dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "train.py",
+            "style=folder",
+            f"style.dir={tmp_path / 'none'}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: style folder not found")
@@ -166,11 +203,27 @@ def test_log_ends_with_exported_model(caplog: pytest.LogCaptureFixture, tmp_path
 def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
     overrides = [o for o in TINY if not o.startswith("trainer=")]
     proc = subprocess.run(
-        [sys.executable, "train.py", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-         *overrides, f"hydra.run.dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "train.py",
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            *overrides,
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "world_size=2" in proc.stdout + proc.stderr or "Initializing distributed: GLOBAL_RANK: 1" in proc.stdout + proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == f"exported model: {tmp_path / 'spiderverse.safetensors'}"
+    assert (
+        "world_size=2" in proc.stdout + proc.stderr
+        or "Initializing distributed: GLOBAL_RANK: 1" in proc.stdout + proc.stderr
+    )
+    assert (
+        proc.stdout.strip().splitlines()[-1]
+        == f"exported model: {tmp_path / 'spiderverse.safetensors'}"
+    )
     assert load_model(tmp_path / "spiderverse.safetensors")[1].steps == 2

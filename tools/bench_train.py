@@ -36,7 +36,9 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS
 
 
-def bench(batch: int, size: int, steps: int, warmup: int, device: torch.device, args: argparse.Namespace) -> dict:
+def bench(
+    batch: int, size: int, steps: int, warmup: int, device: torch.device, args: argparse.Namespace
+) -> dict:
     loss_cfg = yaml.safe_load((REPO / "conf" / "loss" / "default.yaml").read_text())
     styles = [universe_textures(name, count=1, size=size) for name in UNIVERSES]
     net = TransformerNet(NetConfig(num_styles=len(styles), width=args.width)).to(device)
@@ -88,30 +90,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="fastnst training throughput benchmark")
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=None, help="timed steps (default 50 GPU, 3 CPU)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 10 GPU, 1 CPU)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="timed steps (default 50 GPU, 3 CPU)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed steps (default 10 GPU, 1 CPU)"
+    )
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--json", type=Path, default=Path("outputs/bench_train.json"))
     args = parser.parse_args()
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else "cpu"
+        if args.device == "auto"
+        else args.device
+    )
     steps = args.steps or (50 if device.type == "cuda" else 3)
     warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu"
+    )
     rows = [bench(b, args.size, steps, warmup, device, args) for b in args.batches]
-    print(f"device: {name} ({device.type}, {torch.get_num_threads()} threads), torch {torch.__version__}")
-    print(f"{'batch':>5} {'size':>5} {'steps/s':>9} {'images/s':>9} {'peak MB':>9} {'40k steps (min)':>16}")
+    threads = torch.get_num_threads()
+    print(f"device: {name} ({device.type}, {threads} threads), torch {torch.__version__}")
+    header = ("batch", "size", "steps/s", "images/s", "peak MB", "40k steps (min)")
+    print("{:>5} {:>5} {:>9} {:>9} {:>9} {:>16}".format(*header))
     for r in rows:
-        print(f"{r['batch']:>5} {r['size']:>5} {r['steps_per_sec']:>9.2f} {r['images_per_sec']:>9.1f} "
-              f"{r['peak_memory_mb']:>9.0f} {r['minutes_for_40k_steps']:>16.1f}")
+        print(
+            f"{r['batch']:>5} {r['size']:>5} {r['steps_per_sec']:>9.2f} "
+            f"{r['images_per_sec']:>9.1f} {r['peak_memory_mb']:>9.0f} "
+            f"{r['minutes_for_40k_steps']:>16.1f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "device": name, "device_type": device.type, "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "compile": args.compile, "width": args.width,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "results": rows,
-    }, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {
+                "device": name,
+                "device_type": device.type,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "compile": args.compile,
+                "width": args.width,
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "results": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {args.json}")
 
 

@@ -55,7 +55,11 @@ def main() -> None:
         rows.append({"layer": name, "style": s, "content": c})
         print(f"{name:<9}{s:>14.4g}{1 / s:>12.3g}{c:>15.4g}{1 / c:>12.3g}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"weights": args.weights, "tap": args.tap, "size": args.size, "layers": rows}, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {"weights": args.weights, "tap": args.tap, "size": args.size, "layers": rows}, indent=2
+        )
+    )
     print(f"wrote {args.json}")
 
 

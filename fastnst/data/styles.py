@@ -67,7 +67,9 @@ def spiderverse_styles(
             if len(frames) > max_images:
                 frames = sorted(rng.sample(frames, max_images))
             log.info("style %s: %d frames from %s", name, len(frames), root / name)
-            styles.append(StyleSet(name, paths=frames, coefficient=_coefficient(coefficients, name)))
+            styles.append(
+                StyleSet(name, paths=frames, coefficient=_coefficient(coefficients, name))
+            )
         else:
             log.warning(
                 "style %s: no frames in %s - using the built-in procedural comic-print texture "
@@ -146,7 +148,9 @@ def wikiart_styles(
             raise UserError(f"style.sets.group must be painting, artist or movement, got {group!r}")
         groups.setdefault(key, []).append(path)
     if len(groups) < num_styles:
-        raise UserError(f"{root} has {len(groups)} {group} groups, fewer than num_styles={num_styles}")
+        raise UserError(
+            f"{root} has {len(groups)} {group} groups, fewer than num_styles={num_styles}"
+        )
     rng = random.Random(seed)
     chosen = sorted(rng.sample(sorted(groups), num_styles))
     styles = []

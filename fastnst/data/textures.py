@@ -90,7 +90,9 @@ def gwen(rng: np.random.Generator, size: int) -> Canvas:
     weights /= weights.sum(-1, keepdims=True)
     wash = weights @ palette
     grain = rng.normal(0, 0.03, (size, size, 1)).astype(np.float32)
-    pencil = 0.25 * _hatching(size, 7, rng.uniform(20, 70), 0.15)[..., None] * (weights[..., 2:3] > 0.45)
+    pencil = (
+        0.25 * _hatching(size, 7, rng.uniform(20, 70), 0.15)[..., None] * (weights[..., 2:3] > 0.45)
+    )
     return np.clip(wash + grain - pencil, 0, 1)
 
 
@@ -145,7 +147,9 @@ UNIVERSES: dict[str, Callable[[np.random.Generator, int], Canvas]] = {
 }
 
 
-def universe_textures(name: str, count: int = 3, size: int = 384, seed: int = 0) -> list[torch.Tensor]:
+def universe_textures(
+    name: str, count: int = 3, size: int = 384, seed: int = 0
+) -> list[torch.Tensor]:
     """``count`` textures of one universe as ``[3, size, size]`` tensors; deterministic."""
     if name not in UNIVERSES:
         raise KeyError(f"no built-in texture for universe {name!r}; known: {', '.join(UNIVERSES)}")

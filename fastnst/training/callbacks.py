@@ -21,11 +21,15 @@ class Throughput(L.Callback):
         self._images = 0
         self._steps = 0
 
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, module: L.LightningModule, batch, batch_idx: int
+    ) -> None:
         if self._start is None:
             self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         self._images += batch[0].shape[0]
         self._steps += 1
         if self._steps < self.every_n_steps or self._start is None:
@@ -72,7 +76,9 @@ class SampleGrid(L.Callback):
         if experiment is not None and hasattr(experiment, "add_image"):
             experiment.add_image("samples", grid, trainer.global_step)
 
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
             self._log(trainer, module)
 

@@ -81,7 +81,9 @@ class StyleTransferModule(L.LightningModule):
     def forward(self, images: torch.Tensor, style: torch.Tensor | int) -> torch.Tensor:
         return self.net(images, style)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         images, skipped = batch
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -110,7 +112,9 @@ class StyleTransferModule(L.LightningModule):
         total = self.trainer.max_steps if self.trainer.max_steps > 0 else 40000
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer,
-            warmup_cosine(int(optim.get("warmup_steps", 0)) or 1, total, float(optim.get("min_lr_ratio", 0.1))),
+            warmup_cosine(
+                int(optim.get("warmup_steps", 0)) or 1, total, float(optim.get("min_lr_ratio", 0.1))
+            ),
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
