@@ -153,6 +153,7 @@ def bench_video(args: argparse.Namespace, device: torch.device) -> list[dict]:
         stylizer = make_stylizer(WIDTHS[args.width], device, PRECISIONS[precision], args.model)
         weights = torch.zeros(stylizer.net.num_styles)
         weights[0] = 1
+        mode = "eager" if stylizer.frozen is None else "frozen"
         for width, height in args.sizes:
             with tempfile.TemporaryDirectory() as tmp:
                 clip = make_clip(Path(tmp) / "in.mp4", width, height, args.video_frames)
@@ -171,13 +172,13 @@ def bench_video(args: argparse.Namespace, device: torch.device) -> list[dict]:
                 {
                     "size": f"{width}x{height}",
                     "precision": precision,
-                    "mode": "eager",
+                    "mode": mode,
                     "frames": count,
                     "frames_per_s": fps,
                 }
             )
             print(
-                f"video  {args.width:6s} {precision} eager    {width}x{height:<5d} "
+                f"video  {args.width:6s} {precision} {mode:8s} {width}x{height:<5d} "
                 f"{_fmt(fps)} frames/s (file to file, x264 {args.preset})"
             )
     return rows
