@@ -49,7 +49,9 @@ def output_temporal_loss(
     mask: torch.Tensor,
 ) -> torch.Tensor:
     """Masked ‖(O_t − W(O_{t−1})) − (Y(I_t) − Y(W(I_{t−1})))‖² per trusted pixel (ReCoNet):
-    the output may change only as much as the input's luminance does along the motion."""
+    the output may change only as much as the input's luminance does along the motion.
+    Computed in fp32: bf16 sampling positions would be off by whole pixels."""
+    out_previous, out_current = out_previous.float(), out_current.float()
     out_change = out_current - warp(out_previous, flow)
     in_change = luminance(in_current) - luminance(warp(in_previous, flow))
     per_pixel = (out_change - in_change).pow(2).sum(1, keepdim=True)
@@ -60,10 +62,11 @@ def feature_temporal_loss(
     feat_previous: torch.Tensor, feat_current: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor
 ) -> torch.Tensor:
     """Masked mean squared difference of encoder features after warping at their own scale;
-    a feature cell is trusted only if every pixel it covers is."""
+    a feature cell is trusted only if every pixel it covers is. Computed in fp32."""
+    feat_previous, feat_current = feat_previous.float(), feat_current.float()
     size = tuple(feat_current.shape[-2:])
-    small_flow = downscale_flow(flow.float(), size).to(feat_current.dtype)
-    small_mask = (1 - F.adaptive_max_pool2d(1 - mask, size)).to(feat_current.dtype)
+    small_flow = downscale_flow(flow.float(), size)
+    small_mask = 1 - F.adaptive_max_pool2d(1 - mask.float(), size)
     per_cell = (feat_current - warp(feat_previous, small_flow)).pow(2).mean(1, keepdim=True)
     return (
         (small_mask * per_cell).sum((1, 2, 3)) / small_mask.sum((1, 2, 3)).clamp_min(1.0)
