@@ -85,8 +85,10 @@ def _feather(span: Span, length: int, device: torch.device) -> torch.Tensor:
 
 
 class _NormHooks:
-    """Forward hooks that replace each norm layer's per-tile statistics with whole-image ones,
-    and sum one probed layer's activations over the tile core."""
+    """While active, every norm layer uses whole-image statistics instead of its own, and one
+    probed layer sums its input over the tile core instead. The layers' ``forward`` is
+    replaced on the instances (and restored on exit) rather than hooked, so that no per-tile
+    statistics are computed only to be thrown away."""
 
     def __init__(self, net: TransformerNet) -> None:
         self.norms = [m for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d)]
@@ -98,31 +100,27 @@ class _NormHooks:
         self.size: tuple[int, int] = (0, 0)
 
     def __enter__(self) -> _NormHooks:
-        self.handles = [
-            norm.register_forward_hook(self._make_hook(i)) for i, norm in enumerate(self.norms)
-        ]
+        for index, norm in enumerate(self.norms):
+            norm.forward = self._make_forward(index, norm)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for handle in self.handles:
-            handle.remove()
+        for norm in self.norms:
+            del norm.forward
 
-    def _make_hook(self, index: int):  # noqa: ANN202 - a torch hook
-        def hook(
-            module: ConditionalInstanceNorm2d, args: tuple, output: torch.Tensor
-        ) -> torch.Tensor:
-            x, weights = args
+    def _make_forward(self, index: int, module: ConditionalInstanceNorm2d):  # noqa: ANN202
+        def forward(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
             if index == self.probe:
                 self._accumulate(x)
                 raise _StopAtProbe
             mean, var = self.stats[index]
-            normed = (x.float() - mean) * torch.rsqrt(var + module.eps)
             weights = weights.to(module.gamma.dtype)
             gamma = (weights @ module.gamma).float()[:, :, None, None]
             beta = (weights @ module.beta).float()[:, :, None, None]
-            return (normed * gamma + beta).to(x.dtype)
+            scale = gamma * torch.rsqrt(var + module.eps)
+            return torch.addcmul((beta - mean * scale).to(x.dtype), x, scale.to(x.dtype))
 
-        return hook
+        return forward
 
     def _accumulate(self, x: torch.Tensor) -> None:
         rows, cols = self.core  # type: ignore[misc]
