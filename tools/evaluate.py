@@ -332,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; the report was not written", file=sys.stderr)
+        return 130
     print(f"wrote {path}")
     return 0
 
