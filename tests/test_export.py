@@ -42,6 +42,7 @@ def test_round_trip_is_exact_and_self_describing(tiny: tuple[TransformerNet, Pat
     assert info.net == {"num_styles": 2, "width": 0.25, "num_residual": 1}
     assert info.format_version == FORMAT_VERSION and info.created
     assert not list(path.parent.glob(".*.tmp"))  # nothing half-written left behind
+    assert path.stat().st_mode & 0o044  # readable by others, as any saved file (not mkstemp's 0600)
 
 
 def _rewrite(src: Path, dst: Path, header: dict | None) -> None:
