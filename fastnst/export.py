@@ -50,10 +50,14 @@ class ModelInfo:
         return json.dumps(self.__dict__, sort_keys=True)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+# Read once at import: os.umask can only be read by setting it, which races with threads.
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def atomic_write(path: Path, write: Any) -> None:
@@ -63,7 +67,7 @@ def atomic_write(path: Path, write: Any) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file normal permissions
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
