@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ log = logging.getLogger("fastnst")
 # The `lightning` package gives its logger a console handler of its own on import; the run's
 # logging (Hydra's job_logging) already prints every record, so without this each line shows twice.
 logging.getLogger("lightning").handlers.clear()
+# The VGG loss network stays in eval mode by design; Lightning warns about it at every fit.
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
 # Errors whose message is the whole story for the user: no traceback.
 USER_ERRORS = (UserError, FileNotFoundError)
