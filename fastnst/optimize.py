@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from fastnst.errors import UserError
+from fastnst.errors import UserError, run_command
 from fastnst.export import atomic_write, read_info
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.infer.stylize import pick_device
@@ -255,16 +255,7 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        path = run(args)
-    except (UserError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing written for the final image", file=sys.stderr)
-        return 130
-    print(f"wrote {path}")
-    return 0
+    return run_command(lambda: run(args), "nothing written for the final image")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import torch  # noqa: E402
 
 from fastnst.data.styles import StyleSet, folder_styles  # noqa: E402
-from fastnst.errors import UserError  # noqa: E402
+from fastnst.errors import UserError, run_command  # noqa: E402
 from fastnst.evaluation import (  # noqa: E402
     LossMeter,
     PhotoStyleScore,
@@ -327,16 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
-    try:
-        path = run(args)
-    except (UserError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; the report was not written", file=sys.stderr)
-        return 130
-    print(f"wrote {path}")
-    return 0
+    return run_command(lambda: run(args), "the report was not written")
 
 
 if __name__ == "__main__":

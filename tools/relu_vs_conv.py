@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import torch  # noqa: E402
 
-from fastnst.errors import UserError  # noqa: E402
+from fastnst.errors import UserError, run_command  # noqa: E402
 from fastnst.evaluation import markdown_table, ssim, write_json, write_text  # noqa: E402
 from fastnst.export import atomic_write  # noqa: E402
 from fastnst.images import load_image, resize_long_side  # noqa: E402
@@ -193,16 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.argv = argv
-    try:
-        path = run(args)
-    except (UserError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; the report was not written", file=sys.stderr)
-        return 130
-    print(f"wrote {path}")
-    return 0
+    return run_command(lambda: run(args), "the report was not written")
 
 
 if __name__ == "__main__":
