@@ -165,9 +165,13 @@ def export_checkpoint(ckpt_path: str | Path, output: str | Path | None = None) -
         raise ModelFileError(f"checkpoint not found: {ckpt_path}")
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        block = ckpt["fastnst"]
-    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint gets the same answer
-        raise ModelFileError(f"{ckpt_path} is not a fastnst training checkpoint ({exc})") from None
+    except Exception:  # noqa: BLE001 - torch's many reasons all mean "not loadable safely"
+        raise ModelFileError(
+            f"{ckpt_path} is not a PyTorch checkpoint that loads safely (weights only)"
+        ) from None
+    if not isinstance(ckpt, dict) or "fastnst" not in ckpt:
+        raise ModelFileError(f"{ckpt_path} is a checkpoint, but not one written by train.py")
+    block = ckpt["fastnst"]
     net = TransformerNet(NetConfig(**block["net"]))
     prefix = "net."
     net.load_state_dict(

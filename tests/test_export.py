@@ -79,3 +79,16 @@ def test_style_names_must_match_the_network(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         save_model(net, tmp_path / "x.safetensors", ModelInfo(net={}, style_names=["only-one"]))
     assert not list(tmp_path.iterdir())
+
+
+def test_export_cli_refuses_a_non_checkpoint_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fastnst.export import main
+
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"\x80\x05not a pickle at all")
+    assert main([str(junk)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not list(tmp_path.glob("*.safetensors"))
