@@ -61,20 +61,14 @@ def stylization_grid(module: L.LightningModule, photos: torch.Tensor) -> torch.T
     return make_grid(torch.stack(rows), nrow=net.num_styles + 1, padding=2, pad_value=1.0)
 
 
-class SampleGrid(L.Callback):
-    """Every ``every_n_steps`` (and at the end) log the validation × style grid to TensorBoard."""
+class EveryNSteps(L.Callback):
+    """Calls ``_log`` every ``every_n_steps`` training steps and once at the end."""
 
     def __init__(self, every_n_steps: int = 500) -> None:
         self.every_n_steps = every_n_steps
 
     def _log(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        photos = getattr(trainer.datamodule, "val_images", None)
-        if photos is None or not trainer.is_global_zero:
-            return
-        grid = stylization_grid(module, photos)
-        experiment = getattr(trainer.logger, "experiment", None)
-        if experiment is not None and hasattr(experiment, "add_image"):
-            experiment.add_image("samples", grid, trainer.global_step)
+        raise NotImplementedError
 
     def on_train_batch_end(
         self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
@@ -84,6 +78,19 @@ class SampleGrid(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self._log(trainer, module)
+
+
+class SampleGrid(EveryNSteps):
+    """Every ``every_n_steps`` (and at the end) log the validation × style grid to TensorBoard."""
+
+    def _log(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        photos = getattr(trainer.datamodule, "val_images", None)
+        if photos is None or not trainer.is_global_zero:
+            return
+        grid = stylization_grid(module, photos)
+        experiment = getattr(trainer.logger, "experiment", None)
+        if experiment is not None and hasattr(experiment, "add_image"):
+            experiment.add_image("samples", grid, trainer.global_step)
 
 
 def write_samples(module: L.LightningModule, photos: torch.Tensor, folder: Path) -> list[Path]:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from fastnst.data.content import ContentDataset, ContentItem, validation_images
 
@@ -42,7 +42,12 @@ class ContentDataModule(L.LightningDataModule):
         self.val_images: torch.Tensor = validation_images(self.source, num_val, val_size)
 
     def train_dataloader(self) -> DataLoader:
-        dataset = ContentDataset(self.source, self.image_size, length=self.samples_per_epoch)
+        return self.loader(
+            ContentDataset(self.source, self.image_size, length=self.samples_per_epoch)
+        )
+
+    def loader(self, dataset: Dataset) -> DataLoader:
+        """Shuffled, full batches only (every batch mixes styles evenly), worker-fed."""
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -91,18 +91,24 @@ class StyleTransferModule(L.LightningModule):
         mix = F.one_hot(indices, self.net.num_styles).float()
         output = self.net(images, mix)
         total, parts = self.loss_fn(output, images, mix)
-        every = self.hparams.check_finite_every
-        if every and self.global_step % every == 0 and not torch.isfinite(total):
-            raise NonFiniteLossError(
-                f"non-finite loss ({total.item()}) at step {self.global_step}; parts: "
-                + ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
-                + ". Lower optim.lr or the style weight, or resume from the last checkpoint."
-            )
+        self.check_finite(total, parts, "the style weight")
         self.skipped_files += int(skipped.sum())
         self.log("loss/total", total, prog_bar=True)
         self.log_dict({f"loss/{name}": value for name, value in parts.items()})
         self.log("data/skipped_files", float(self.skipped_files))
         return total
+
+    def check_finite(
+        self, total: torch.Tensor, parts: Mapping[str, torch.Tensor], knob: str
+    ) -> None:
+        """Stop on a NaN/inf loss (every ``check_finite_every`` steps: each check syncs a GPU)."""
+        every = self.hparams.check_finite_every
+        if every and self.global_step % every == 0 and not torch.isfinite(total):
+            raise NonFiniteLossError(
+                f"non-finite loss ({total.item()}) at step {self.global_step}; parts: "
+                + ", ".join(f"{k}={v.item():.4g}" for k, v in parts.items())
+                + f". Lower optim.lr or {knob}, or resume from the last checkpoint."
+            )
 
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.hparams.optim

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader
 from torchvision.utils import make_grid
 
-from fastnst.data.content import ContentItem, validation_images
+from fastnst.data.content import ContentItem
 from fastnst.data.video_pairs import (
     ClipSettings,
     Motion,
@@ -29,7 +29,9 @@ from fastnst.data.video_pairs import (
 from fastnst.flow import downscale_flow, warp
 from fastnst.images import resize_long_side
 from fastnst.metrics import masked_warp_error
-from fastnst.training.module import NonFiniteLossError, StyleTransferModule
+from fastnst.training.callbacks import EveryNSteps
+from fastnst.training.datamodule import ContentDataModule
+from fastnst.training.module import StyleTransferModule
 
 # Rec. 709 relative luminance, ReCoNet's measure of the input's own brightness change.
 LUMA = (0.2126, 0.7152, 0.0722)
@@ -107,13 +109,15 @@ class TemporalStyleModule(StyleTransferModule):
         )
         temporal_feat = feature_temporal_loss(feat_previous, feat_current, flow, mask)
         total = perceptual + self.output_weight * temporal_out + self.feature_weight * temporal_feat
-        every = self.hparams.check_finite_every
-        if every and self.global_step % every == 0 and not torch.isfinite(total):
-            raise NonFiniteLossError(
-                f"non-finite loss ({total.item()}) at step {self.global_step}: perceptual="
-                f"{perceptual.item():.4g}, temporal output={temporal_out.item():.4g}, "
-                f"feature={temporal_feat.item():.4g}. Lower optim.lr or the temporal weights."
-            )
+        self.check_finite(
+            total,
+            {
+                "perceptual": perceptual,
+                "temporal_output": temporal_out,
+                "temporal_feature": temporal_feat,
+            },
+            "the temporal weights",
+        )
         self.log("loss/total", total, prog_bar=True)
         self.log("loss/perceptual", perceptual)
         self.log("loss/temporal_output", temporal_out, prog_bar=True)
@@ -122,7 +126,7 @@ class TemporalStyleModule(StyleTransferModule):
         return total
 
 
-class PairDataModule(L.LightningDataModule):
+class PairDataModule(ContentDataModule):
     """Frame pairs: synthetic ones from the content photos, plus real clips when ``videos``
     names a file or folder (a ``video_fraction`` of each epoch; flow cached in ``video_cache``).
 
@@ -148,18 +152,20 @@ class PairDataModule(L.LightningDataModule):
         motion: Mapping[str, float] | None = None,
         **source_options: object,
     ) -> None:
-        super().__init__()
-        self.source = list(source)
-        self.image_size = image_size
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.samples_per_epoch = samples_per_epoch or 2000
+        super().__init__(
+            source,
+            image_size,
+            batch_size,
+            num_workers,
+            num_val,
+            val_size,
+            samples_per_epoch or 2000,
+        )
         self.videos = videos
         self.video_cache = video_cache
         self.video_fraction = video_fraction if videos else 0.0
         self.clip_settings = ClipSettings(long_side=video_long_side, method=flow_method)
         self.motion = Motion(**(motion or {}))
-        self.val_images: torch.Tensor = validation_images(self.source, num_val, val_size)
         self.val_pairs: Pair = fixed_pairs(self.val_images, self.motion)
 
     def train_dataloader(self) -> DataLoader:
@@ -175,15 +181,7 @@ class PairDataModule(L.LightningDataModule):
                     self.videos, self.video_cache, self.image_size, video_count, self.clip_settings
                 )
             )
-        return DataLoader(
-            ConcatDataset(parts),
-            batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=True,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return self.loader(ConcatDataset(parts))
 
 
 def fixed_pairs(photos: torch.Tensor, motion: Motion, seed: int = 0) -> Pair:
@@ -203,7 +201,7 @@ def heat_colors(values: torch.Tensor, top: float) -> torch.Tensor:
     return torch.cat([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], 1)
 
 
-class FlickerMap(L.Callback):
+class FlickerMap(EveryNSteps):
     """Logs |O_t − W(O_{t−1})| on the fixed validation pairs as heat maps, the network as it
     started (before) beside the network now (after), and their masked warping errors.
 
@@ -212,7 +210,7 @@ class FlickerMap(L.Callback):
     """
 
     def __init__(self, every_n_steps: int = 500, top: float = 0.25) -> None:
-        self.every_n_steps = every_n_steps
+        super().__init__(every_n_steps)
         self.top = top
         self._before: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
@@ -254,12 +252,3 @@ class FlickerMap(L.Callback):
         pairs = getattr(trainer.datamodule, "val_pairs", None)
         if pairs is not None:
             self._before = self._measure(module, pairs)
-
-    def on_train_batch_end(
-        self, trainer: L.Trainer, module: L.LightningModule, outputs, batch, batch_idx: int
-    ) -> None:
-        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
-            self._log(trainer, module)
-
-    def on_train_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._log(trainer, module)
