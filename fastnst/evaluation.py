@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from fastnst.export import atomic_write
 from fastnst.losses import PerceptualLoss
-from fastnst.model import TransformerNet
+from fastnst.model import NetConfig, TransformerNet
 
 # Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03.
 SSIM_WINDOW = 11
@@ -216,3 +216,62 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def compare_reports(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Side by side means of several ``tools/evaluate.py`` reports, keyed by label.
+
+    Loss values only compare when the reports scored the same photos and styles at the same
+    sizes with the same loss settings, so anything else is refused rather than tabulated.
+    """
+    if len(reports) < 2:
+        raise ValueError("need at least two reports to compare")
+    first = next(iter(reports.values()))
+
+    def setup(report: Mapping[str, Any]) -> tuple:
+        pairs = sorted((s["photo"], s["style"]) for s in report["scores"])
+        loss = json.dumps(report["model_info"]["loss"], sort_keys=True)
+        return report["size"], report["style_size"], loss, pairs
+
+    for label, report in reports.items():
+        if setup(report) != setup(first):
+            raise ValueError(
+                f"report {label!r} scored other photos, styles, sizes or loss settings "
+                "than the first one: its losses do not compare"
+            )
+    keys = ("total", "style_loss", "content", "ssim", "mse", "seconds")
+    models = {}
+    for label, report in reports.items():
+        net = report["model_info"]["net"]
+        models[label] = {
+            "model": report["model"],
+            "net": net,
+            "parameters": sum(p.numel() for p in TransformerNet(NetConfig(**net)).parameters()),
+            "steps": report["model_info"]["steps"],
+            **{key: statistics.mean(s[key] for s in report["scores"]) for key in keys},
+            "per_style_total": {s: m["total"] for s, m in report["per_style"].items()},
+        }
+    return {"size": first["size"], "style_size": first["style_size"], "models": models}
+
+
+def comparison_markdown(comparison: Mapping[str, Any]) -> str:
+    """Means over every photo and style, then each style's total loss per model."""
+    models = comparison["models"]
+    header = ["model", "width", "parameters", "steps", "total loss", "style loss",
+              "content loss", "SSIM", "MSE", "s/image"]
+    rows = [
+        [label, m["net"].get("width", 1.0), f"{m['parameters'] / 1e6:.2f} M", m["steps"],
+         m["total"], m["style_loss"], m["content"], m["ssim"], m["mse"], m["seconds"]]
+        for label, m in models.items()
+    ]
+    styles = list(next(iter(models.values()))["per_style_total"])
+    per_style = [[style, *(m["per_style_total"][style] for m in models.values())]
+                 for style in styles]
+    return "\n".join([
+        markdown_table(header, rows),
+        "",
+        "Total loss per style (mean over the photos):",
+        "",
+        markdown_table(["style", *models], per_style),
+        "",
+    ])

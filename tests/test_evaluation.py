@@ -160,6 +160,51 @@ def test_evaluate_tool_missing_style_images_is_an_error(tmp_path: Path, capsys) 
     assert not out.exists()
 
 
+def load_compare_tool():
+    spec = importlib.util.spec_from_file_location(
+        "compare_models_tool", REPO / "tools" / "compare_models.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys) -> None:
+    lite, styles, photos = make_inputs(tmp_path)
+    torch.manual_seed(1)
+    wider = TransformerNet(NetConfig(num_styles=2, width=0.5, num_residual=1))
+    slim = save_model(wider, tmp_path / "slim.safetensors",
+                      ModelInfo(net={}, style_names=["ink", "moss"], loss=SETTINGS, steps=9))
+    reports = {}
+    for label, model, size in (("lite", lite, 32), ("slim", slim, 32), ("big", slim, 40)):
+        out = tmp_path / label
+        argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
+                "--size", str(size), "--style-size", "32", "--no-gatys", "--repeats", "1",
+                "--thumb", "40", "--out", str(out)]
+        assert load_tool().main(argv) == 0
+        reports[label] = out / "evaluation.json"
+    table = tmp_path / "variants.md"
+    tool = load_compare_tool()
+    argv = [f"lite={reports['lite']}", f"slim={reports['slim']}", "--out", str(table)]
+    assert tool.main(argv) == 0
+    data = json.loads(table.with_suffix(".json").read_text())
+    scores = json.loads(reports["slim"].read_text())["scores"]
+    slim_row = data["models"]["slim"]
+    assert slim_row["total"] == pytest.approx(sum(s["total"] for s in scores) / len(scores))
+    assert slim_row["parameters"] == sum(p.numel() for p in wider.parameters())
+    assert data["models"]["lite"]["steps"] == 7 and slim_row["steps"] == 9
+    text = table.read_text()
+    assert "python tools/compare_models.py lite=" in text and "| moss |" in text
+    capsys.readouterr()
+    # Photos scored at another size: the losses do not compare, so nothing is written.
+    refused = tmp_path / "refused.md"
+    argv = [f"lite={reports['lite']}", f"big={reports['big']}", "--out", str(refused)]
+    assert tool.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: report 'big' scored other photos") and "\n" not in err
+    assert not refused.exists()
+
+
 def load_relu_vs_conv():
     path = REPO / "tools" / "relu_vs_conv.py"
     spec = importlib.util.spec_from_file_location("relu_vs_conv_tool", path)

@@ -1,0 +1,74 @@
+"""Compare trained models side by side from their ``tools/evaluate.py`` reports.
+
+Each report must have scored the same photos and styles at the same sizes with the same
+loss settings (train the variants with the same command, evaluate them with the same
+flags); the tool refuses reports whose losses do not compare. Prints a Markdown table of
+the means (total, style and content loss, SSIM, MSE, seconds per image) and each style's
+total loss per model, and writes it with a JSON copy.
+
+    python tools/compare_models.py full=docs/quality/evaluation.json \\
+        slim=docs/quality/slim/evaluation.json lite=docs/quality/lite/evaluation.json \\
+        --out docs/quality/variants.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from fastnst.errors import UserError, run_command
+from fastnst.evaluation import compare_reports, comparison_markdown, write_json, write_text
+
+
+def read_reports(specs: list[str]) -> dict[str, dict]:
+    """``label=path`` (or a bare path, labelled by its folder) → the parsed report."""
+    reports = {}
+    for spec in specs:
+        label, sep, path_text = spec.partition("=")
+        path = Path(path_text if sep else spec)
+        label = label if sep else path.parent.name
+        if label in reports:
+            raise UserError(f"two reports are labelled {label!r}: name them label=path")
+        try:
+            reports[label] = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UserError(f"no such report: {path}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{path} is not an evaluation report (not JSON)") from None
+        if not {"scores", "per_style", "model_info", "size"} <= set(reports[label]):
+            raise UserError(f"{path} is not a tools/evaluate.py report")
+    return reports
+
+
+def run(args: argparse.Namespace) -> Path:
+    try:
+        comparison = compare_reports(read_reports(args.reports))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    table = comparison_markdown(comparison)
+    print(table)
+    out = Path(args.out)
+    command = "python tools/compare_models.py " + " ".join(shlex.quote(a) for a in args.argv)
+    write_text(out, f"Written by `{command}`.\n\n{table}")
+    write_json(out.with_suffix(".json"), {"command": command, **comparison})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reports", nargs="+", help="evaluation.json files, as label=path")
+    parser.add_argument(
+        "--out", default="outputs/compare_models.md",
+        help="Markdown file to write (and a .json beside it)",
+    )
+    args = parser.parse_args(argv)
+    args.argv = argv
+    return run_command(lambda: run(args), "the comparison was not written")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
