@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from fastnst.export import ModelInfo, save_model
+from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.infer import Stylizer, main, parse_style_spec
 from fastnst.infer.tiling import stylize_tiled
 from fastnst.model import NetConfig, TransformerNet
@@ -80,6 +80,20 @@ def test_blend_spec_is_normalised_and_one_hot_matches_index() -> None:
     assert torch.allclose(scaled, weights)
     assert torch.equal(parse_style_spec("punk", STYLES)[0][1], torch.tensor([0.0, 0.0, 1.0]))
     assert [label for label, _ in parse_style_spec("all", STYLES)] == STYLES
+
+
+def test_cpu_fast_path_matches_the_training_network(model: Path) -> None:
+    """The fused norm's own statistics and the frozen trace give the exported network's
+    output (the one ``load_model`` rebuilds, with PyTorch's instance norm)."""
+    net, _ = load_model(model)
+    stylizer = Stylizer.load(model, "cpu")
+    assert stylizer.frozen is not None
+    image = torch.rand(2, 3, 53, 71, generator=torch.Generator().manual_seed(4))
+    weights = torch.tensor([0.6, 0.0, 0.4])
+    with torch.no_grad():
+        expected = net(image, weights)
+    fast = stylizer(image, weights)
+    assert (fast - expected).abs().max() < 1e-5
 
 
 def test_blend_lies_between_its_styles(model: Path) -> None:

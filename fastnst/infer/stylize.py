@@ -113,7 +113,14 @@ class FusedNorm(ConditionalInstanceNorm2d):
     about 1.4x (full width) to 2x (slim) faster end to end on a CPU."""
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        if x.device.type == "cpu":
+            # Two plain passes: PyTorch's CPU var_mean (Welford) is 10-20x slower than a mean
+            # and a mean of squared deviations (a third of lite's whole CPU time, measured
+            # with torch.profiler), and this is as accurate (rel. error ~1e-7 in fp32).
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            var = (x - mean).square_().mean(dim=(2, 3), keepdim=True)
+        else:
+            var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
         weights = weights.to(self.gamma.dtype)
         gamma = (weights @ self.gamma)[:, :, None, None]
         beta = (weights @ self.beta)[:, :, None, None]
