@@ -96,6 +96,15 @@ def test_cpu_fast_path_matches_the_training_network(model: Path) -> None:
     assert (fast - expected).abs().max() < 1e-5
 
 
+def test_info_lists_styles_and_network_without_stylizing(model: Path, capsys) -> None:
+    assert main(["--model", str(model), "--info"]) == 0
+    out = capsys.readouterr().out
+    assert "styles: 0=miles, 1=gwen, 2=punk" in out
+    net, _ = load_model(model)
+    parameters = sum(p.numel() for p in net.parameters())
+    assert f"width 0.25, 1 residual blocks, {parameters:,} parameters" in out
+
+
 def test_blend_lies_between_its_styles(model: Path) -> None:
     stylizer = Stylizer.load(model, "cpu")
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))

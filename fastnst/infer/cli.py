@@ -12,7 +12,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from fastnst.errors import UserError
-from fastnst.export import atomic_write
+from fastnst.export import atomic_write, read_info
 from fastnst.images import find_images, open_rgb, pil_to_tensor, resize_long_side, tensor_to_pil
 from fastnst.infer.stylize import Stylizer
 
@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--input", help="an image or a folder of images")
     source.add_argument("--video", help="a video file")
     source.add_argument("--webcam", nargs="?", const="0", help="camera index (default 0) or source")
+    source.add_argument(
+        "--info", action="store_true", help="print the model's styles and settings, then exit"
+    )
     parser.add_argument("--output", help="image, folder or video to write (webcam: record to it)")
     parser.add_argument("--style", default="0", help="index, name, blend a:0.7,b:0.3, or all")
     parser.add_argument("--sheet", action="store_true", help="with --style all: one contact sheet")
@@ -59,6 +62,27 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--sheet needs --style all")
     if (args.input or args.video) and not args.output:
         raise UserError("--output is required")
+
+
+def describe_model(path: str) -> str:
+    """What a user needs before stylizing: the style names with their indices, the network
+    size (speed) and how it was trained."""
+    info, state = read_info(path)
+    net = info.net
+    parameters = sum(tensor.numel() for tensor in state.values())
+    lines = [
+        f"model: {path} (format version {info.format_version})",
+        "styles: " + ", ".join(f"{i}={name}" for i, name in enumerate(info.style_names)),
+        f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
+        f"{parameters:,} parameters",
+    ]
+    if info.steps:
+        lines.append(
+            f"trained: {info.steps} steps at {info.image_size} px, "
+            f"{info.vgg_weights or 'unknown'} VGG-19, style weight "
+            f"{info.loss.get('style_weight', '?')}, created {info.created or 'unknown'}"
+        )
+    return "\n".join(lines)
 
 
 def auto_tile(image: torch.Tensor, stylizer: Stylizer) -> int:
@@ -191,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        if args.info:
+            print(describe_model(args.model))
+            return 0
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         stylizer = Stylizer.load(args.model, args.device, args.precision)
