@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.infer import Stylizer, main, parse_style_spec
+from fastnst.infer.stylize import RowsConv2d
 from fastnst.infer.tiling import stylize_tiled
 from fastnst.model import NetConfig, TransformerNet
 
@@ -94,6 +95,14 @@ def test_cpu_fast_path_matches_the_training_network(model: Path) -> None:
         expected = net(image, weights)
     fast = stylizer(image, weights)
     assert (fast - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(("cin", "cout", "kernel"), [(8, 3, 9), (5, 2, 3), (4, 4, 1)])
+def test_rows_conv_equals_the_convolution(cin: int, cout: int, kernel: int) -> None:
+    conv = torch.nn.Conv2d(cin, cout, kernel)
+    image = torch.randn(2, cin, 23 + kernel, 17 + kernel)
+    with torch.no_grad():
+        assert torch.allclose(RowsConv2d(conv)(image), conv(image), atol=1e-5)
 
 
 def test_info_lists_styles_and_network_without_stylizing(model: Path, capsys) -> None:

@@ -6,10 +6,13 @@ imported, so a user who never trains needs neither Lightning, Hydra nor FiftyOne
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from fastnst.errors import UserError
 from fastnst.export import ModelInfo, load_model
@@ -138,13 +141,43 @@ def fuse_norms(net: TransformerNet) -> TransformerNet:
     return net
 
 
+class RowsConv2d(nn.Module):
+    """A k x k convolution with few output channels, as one 1 x k convolution with k times
+    the outputs (one per kernel row) and a sum of k row-shifted slices. oneDNN computes output
+    channels in blocks of 8 or 16, so the network's last conv (9 x 9 to 3 channels) wastes most
+    of its work on a CPU; this form makes the whole network about 12% faster there (lite and
+    full, 512x384, one thread; at 1080p the conv itself is 1.2x (lite) to 2.6x (full) faster).
+    Unpadded, stride 1, as the head's conv is."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        out, cin, k, _ = conv.weight.shape
+        rows = conv.weight.detach().permute(2, 0, 1, 3).reshape(k * out, cin, 1, k)
+        self.kernel, self.out = k, out
+        self.register_buffer("weight", rows.contiguous(memory_format=torch.channels_last))
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(out)
+        self.register_buffer("bias", bias.clone()[None, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height = x.shape[-2] - self.kernel + 1
+        rows = F.conv2d(x, self.weight).unflatten(1, (self.kernel, self.out))
+        out = rows[:, 0, :, :height] + self.bias
+        for row in range(1, self.kernel):
+            out += rows[:, row, :, row : row + height]
+        return out
+
+
 def freeze_for_cpu(net: TransformerNet) -> torch.jit.ScriptModule:
     """A traced and frozen copy of ``net`` for CPU inference: constant-folded weights and
     no Python between layers, about 20% faster than eager on the lite network (measured at
-    512x384, one thread). Shapes stay dynamic: sizes are read from the input at run time."""
+    512x384, one thread), and the head's conv as :class:`RowsConv2d`. Shapes stay dynamic:
+    sizes are read from the input at run time."""
     import warnings
 
     from fastnst.export_runtimes import WeightsInput
+
+    net = copy.deepcopy(net)
+    net.head.conv = RowsConv2d(net.head.conv)
 
     example = torch.rand(1, 3, 67, 93).contiguous(memory_format=torch.channels_last)
     weights = torch.full((1, net.num_styles), 1.0 / net.num_styles)
