@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
 
-REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "vgg_weights": "random",
     "content_layers": {"relu2_2": 1.0},
@@ -27,13 +25,6 @@ SETTINGS = {
 def smooth(seed: int, h: int = 40, w: int = 48) -> torch.Tensor:
     coarse = torch.rand(1, 3, 6, 7, generator=torch.Generator().manual_seed(seed))
     return torch.nn.functional.interpolate(coarse, size=(h, w), mode="bilinear")[0]
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("evaluate_tool", REPO / "tools" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_ssim_is_one_for_equal_images_and_falls_with_noise() -> None:
@@ -108,13 +99,13 @@ def make_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return model, styles, photos
 
 
-def test_evaluate_tool_writes_report_json_and_grids(tmp_path: Path) -> None:
+def test_evaluate_tool_writes_report_json_and_grids(tmp_path: Path, tool) -> None:
     model, styles, photos = make_inputs(tmp_path)
     out = tmp_path / "report"
     argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
             "--size", "32", "--style-size", "32", "--gatys", "dog:moss",
             "--gatys-steps", "2,5", "--repeats", "1", "--thumb", "40", "--out", str(out)]
-    assert load_tool().main(argv) == 0
+    assert tool("evaluate").main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "evaluation.json", "evaluation.md", "gatys_0.jpg", "grid.jpg"
     ]
@@ -148,28 +139,19 @@ def test_evaluate_tool_writes_report_json_and_grids(tmp_path: Path) -> None:
     assert data["model_info"]["steps"] == 7
 
 
-def test_evaluate_tool_missing_style_images_is_an_error(tmp_path: Path, capsys) -> None:
+def test_evaluate_tool_missing_style_images_is_an_error(tmp_path: Path, capsys, tool) -> None:
     model, styles, photos = make_inputs(tmp_path)
     (styles / "moss.png").unlink()
     out = tmp_path / "report"
     argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
             "--out", str(out), "--no-gatys"]
-    assert load_tool().main(argv) == 1
+    assert tool("evaluate").main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: no style images for moss under the --styles folder(s)"
     assert not out.exists()
 
 
-def load_compare_tool():
-    spec = importlib.util.spec_from_file_location(
-        "compare_models_tool", REPO / "tools" / "compare_models.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys) -> None:
+def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys, tool) -> None:
     lite, styles, photos = make_inputs(tmp_path)
     torch.manual_seed(1)
     wider = TransformerNet(NetConfig(num_styles=2, width=0.5, num_residual=1))
@@ -181,12 +163,12 @@ def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys) -
         argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
                 "--size", str(size), "--style-size", "32", "--no-gatys", "--repeats", "1",
                 "--thumb", "40", "--out", str(out)]
-        assert load_tool().main(argv) == 0
+        assert tool("evaluate").main(argv) == 0
         reports[label] = out / "evaluation.json"
     table = tmp_path / "variants.md"
-    tool = load_compare_tool()
+    compare = tool("compare_models")
     argv = [f"lite={reports['lite']}", f"slim={reports['slim']}", "--out", str(table)]
-    assert tool.main(argv) == 0
+    assert compare.main(argv) == 0
     data = json.loads(table.with_suffix(".json").read_text())
     scores = json.loads(reports["slim"].read_text())["scores"]
     slim_row = data["models"]["slim"]
@@ -199,21 +181,13 @@ def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys) -
     # Photos scored at another size: the losses do not compare, so nothing is written.
     refused = tmp_path / "refused.md"
     argv = [f"lite={reports['lite']}", f"big={reports['big']}", "--out", str(refused)]
-    assert tool.main(argv) == 1
+    assert compare.main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: report 'big' scored other photos") and "\n" not in err
     assert not refused.exists()
 
 
-def load_relu_vs_conv():
-    path = REPO / "tools" / "relu_vs_conv.py"
-    spec = importlib.util.spec_from_file_location("relu_vs_conv_tool", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path) -> None:
+def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path, tool) -> None:
     photo, style = tmp_path / "photo.png", tmp_path / "style.png"
     tensor_to_pil(smooth(12)).save(photo)
     tensor_to_pil(smooth(10)).save(style)
@@ -223,7 +197,7 @@ def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path) -> None:
     argv = ["--content", str(photo), "--style", str(style), "--steps", "6", "--every", "3",
             "--size", "32", "--relu-loss", str(tmp_path / "relu.yaml"),
             "--conv-loss", str(tmp_path / "conv.yaml"), "--out", str(out)]
-    assert load_relu_vs_conv().main(argv) == 0
+    assert tool("relu_vs_conv").main(argv) == 0
     data = json.loads((out / "relu_vs_conv.json").read_text())
     for run_tap in ("relu", "conv"):
         scores = data["scores"][run_tap]
@@ -240,7 +214,7 @@ def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path) -> None:
     }
 
 
-def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys) -> None:
+def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys, tool) -> None:
     (tmp_path / "relu.yaml").write_text(json.dumps({**SETTINGS, "tap": "relu"}))
     other = {**SETTINGS, "tap": "conv", "style_layers": {"relu1_1": 1.0}}
     (tmp_path / "conv.yaml").write_text(json.dumps(other))
@@ -248,6 +222,6 @@ def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys) -> None:
     argv = ["--content", str(tmp_path / "photo.png"), "--style", str(tmp_path / "photo.png"),
             "--relu-loss", str(tmp_path / "relu.yaml"), "--conv-loss", str(tmp_path / "conv.yaml"),
             "--out", str(tmp_path / "out")]
-    assert load_relu_vs_conv().main(argv) == 1
+    assert tool("relu_vs_conv").main(argv) == 1
     assert "different style_layers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

@@ -4,7 +4,6 @@ its grouped dataset, and data=coco fails fast offline. The zoo is never called."
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -146,7 +145,7 @@ def test_content_dataset_is_training_content(fo, tmp_path: Path) -> None:
 
 
 def test_browse_builds_groups_of_content_outputs_and_sets(
-    fo, style_tree: Path, tmp_path: Path
+    fo, style_tree: Path, tmp_path: Path, tool
 ) -> None:
     from fastnst.datasets.browse import build_browse_dataset
 
@@ -181,9 +180,7 @@ def test_browse_builds_groups_of_content_outputs_and_sets(
     with Image.open(members["miles_set"].filepath) as sheet:
         assert sheet.width == 3 * 128  # three frames, one row
 
-    spec = importlib.util.spec_from_file_location("browse_tool", ROOT / "tools" / "browse.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    browse = tool("browse")
     args = [
         "--model",
         str(model),
@@ -201,10 +198,10 @@ def test_browse_builds_groups_of_content_outputs_and_sets(
         name,
         "--no-launch",
     ]
-    assert tool.main(args) == 0
+    assert browse.main(args) == 0
     assert len(fo.load_dataset(name)) == 1  # rebuilt in place
     assert (
-        tool.main(
+        browse.main(
             [
                 "--model",
                 str(tmp_path / "none.safetensors"),

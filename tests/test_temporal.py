@@ -210,17 +210,8 @@ def test_temporal_stage_fine_tunes_logs_and_exports(
     assert "temporal/val_warp_error_before" in events.Tags()["scalars"]
 
 
-def run_eval_video(argv: list[str]) -> int:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("eval_video", REPO / "tools" / "eval_video.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main(argv)
-
-
 def test_eval_video_reports_floor_models_and_losses(
-    tiny_model: Path, two_styles: Path, tmp_path: Path, capsys
+    tiny_model: Path, two_styles: Path, tmp_path: Path, capsys, tool
 ) -> None:
     pytest.importorskip("cv2")
     import yaml
@@ -235,7 +226,8 @@ def test_eval_video_reports_floor_models_and_losses(
     save_model(net, model, info)
     report = tmp_path / "report.json"
     argv = [str(video), "--model", str(model), "--model", str(model), "--styles", str(two_styles)]
-    code = run_eval_video([*argv, "--style", "1", "--style-size", "32", "--json", str(report)])
+    eval_video = tool("eval_video")
+    code = eval_video.main([*argv, "--style", "1", "--style-size", "32", "--json", str(report)])
     assert code == 0
     import json
 
@@ -248,7 +240,7 @@ def test_eval_video_reports_floor_models_and_losses(
     assert "x floor" in capsys.readouterr().out
 
     missing = tmp_path / "missing.json"
-    code = run_eval_video(
+    code = eval_video.main(
         [str(tmp_path / "nope.mp4"), "--model", str(model), "--json", str(missing)]
     )
     assert code == 1 and not missing.exists()
