@@ -1,8 +1,11 @@
 """Errors whose message is the whole story for the user: command-line entry points print
 them as one ``error: …`` line and exit non-zero, instead of showing a traceback."""
 
+import argparse
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -22,3 +25,18 @@ def run_command(body: Callable[[], object], interrupted: str) -> int:
         return 130
     print(f"wrote {result}")
     return 0
+
+
+def run_report_tool(
+    script: str,
+    parser: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], object],
+    argv: list[str] | None = None,
+) -> int:
+    """``main`` of a ``tools/`` script whose report quotes the command that made it: parse
+    ``argv`` (default: the command line), set ``args.command`` to that command, and run
+    ``body(args)`` through :func:`run_command`."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    args.command = " ".join(["python", f"tools/{Path(script).name}", *map(shlex.quote, argv)])
+    return run_command(lambda: body(args), "the report was not written")

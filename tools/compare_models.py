@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
-from fastnst.errors import UserError, run_command
+from fastnst.errors import UserError, run_report_tool
 from fastnst.evaluation import compare_reports, comparison_markdown, write_json, write_text
 
 
@@ -51,23 +50,19 @@ def run(args: argparse.Namespace) -> Path:
     table = comparison_markdown(comparison)
     print(table)
     out = Path(args.out)
-    command = "python tools/compare_models.py " + " ".join(shlex.quote(a) for a in args.argv)
-    write_text(out, f"Written by `{command}`.\n\n{table}")
-    write_json(out.with_suffix(".json"), {"command": command, **comparison})
+    write_text(out, f"Written by `{args.command}`.\n\n{table}")
+    write_json(out.with_suffix(".json"), {"command": args.command, **comparison})
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("reports", nargs="+", help="evaluation.json files, as label=path")
     parser.add_argument(
         "--out", default="outputs/compare_models.md",
         help="Markdown file to write (and a .json beside it)",
     )
-    args = parser.parse_args(argv)
-    args.argv = argv
-    return run_command(lambda: run(args), "the comparison was not written")
+    return run_report_tool(__file__, parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ comparison). Writes a Markdown report, a JSON file and JPEG grids (matplotlib).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import torch  # noqa: E402
 
 from fastnst.data.styles import StyleSet, folder_styles  # noqa: E402
-from fastnst.errors import UserError, run_command  # noqa: E402
+from fastnst.errors import UserError, run_report_tool  # noqa: E402
 from fastnst.evaluation import (  # noqa: E402
     LossMeter,
     PhotoStyleScore,
@@ -275,10 +274,9 @@ def run(args: argparse.Namespace) -> Path:
             summary["figure"] = figure
             comparisons.append(summary)
 
-    command = "python tools/evaluate.py " + " ".join(shlex.quote(a) for a in args.argv)
     means = per_style_means(scores)
     result = {
-        "command": command, "model": str(args.model), "device": str(device),
+        "command": args.command, "model": str(args.model), "device": str(device),
         "model_info": {"steps": info.steps, "image_size": info.image_size, "net": info.net,
                        "style_names": info.style_names, "loss": info.loss},
         "size": args.size, "style_size": args.style_size,
@@ -324,10 +322,7 @@ def report_markdown(
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    return run_command(lambda: run(args), "the report was not written")
+    return run_report_tool(__file__, build_parser(), run, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Writes a Markdown table, a JSON file, a loss plot and the final images.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
 import torch  # noqa: E402
 
-from fastnst.errors import UserError, run_command  # noqa: E402
+from fastnst.errors import UserError, run_report_tool  # noqa: E402
 from fastnst.evaluation import markdown_table, ssim, write_json, write_text  # noqa: E402
 from fastnst.export import atomic_write  # noqa: E402
 from fastnst.images import load_image, resize_long_side  # noqa: E402
@@ -99,9 +98,8 @@ def run(args: argparse.Namespace) -> Path:
     for tap in TAPS:
         save_image(finals[tap], out / f"relu_vs_conv_{tap}.jpg")
     plot(out / "relu_vs_conv.png", scores, checkpoints)
-    command = "python tools/relu_vs_conv.py " + " ".join(shlex.quote(a) for a in args.argv)
     data = {
-        "command": command, "device": str(device), "size": args.size, "steps": args.steps,
+        "command": args.command, "device": str(device), "size": args.size, "steps": args.steps,
         "optimizer": args.optimizer, "settings": settings,
         "scores": {tap: {str(k): v for k, v in scores[tap].items()} for tap in TAPS},
         "final_ssim": {tap: ssim(finals[tap], photo) for tap in TAPS},
@@ -190,10 +188,7 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    return run_command(lambda: run(args), "the report was not written")
+    return run_report_tool(__file__, build_parser(), run, argv)
 
 
 if __name__ == "__main__":
