@@ -21,6 +21,8 @@ from pathlib import Path
 from fastnst.errors import UserError, run_report_tool
 from fastnst.evaluation import compare_reports, comparison_markdown, write_json, write_text
 
+REPORT_KEYS = {"scores", "per_style", "model_info", "size"}
+
 
 def read_reports(specs: list[str]) -> dict[str, dict]:
     """``label=path`` (or a bare path, labelled by its folder) → the parsed report."""
@@ -37,7 +39,8 @@ def read_reports(specs: list[str]) -> dict[str, dict]:
             raise UserError(f"no such report: {path}") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UserError(f"{path} is not an evaluation report (not JSON)") from None
-        if not {"scores", "per_style", "model_info", "size"} <= set(reports[label]):
+        report = reports[label]
+        if not isinstance(report, dict) or not report.keys() >= REPORT_KEYS:
             raise UserError(f"{path} is not a tools/evaluate.py report")
     return reports
 
