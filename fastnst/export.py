@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 
 from fastnst.errors import UserError
 from fastnst.model import NetConfig, TransformerNet
+from fastnst.models import bundled_models, resolve_model
 
 FORMAT_NAME = "fastnst"
 FORMAT_VERSION = 1
@@ -74,20 +75,33 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
-def save_model(net: TransformerNet, path: str | Path, info: ModelInfo, verify: bool = True) -> Path:
+def save_model(
+    net: TransformerNet,
+    path: str | Path,
+    info: ModelInfo,
+    verify: bool = True,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
     """Write ``net`` and ``info`` to ``path`` atomically; with ``verify``, reload and check
-    that the file reproduces the network's output exactly before keeping it."""
+    that the file reproduces the network's output exactly before keeping it.
+
+    ``dtype=torch.float16`` halves the file (bundled models); loading always gives fp32
+    weights, and the check then compares with the network's fp16-rounded weights."""
     path = Path(path)
     if len(info.style_names) != net.num_styles:
         raise ValueError(f"{len(info.style_names)} style names for {net.num_styles} styles")
     info.net = net.config.to_dict()
     info.created = info.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
-    state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+    state = {k: v.detach().cpu().to(dtype).contiguous() for k, v in net.state_dict().items()}
+    reference = net
+    if dtype != torch.float32:
+        reference = TransformerNet(net.config).to(next(net.parameters()).device)
+        reference.load_state_dict({k: v.float() for k, v in state.items()})
 
     def write(tmp: Path) -> None:
         save_file(state, str(tmp), metadata={FORMAT_NAME: info.to_json()})
         if verify:
-            _check_same_output(net, load_model(tmp)[0])
+            _check_same_output(reference, load_model(tmp)[0])
 
     atomic_write(path, write)
     return path
@@ -114,9 +128,10 @@ def _check_same_output(original: TransformerNet, reloaded: TransformerNet) -> No
 
 def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     """Parse a model file; raise :class:`ModelFileError` with a plain reason if it is not one."""
-    path = Path(path)
+    path = resolve_model(path)
     if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+        names = ", ".join(bundled_models()) or "none"
+        raise ModelFileError(f"model file not found: {path} (bundled models: {names})")
     data = path.read_bytes()
     try:
         state = load_bytes(data)

@@ -18,7 +18,7 @@ from fastnst.training.module import NonFiniteLossError
 from fastnst.training.run import run
 
 REPO = Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
+CONF = REPO / "fastnst" / "conf"
 
 TINY = [
     "trainer=cpu",

@@ -31,6 +31,14 @@ class StyleSet:
     coefficient: float = 1.0
     source: str = "files"
 
+    def describe(self) -> str:
+        """Where the style's look came from, as recorded in exported models."""
+        if self.source == "procedural":
+            return "procedural stand-in (built-in texture; no images of this style were given)"
+        return f"{len(self.paths) + len(self.images)} image(s)" + (
+            f", e.g. {self.paths[0].name}" if self.paths else ""
+        )
+
     def load(self, size: int) -> list[torch.Tensor]:
         """The style's images with long side ``size``; unreadable files are skipped."""
         loaded = [resize_long_side(image, size) for image in self.images]

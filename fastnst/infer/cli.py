@@ -15,6 +15,7 @@ from fastnst.errors import UserError
 from fastnst.export import atomic_write, read_info
 from fastnst.images import find_images, open_rgb, pil_to_tensor, resize_long_side, tensor_to_pil
 from fastnst.infer.stylize import Stylizer
+from fastnst.models import bundled_models
 
 AUTO_TILE = 1024
 SHEET_TILE = 256
@@ -22,13 +23,18 @@ SHEET_TILE = 256
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python infer.py", description=__doc__)
-    parser.add_argument("--model", required=True, help="exported .safetensors model")
+    parser.add_argument(
+        "--model", help="a bundled model's name (see --list-models) or a .safetensors file"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", help="an image or a folder of images")
     source.add_argument("--video", help="a video file")
     source.add_argument("--webcam", nargs="?", const="0", help="camera index (default 0) or source")
     source.add_argument(
         "--info", action="store_true", help="print the model's styles and settings, then exit"
+    )
+    source.add_argument(
+        "--list-models", action="store_true", help="list the bundled models and their styles"
     )
     parser.add_argument("--output", help="image, folder or video to write (webcam: record to it)")
     parser.add_argument("--style", default="0", help="index, name, blend a:0.7,b:0.3, or all")
@@ -54,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args: argparse.Namespace) -> None:
+    if not args.model and not args.list_models:
+        raise UserError("--model is required (a bundled name from --list-models, or a file)")
     if not 0.0 <= args.strength <= 1.0:
         raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
     if args.max_size < 0:
@@ -82,7 +90,22 @@ def describe_model(path: str) -> str:
             f"{info.vgg_weights or 'unknown'} VGG-19, style weight "
             f"{info.loss.get('style_weight', '?')}, created {info.created or 'unknown'}"
         )
+    sources = info.extra.get("style_sources") or {}
+    for name in info.style_names:
+        if name in sources:
+            lines.append(f"style {name}: {sources[name]}")
+    for key, value in (info.extra.get("provenance") or {}).items():
+        lines.append(f"provenance {key}: {value}")
     return "\n".join(lines)
+
+
+def list_models() -> str:
+    """The bundled models, one line each with their styles: what ``--model NAME`` takes."""
+    lines = []
+    for name, path in bundled_models().items():
+        info, _ = read_info(path)
+        lines.append(f"{name}: {len(info.style_names)} styles: {', '.join(info.style_names)}")
+    return "\n".join(lines) or "no bundled models in this installation"
 
 
 def auto_tile(image: torch.Tensor, stylizer: Stylizer) -> int:
@@ -215,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _check_args(args)
+        if args.list_models:
+            print(list_models())
+            return 0
         if args.info:
             print(describe_model(args.model))
             return 0

@@ -14,7 +14,7 @@ from fastnst.data.styles import StyleSet
 from fastnst.errors import UserError
 from fastnst.export import FORMAT_VERSION, ModelInfo
 from fastnst.losses import PerceptualLoss
-from fastnst.model import NetConfig, TransformerNet
+from fastnst.model import ConditionalInstanceNorm2d, NetConfig, TransformerNet
 
 
 class NonFiniteLossError(UserError):
@@ -33,6 +33,18 @@ def warmup_cosine(warmup_steps: int, total_steps: int, min_ratio: float):
     return factor
 
 
+def freeze_all_but(net: TransformerNet, trainable: str) -> None:
+    """``all`` trains every weight; ``cin`` only the conditional instance norm γ/β tables
+    (Dumoulin et al. 2017: a new style costs 2·C numbers per norm layer, the convolutions
+    stay shared), so the frozen convolutions are never touched by the optimiser."""
+    if trainable not in ("all", "cin"):
+        raise UserError(f"model.trainable must be 'all' or 'cin', got {trainable!r}")
+    for module in net.modules():
+        is_cin = isinstance(module, ConditionalInstanceNorm2d)
+        for param in module.parameters(recurse=False):
+            param.requires_grad_(trainable == "all" or is_cin)
+
+
 class StyleTransferModule(L.LightningModule):
     """Trains :class:`TransformerNet` on content crops, each image with a random style.
 
@@ -49,11 +61,13 @@ class StyleTransferModule(L.LightningModule):
         style_size: int = 256,
         image_size: int = 256,
         check_finite_every: int = 1,
+        trainable: str = "all",
         styles: Sequence[StyleSet] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["styles"])
         self.net = TransformerNet(NetConfig(num_styles=len(style_names), **net))
+        freeze_all_but(self.net, trainable)
         self.loss_fn = PerceptualLoss(**loss)
         self.styles = list(styles or [])
         self.skipped_files = 0
@@ -113,7 +127,9 @@ class StyleTransferModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         optim = self.hparams.optim
         optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=optim["lr"], betas=tuple(optim.get("betas", (0.9, 0.999)))
+            [p for p in self.net.parameters() if p.requires_grad],
+            lr=optim["lr"],
+            betas=tuple(optim.get("betas", (0.9, 0.999))),
         )
         total = self.trainer.max_steps if self.trainer.max_steps > 0 else 40000
         schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -134,6 +150,7 @@ class StyleTransferModule(L.LightningModule):
             vgg_weights=str(loss.get("vgg_weights", "caffe")),
             steps=int(self.global_step),
             image_size=int(self.hparams.image_size),
+            extra={"style_sources": {style.name: style.describe() for style in self.styles}},
         )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

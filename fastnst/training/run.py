@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from fastnst.devices import describe_machine, training_precision
 from fastnst.errors import UserError
 from fastnst.export import load_model, save_model
 from fastnst.training.callbacks import write_samples
@@ -37,26 +42,44 @@ def user_error(exc: BaseException) -> BaseException | None:
 
 
 def resolve_precision(trainer_cfg: DictConfig) -> str | int:
-    """``precision: auto`` means bf16 autocast on a GPU that has it, full fp32 otherwise."""
+    """``precision: auto`` means bf16 autocast where the hardware has it (GPU or CPU)."""
     precision = trainer_cfg.get("precision", "auto")
     if precision != "auto":
         return precision
-    accelerator = trainer_cfg.get("accelerator", "auto")
-    on_gpu = accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-    return "bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true"
+    return training_precision(str(trainer_cfg.get("accelerator", "auto")))
 
 
 def start_from_model(module: StyleTransferModule, path: str) -> None:
-    """Fine-tune an exported model: same architecture and styles, its weights as the start."""
+    """Fine-tune an exported (or bundled) model: same architecture, its weights as the start.
+
+    The config's styles need not be the model's: a style the model has keeps its γ/β rows,
+    a new one starts from the mean of the model's rows (Dumoulin et al. 2017's starting
+    point for new styles), so ``finetune=cin`` adds styles to a trained network."""
     net, info = load_model(path)
-    if info.style_names != module.style_names:
-        raise UserError(
-            f"init_from model has styles {info.style_names}, the config has {module.style_names}"
-        )
-    if net.config != module.net.config:
+    if net.config.width != module.net.config.width or (
+        net.config.num_residual != module.net.config.num_residual
+    ):
         raise UserError(f"init_from model is {net.config}, the config asks for {module.net.config}")
-    module.net.load_state_dict(net.state_dict())
+    known = info.style_names
+    rows = [known.index(name) if name in known else None for name in module.style_names]
+    state = {}
+    for key, value in net.state_dict().items():
+        if key.endswith((".gamma", ".beta")):
+            mean = value.mean(dim=0)
+            value = torch.stack([value[r] if r is not None else mean for r in rows])
+        state[key] = value
+    module.net.load_state_dict(state)
+    kept = [n for n, r in zip(module.style_names, rows, strict=True) if r is not None]
+    new = [n for n, r in zip(module.style_names, rows, strict=True) if r is None]
     log.info("starting from the weights of %s", path)
+    if kept:
+        log.info("styles kept from it: %s", ", ".join(kept))
+    if new:
+        log.info(
+            "new styles, starting from the mean of its %d styles: %s",
+            len(info.style_names),
+            ", ".join(new),
+        )
 
 
 def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, L.Trainer]:
@@ -71,6 +94,8 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, 
     )
     if cfg.get("init_from"):
         start_from_model(module, cfg.init_from)
+    elif module.hparams.trainable != "all":
+        raise UserError("finetune=cin trains only the style tables: give init_from=MODEL too")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(
@@ -79,11 +104,30 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, 
     return module, datamodule, trainer
 
 
+def provenance(cfg: DictConfig, steps: int) -> dict[str, Any]:
+    """How a model was made, stored in its file: enough to reproduce or judge it."""
+    if HydraConfig.initialized():
+        overrides = list(HydraConfig.get().overrides.task)
+    else:
+        overrides = sys.argv[1:]
+    return {
+        "command": " ".join(["fastnst train", *map(shlex.quote, overrides)]),
+        "steps": steps,
+        "content": str(cfg.data.get("dir") or cfg.data.get("name") or "embedded photos"),
+        "image_size": int(cfg.data.image_size),
+        "init_from": str(cfg.get("init_from") or ""),
+        "date": datetime.now(timezone.utc).date().isoformat(),
+        "machine": describe_machine(),
+    }
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train, then (on rank zero) export the model and write sample stylizations."""
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule, trainer = build(cfg)
     log.info("styles: %s", ", ".join(module.style_names))
+    for style in module.styles:
+        log.info("style %s: %s", style.name, style.describe())
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     result: dict[str, Any] = {"trainer": trainer, "module": module}
     if module.skipped_files:
@@ -94,7 +138,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     samples = write_samples(module, datamodule.val_images, output_dir / "samples")
     log.info("sample stylizations: %s", samples[-1].parent)
     if cfg.get("export", True):
-        path = save_model(module.net, output_dir / cfg.export_name, module.model_info())
+        info = module.model_info()
+        info.extra["provenance"] = provenance(cfg, int(module.global_step))
+        path = save_model(module.net, output_dir / cfg.export_name, info)
         result["model_path"] = path
         log.info("exported model: %s", path)
     return result
