@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fastnst.export import atomic_write
+from fastnst.files import atomic_write
 from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
 

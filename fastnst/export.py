@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +20,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
 from fastnst.errors import UserError
+from fastnst.files import atomic_write
 from fastnst.model import NetConfig, TransformerNet
 from fastnst.models import bundled_models, resolve_model
 
@@ -49,30 +48,6 @@ class ModelInfo:
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
-
-
-def _read_umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
-
-
-# Read once at import: os.umask can only be read by setting it, which races with threads.
-_FILE_MODE = 0o666 & ~_read_umask()
-
-
-def atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_model(

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fastnst.export import atomic_write
+from fastnst.files import atomic_write
 from fastnst.model import TransformerNet
 
 ONNX_OPSET = 18

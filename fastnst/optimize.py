@@ -24,7 +24,8 @@ import torch
 from tqdm import tqdm
 
 from fastnst.errors import UserError, run_command
-from fastnst.export import atomic_write, read_info
+from fastnst.export import read_info
+from fastnst.files import atomic_write
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.infer.stylize import pick_device
 from fastnst.losses import (

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from fastnst.data.content import ContentItem
 from fastnst.errors import UserError
-from fastnst.export import atomic_write
+from fastnst.files import atomic_write
 from fastnst.flow import flow_pair, pixel_grid, sample_at
 from fastnst.images import ImageReadError, open_rgb, pil_to_tensor, resize_long_side
 

@@ -13,7 +13,8 @@ import torch
 from fastnst.datasets.fiftyone_sets import LABEL_FIELD, import_fiftyone, new_dataset
 from fastnst.datasets.style_report import contact_sheet
 from fastnst.errors import UserError
-from fastnst.export import atomic_write, load_model
+from fastnst.export import load_model
+from fastnst.files import atomic_write
 from fastnst.images import find_images, load_image, resize_long_side, tensor_to_pil
 
 if TYPE_CHECKING:

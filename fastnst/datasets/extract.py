@@ -23,7 +23,7 @@ from fastnst.datasets.phash import dhash, phash, to_hex
 from fastnst.datasets.quality import QualityThresholds, letterbox_box, reject_reason, sharpness
 from fastnst.datasets.scenes import SceneCutDetector
 from fastnst.errors import UserError
-from fastnst.export import atomic_write
+from fastnst.files import atomic_write
 
 THUMBNAIL_WIDTH = 96
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from fastnst.datasets.phash import from_hex, hamming
 from fastnst.errors import UserError
-from fastnst.export import atomic_write
+from fastnst.files import atomic_write
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1

@@ -14,7 +14,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from fastnst.data.styles import StyleSet
-from fastnst.export import atomic_write
+from fastnst.files import atomic_write
 from fastnst.images import center_square, tensor_to_pil
 
 

@@ -12,7 +12,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from fastnst.errors import UserError
-from fastnst.export import atomic_write, read_info
+from fastnst.export import read_info
+from fastnst.files import atomic_write
 from fastnst.images import find_images, open_rgb, pil_to_tensor, resize_long_side, tensor_to_pil
 from fastnst.infer.stylize import Stylizer
 from fastnst.models import bundled_models
