@@ -4,7 +4,7 @@ It is the slow baseline that the feed-forward network replaces, so it uses the v
 VGG-19 and loss modules (:class:`fastnst.losses.PerceptualLoss`) with the same settings: a
 loss value here and a loss value of a trained network are the same quantity.
 
-    python -m fastnst.optimize --content photo.jpg --style art.jpg --output out.png \\
+    fastnst optimize --content photo.jpg --style art.jpg --output out.png \\
         --steps 300 --optimizer lbfgs --init content --size 512
 
 One *step* is one loss-and-gradient evaluation for both optimisers (L-BFGS runs one
@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from fastnst import CONF_DIR
+from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_command
 from fastnst.export import read_info
 from fastnst.files import atomic_write
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
-from fastnst.infer.stylize import pick_device
 from fastnst.losses import (
     PerceptualLoss,
     content_loss,
@@ -40,7 +41,14 @@ INITS = ("content", "noise")
 # Step sizes for pixels in [0, 1]: L-BFGS scales its own steps; Adam moves each pixel by
 # about lr per step, and 0.02 (5 grey levels) converges in a few hundred steps without ringing.
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
-DEFAULT_LOSS_FILE = Path(__file__).resolve().parents[1] / "conf" / "loss" / "default.yaml"
+LOSS_CONF_DIR = CONF_DIR / "loss"
+DEFAULT_LOSS_FILE = LOSS_CONF_DIR / "default.yaml"
+
+
+def _loss_choices() -> str:
+    names = ", ".join(sorted(path.stem for path in LOSS_CONF_DIR.glob("*.yaml")))
+    return f"a packaged loss config ({names}), a .yaml file or a model file"
+
 
 StepCallback = Callable[[int, torch.Tensor], None]
 
@@ -54,16 +62,19 @@ class OptimizationResult:
 
 
 def load_loss_settings(source: str | Path | None = None) -> dict[str, Any]:
-    """``PerceptualLoss`` keyword arguments from a model file (its training settings) or a
-    ``conf/loss/*.yaml`` file (``defaults`` entries are merged like Hydra does)."""
+    """``PerceptualLoss`` keyword arguments from a model file (its training settings), a loss
+    config file, or the name of a packaged one (``post_conv``: fastnst/conf/loss/post_conv.yaml);
+    ``defaults`` entries are merged like Hydra does."""
     path = Path(source) if source else DEFAULT_LOSS_FILE
+    if not path.suffix and len(path.parts) == 1 and (LOSS_CONF_DIR / f"{path}.yaml").is_file():
+        path = LOSS_CONF_DIR / f"{path}.yaml"
     if path.suffix == ".safetensors":
         info, _ = read_info(path)
         if not info.loss:
-            raise UserError(f"{path} stores no loss settings; pass a conf/loss/*.yaml file")
+            raise UserError(f"{path} stores no loss settings; pass --loss with {_loss_choices()}")
         return dict(info.loss)
     if not path.is_file():
-        raise UserError(f"loss settings not found: {path} (pass --loss conf/loss/NAME.yaml)")
+        raise UserError(f"loss settings not found: {path} (pass --loss with {_loss_choices()})")
     import yaml  # training-side dependency (Hydra's); optimisation is not the inference path
 
     raw = yaml.safe_load(path.read_text()) or {}
@@ -186,7 +197,7 @@ def save_image(image: torch.Tensor, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m fastnst.optimize",
+        prog="fastnst optimize",
         description="Gatys et al. style transfer by pixel optimisation (the slow baseline).",
     )
     parser.add_argument("--content", required=True, help="content photo")
@@ -203,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--lr", type=float, default=None, help="step size (lbfgs 1.0, adam 0.02)")
     parser.add_argument(
-        "--loss", default=None, help="conf/loss/*.yaml or a model file (default: default.yaml)"
+        "--loss", default=None, help=f"{_loss_choices()} (default: default)"
     )
     parser.add_argument(
         "--save-every", type=int, default=0, help="also write the image every K steps"
@@ -260,4 +271,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fastnst.cli import main as cli_main
+
+    sys.exit(cli_main(["optimize", *sys.argv[1:]]))

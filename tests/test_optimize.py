@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from fastnst import CONF_DIR
 from fastnst.export import ModelInfo, save_model
 from fastnst.images import load_image, pil_to_tensor, tensor_to_pil
 from fastnst.model import NetConfig, TransformerNet
@@ -20,7 +21,6 @@ from fastnst.optimize import (
     main,
 )
 
-REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "vgg_weights": "random",
     "content_layers": {"relu2_2": 1.0},
@@ -89,7 +89,9 @@ def test_bad_choices_are_user_errors(loss_fn) -> None:
 def test_loss_settings_follow_the_config_files(tmp_path: Path) -> None:
     default = yaml.safe_load(DEFAULT_LOSS_FILE.read_text())
     assert load_loss_settings() == default
-    post_conv = load_loss_settings(REPO / "conf" / "loss" / "post_conv.yaml")
+    assert DEFAULT_LOSS_FILE.parent == CONF_DIR / "loss"  # inside the package, any cwd
+    post_conv = load_loss_settings("post_conv")  # a packaged config by name
+    assert post_conv == load_loss_settings(CONF_DIR / "loss" / "post_conv.yaml")
     assert post_conv["tap"] == "conv"
     assert post_conv["vgg_weights"] == default["vgg_weights"]  # inherited from default.yaml
     assert post_conv["style_layers"].keys() == default["style_layers"].keys()

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from fastnst.devices import pick_device
 from fastnst.images import find_images, open_rgb, pil_to_tensor, tensor_to_pil
 from fastnst.infer.stylize import PRECISIONS, Stylizer, freeze_for_cpu, fuse_norms
 from fastnst.infer.video import stylize_video
@@ -320,11 +321,7 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=SHARED / "content")
     parser.add_argument("--json", type=Path, default=REPO / "outputs" / "bench_infer.json")
     args = parser.parse_args()
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if args.device == "auto" else args.device)
-    )
+    device = pick_device(args.device)
     gpu = device.type == "cuda"
     args.precisions = args.precisions or (["fp32", "fp16"] if gpu else ["fp32"])
     args.modes = args.modes or (["eager", "compiled"] if gpu else ["eager"])

@@ -23,7 +23,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from fastnst import CONF_DIR
 from fastnst.data.textures import UNIVERSES, universe_textures
+from fastnst.devices import pick_device
 from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
 
@@ -39,7 +41,7 @@ def peak_memory_mb(device: torch.device) -> float:
 def bench(
     batch: int, size: int, steps: int, warmup: int, device: torch.device, args: argparse.Namespace
 ) -> dict:
-    loss_cfg = yaml.safe_load((REPO / "conf" / "loss" / "default.yaml").read_text())
+    loss_cfg = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
     styles = [universe_textures(name, count=1, size=size) for name in UNIVERSES]
     net = TransformerNet(NetConfig(num_styles=len(styles), width=args.width)).to(device)
     loss_fn = PerceptualLoss(**loss_cfg).to(device)
@@ -101,13 +103,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--json", type=Path, default=Path("outputs/bench_train.json"))
     args = parser.parse_args()
-    device = torch.device(
-        "cuda"
-        if args.device == "auto" and torch.cuda.is_available()
-        else "cpu"
-        if args.device == "auto"
-        else args.device
-    )
+    device = pick_device(args.device)
     steps = args.steps or (50 if device.type == "cuda" else 3)
     warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)
     name = (

@@ -12,6 +12,7 @@ import torch
 
 from fastnst.datasets.fiftyone_sets import LABEL_FIELD, import_fiftyone, new_dataset
 from fastnst.datasets.style_report import contact_sheet
+from fastnst.devices import pick_device
 from fastnst.errors import UserError
 from fastnst.export import load_model
 from fastnst.files import atomic_write
@@ -55,11 +56,12 @@ def build_browse_dataset(
     num_samples: int = 8,
     size: int = 512,
     seed: int = 0,
+    device_name: str = "auto",
 ) -> fo.Dataset:
     """Stylize ``num_samples`` photos from ``content`` with every style of ``model``; write
     the outputs under ``out`` and return the grouped dataset (replacing one of that name)."""
     fo = import_fiftyone()
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = pick_device(device_name)
     net, info = load_model(model, device)
     photos = find_images(content) if content.exists() else []
     if not photos:

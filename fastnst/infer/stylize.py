@@ -14,23 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.devices import pick_device
 from fastnst.errors import UserError
 from fastnst.export import ModelInfo, load_model
 from fastnst.model import ConditionalInstanceNorm2d, TransformerNet
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` means CUDA when present; asking for CUDA without one is a user error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError("--device cuda was asked for but no CUDA GPU is available")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda") from None
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
