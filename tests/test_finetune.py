@@ -1,5 +1,5 @@
-"""CPU bf16 training, CIN-only fine-tuning to new styles, and what a model records about
-where its styles came from (tiny CPU runs)."""
+"""CPU bf16 training, CIN-only fine-tuning to new styles, distillation, and what a model
+records about where its styles came from (tiny CPU runs)."""
 
 from __future__ import annotations
 
@@ -121,3 +121,42 @@ def test_init_from_the_same_styles_copies_every_weight(base_model: Path, tmp_pat
     base, _ = load_model(base_model)
     for key, value in base.state_dict().items():
         assert torch.equal(module.net.state_dict()[key], value)
+
+
+def test_distill_student_learns_the_teacher_without_vgg(base_model: Path, tmp_path: Path) -> None:
+    overrides = [
+        *TINY,
+        "stage=distill",
+        f"distill.teacher={base_model}",
+        "model.net.width=0.125",
+        "model.optim.lr=0.05",
+        "trainer.max_steps=25",
+    ]
+    cfg = compose_cfg(tmp_path, overrides)
+    torch.manual_seed(cfg.seed)  # as run() seeds: the same untrained student
+    module, datamodule, _ = build(cfg)
+    teacher, teacher_info = load_model(base_model)
+    photos = datamodule.val_images
+    with torch.no_grad():
+        target = teacher(photos, 1)
+        before = (module.net.eval()(photos, 1) - target).abs().mean()
+    result = run(cfg)
+    student, info = load_model(result["model_path"])
+    with torch.no_grad():
+        after = (student(photos, 1) - target).abs().mean()
+    assert after < 0.85 * before, (before, after)
+    assert info.net["width"] == 0.125 and info.extra["distilled_from"] == str(base_model)
+    assert info.loss == teacher_info.loss
+    assert info.extra["style_sources"] == teacher_info.extra["style_sources"]
+    assert not any(key.startswith("teacher") for key in result["module"].state_dict())
+
+
+def test_distill_refuses_a_teacher_with_other_styles(base_model: Path, tmp_path: Path) -> None:
+    overrides = [
+        *TINY,
+        "stage=distill",
+        f"distill.teacher={base_model}",
+        "style.sets.universes=[gwen,punk]",
+    ]
+    with pytest.raises(UserError, match="teacher's styles"):
+        build(compose_cfg(tmp_path, overrides))
