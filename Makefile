@@ -10,16 +10,17 @@ export FIFTYONE_DO_NOT_TRACK := true
 
 install: $(STAMP)
 
+# Every extra the tests use; [app] (gradio) waits for the app that needs it.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[all]'
+	$(PY) -m pip install --quiet -e '.[train,video,data,export,dev]'
 	touch $(STAMP)
 
 # The main job on the embedded default (scikit-image photos, Spider-Verse looks): about
 # 10 minutes on a 2-core CPU; leaves an exported model and samples under outputs/.
 train: install
-	$(PY) train.py experiment=quickstart
+	$(VENV)/bin/fastnst train experiment=quickstart
 
 test: install
 	$(PY) -m pytest -q
@@ -28,7 +29,7 @@ test-all: install
 	$(PY) -m pytest -q -m ""
 
 lint: install
-	$(PY) -m ruff check fastnst tests tools train.py
+	$(PY) -m ruff check fastnst tests tools train.py infer.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

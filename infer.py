@@ -1,8 +1,8 @@
-"""Stylize images, folders, videos or a webcam: ``python infer.py --help``."""
+"""``python infer.py --help`` from a checkout: the same as ``fastnst stylize``."""
 
 import sys
 
-from fastnst.infer import main
+from fastnst.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["stylize", *sys.argv[1:]]))

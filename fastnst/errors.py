@@ -5,7 +5,6 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 
 class UserError(Exception):
@@ -28,15 +27,15 @@ def run_command(body: Callable[[], object], interrupted: str) -> int:
 
 
 def run_report_tool(
-    script: str,
     parser: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace], object],
     argv: list[str] | None = None,
 ) -> int:
-    """``main`` of a ``tools/`` script whose report quotes the command that made it: parse
-    ``argv`` (default: the command line), set ``args.command`` to that command, and run
-    ``body(args)`` through :func:`run_command`."""
+    """``main`` of a command whose report quotes the command line that made it: parse
+    ``argv`` (default: the command line), set ``args.command`` to ``parser.prog`` (e.g.
+    ``fastnst evaluate``) and the quoted arguments, and run ``body(args)`` through
+    :func:`run_command`."""
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    args.command = " ".join(["python", f"tools/{Path(script).name}", *map(shlex.quote, argv)])
+    args.command = " ".join([parser.prog, *map(shlex.quote, argv)])
     return run_command(lambda: body(args), "the report was not written")

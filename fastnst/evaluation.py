@@ -1,5 +1,6 @@
 """Quality metrics for a trained model: the training losses, SSIM and MSE against the photo,
-time per image, and how many Gatys optimisation steps reach the network's loss.
+time per image, and how many Gatys optimisation steps reach the network's loss; and the
+report ``fastnst evaluate`` writes from them (:func:`evaluate_model`).
 
 Losses are measured with the loss settings stored in the model file (``ModelInfo.loss``),
 so a model is judged by the objective it was trained on, and the Gatys baseline
@@ -14,14 +15,21 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from fastnst.data.styles import StyleSet, folder_styles
+from fastnst.devices import pick_device
+from fastnst.errors import UserError
+from fastnst.export import load_model
 from fastnst.files import atomic_write
+from fastnst.images import center_square, find_images, load_image, resize_long_side
 from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
+from fastnst.optimize import gatys
 
 # Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03.
 SSIM_WINDOW = 11
@@ -219,7 +227,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def compare_reports(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Side by side means of several ``tools/evaluate.py`` reports, keyed by label.
+    """Side by side means of several ``fastnst evaluate`` reports, keyed by label.
 
     Loss values only compare when the reports scored the same photos and styles at the same
     sizes with the same loss settings, so anything else is refused rather than tabulated.
@@ -275,3 +283,285 @@ def comparison_markdown(comparison: Mapping[str, Any]) -> str:
         markdown_table(["style", *models], per_style),
         "",
     ])
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's pyplot on the file-only Agg backend, imported on first use: only the
+    report figures need it, not the metrics (``fastnst compare`` runs on core dependencies)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@dataclass
+class EvaluationRequest:
+    """What ``fastnst evaluate`` scores and where it writes the report."""
+
+    model: str
+    content: str
+    styles: Sequence[str]  # folders of style images named as the model's styles
+    out: Path
+    only: Sequence[str] = ()  # style names to score (default: all)
+    size: int = 256  # long side of the photos
+    style_size: int = 256
+    gatys_pairs: Sequence[str] | None = None  # PHOTO:STYLE; None = the first pair, () = none
+    gatys_steps: Sequence[int] = (50, 100, 300, 500)
+    gatys_size: int = 0  # long side in the Gatys comparison (0: size)
+    repeats: int = 3  # timed forward passes per image
+    thumb: int = 160  # grid cell size
+    device: str = "auto"
+    command: str = ""  # the command line quoted in the report
+
+
+def _thumb(image: torch.Tensor, size: int) -> Any:
+    return center_square(image.cpu().float(), size).clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def save_grid(
+    path: Path, cells: list[list[torch.Tensor | None]], titles: list[str], size: int
+) -> None:
+    """A rows x columns figure of square thumbnails (None = empty cell), written as JPEG."""
+    plt = pyplot()
+    rows, cols = len(cells), len(titles)
+    inches = size / 100
+    figsize = (cols * inches, rows * inches + 0.3)
+    fig, axes = plt.subplots(rows, cols, figsize=figsize, squeeze=False)
+    for r, row in enumerate(cells):
+        for c, image in enumerate(row):
+            ax = axes[r][c]
+            ax.axis("off")
+            if image is not None:
+                ax.imshow(_thumb(image, size))
+            if r == 0:
+                ax.set_title(titles[c], fontsize=7)
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - 0.3 / (rows * inches + 0.3),
+                        wspace=0.02, hspace=0.02)
+
+    def write(tmp: Path) -> None:
+        fig.savefig(tmp, format="jpg", dpi=100, pil_kwargs={"quality": 85})
+
+    atomic_write(path, write)
+    plt.close(fig)
+
+
+def style_sets(roots: Sequence[str]) -> dict[str, StyleSet]:
+    """Style sets by name from folders of style images; the first folder naming one wins."""
+    sets: dict[str, StyleSet] = {}
+    for root in roots:
+        for style in folder_styles(root):
+            sets.setdefault(style.name, style)
+    return sets
+
+
+def pick_styles(
+    model_styles: list[str], available: Mapping[str, StyleSet], only: Sequence[str]
+) -> list[str]:
+    """The styles to score: ``only`` (default all of the model's), each with style images."""
+    wanted = list(only) or model_styles
+    unknown = [name for name in wanted if name not in model_styles]
+    if unknown:
+        raise UserError(f"--only names styles the model lacks: {', '.join(unknown)}")
+    missing = [name for name in wanted if name not in available]
+    if missing:
+        raise UserError(f"no style images for {', '.join(missing)} under the --styles folder(s)")
+    return wanted
+
+
+def compare_with_gatys(
+    request: EvaluationRequest,
+    pair: str,
+    photos: Mapping[str, torch.Tensor],
+    net: TransformerNet,
+    style_names: list[str],
+    meter: LossMeter,
+    device: torch.device,
+) -> tuple[dict[str, Any], list[torch.Tensor]]:
+    """The network against L-BFGS Gatys optimisation from the photo, on one photo and style,
+    both scored by the same loss; returns the summary and the images for its figure."""
+    photo_name, _, style_name = pair.partition(":")
+    if photo_name not in photos or style_name not in style_names:
+        raise UserError(
+            f"--gatys {pair!r}: photos are {', '.join(photos)}; styles {', '.join(style_names)}"
+        )
+    size = request.gatys_size or request.size
+    photo = resize_long_side(photos[photo_name], size).unsqueeze(0).to(device)
+    index = style_names.index(style_name)
+    with torch.no_grad():
+        network_output = net(photo, index)
+    network = meter(network_output, photo, index)
+    network_seconds = time_forward(net, photo, index, request.repeats)
+    report_steps = sorted(set(request.gatys_steps))
+    mix = torch.nn.functional.one_hot(torch.tensor([index]), len(style_names))
+    snapshots: dict[int, tuple[torch.Tensor, float]] = {}
+    start = time.perf_counter()
+
+    def keep(step: int, image: torch.Tensor) -> None:
+        if step in report_steps:
+            snapshots[step] = (image.clone(), time.perf_counter() - start)
+
+    print(f"Gatys: {photo_name} x {style_name}, {report_steps[-1]} L-BFGS steps at {size} px")
+    # The meter's own loss module and style targets: Gatys is scored exactly like the network.
+    result = gatys(photo, meter.loss_fn, report_steps[-1], optimizer="lbfgs", init="content",
+                   style_mix=mix, on_step=keep)
+    seconds_per_step = (time.perf_counter() - start) / report_steps[-1]
+    rows = []
+    for step in report_steps:
+        image, elapsed = snapshots[step]
+        entry = result.history[step]
+        rows.append({
+            "step": step, "total": entry["total"], "style": entry["style"],
+            "content": entry["content"], "ssim": ssim(image, photo), "mse": mse(image, photo),
+            "seconds": elapsed,
+        })
+    reach = steps_to_reach(result.history, network["total"])
+    summary = {
+        "photo": photo_name, "style": style_name, "size": size,
+        "network": {**network, "ssim": ssim(network_output, photo),
+                    "mse": mse(network_output, photo), "seconds": network_seconds},
+        "gatys": rows,
+        "gatys_start": result.history[0],
+        "gatys_seconds_per_step": seconds_per_step,
+        "steps_to_reach_network_loss": reach,
+    }
+    images = [photo[0], network_output[0]] + [snapshots[s][0][0] for s in report_steps]
+    return summary, images
+
+
+def gatys_section(summary: Mapping[str, Any], figure: str) -> str:
+    """The report's Markdown for one Gatys comparison, with a one-sentence verdict."""
+    net = summary["network"]
+    rows = [["network (1 forward pass)", net["total"], net["style"], net["content"], net["ssim"],
+             net["mse"], net["seconds"]]]
+    rows += [[f"Gatys, {r['step']} steps", r["total"], r["style"], r["content"], r["ssim"],
+              r["mse"], r["seconds"]] for r in summary["gatys"]]
+    reach = summary["steps_to_reach_network_loss"]
+    last = summary["gatys"][-1]["step"]
+    verdict = (
+        f"Gatys optimisation reaches the network's total loss ({net['total']:.4g}) after "
+        f"**{reach} steps** ({reach * summary['gatys_seconds_per_step']:.1f} s here), against "
+        f"{net['seconds']:.3f} s for the network."
+        if reach is not None
+        else f"Gatys optimisation stays above the network's total loss ({net['total']:.4g}) "
+        f"for all {last} steps: the network's loss is lower than {last} steps of optimisation."
+    )
+    if reach == 0:
+        verdict = (
+            f"The unchanged photo (step 0, total {summary['gatys_start']['total']:.4g}) already "
+            f"scores at or below the network ({net['total']:.4g}): the network has not learned "
+            "this style yet."
+        )
+    header = ["result", "total loss", "style loss", "content loss", "SSIM", "MSE", "seconds"]
+    return "\n".join([
+        f"### {summary['photo']} x {summary['style']} ({summary['size']} px)",
+        "",
+        markdown_table(header, rows),
+        "",
+        verdict,
+        "",
+        f"![Gatys comparison]({figure})",
+        "",
+    ])
+
+
+def evaluate_model(request: EvaluationRequest) -> Path:
+    """Score every photo in every chosen style, compare with Gatys, and write
+    ``evaluation.md``, ``evaluation.json``, ``grid.jpg`` and ``gatys_N.jpg`` to ``out``."""
+    out = Path(request.out)
+    wants_gatys = request.gatys_pairs is None or len(request.gatys_pairs) > 0
+    if wants_gatys and (not request.gatys_steps or min(request.gatys_steps) < 1):
+        raise UserError("--gatys-steps must be positive integers")
+    device = pick_device(request.device)
+    net, info = load_model(request.model, device)
+    styles = style_sets(request.styles)
+    names = pick_styles(info.style_names, styles, request.only)
+    photo_paths = find_images(request.content)
+    if not photo_paths:
+        raise UserError(f"no photos in {request.content}")
+    photos = {p.stem: resize_long_side(load_image(p), request.size) for p in photo_paths}
+    if not info.loss:
+        raise UserError(f"{request.model} stores no loss settings; cannot measure its loss")
+    print(f"style targets for {len(info.style_names)} styles at {request.style_size} px")
+    meter = LossMeter(
+        info.loss, [styles[n].load(request.style_size) for n in info.style_names], device
+    )
+    scores: list[PhotoStyleScore] = []
+    grid: list[list[torch.Tensor | None]] = [
+        [None] + [styles[n].load(request.style_size)[0] for n in names]
+    ]
+    for photo_name, photo in photos.items():
+        batch = photo.unsqueeze(0).to(device)
+        row: list[torch.Tensor | None] = [photo]
+        for name in names:
+            index = info.style_names.index(name)
+            seconds = time_forward(net, batch, index, request.repeats)
+            with torch.no_grad():
+                output = net(batch, index)
+            scores.append(score_output(meter, photo_name, name, index, batch, output, seconds))
+            row.append(output[0].cpu())
+            print(f"{name:>16} x {photo_name:<12} loss {scores[-1].total:.4g}")
+        grid.append(row)
+    save_grid(out / "grid.jpg", grid, ["photo"] + names, request.thumb)
+
+    comparisons = []
+    pairs = request.gatys_pairs
+    if pairs is None:
+        pairs = [f"{next(iter(photos))}:{names[0]}"]
+    for number, pair in enumerate(pairs):
+        summary, images = compare_with_gatys(
+            request, pair, photos, net, info.style_names, meter, device
+        )
+        figure = f"gatys_{number}.jpg"
+        titles = ["photo", "network"] + [f"Gatys {r['step']}" for r in summary["gatys"]]
+        save_grid(out / figure, [images], titles, request.thumb)
+        summary["figure"] = figure
+        comparisons.append(summary)
+
+    means = per_style_means(scores)
+    result = {
+        "command": request.command, "model": str(request.model), "device": str(device),
+        "model_info": {"steps": info.steps, "image_size": info.image_size, "net": info.net,
+                       "style_names": info.style_names, "loss": info.loss},
+        "size": request.size, "style_size": request.style_size,
+        "scores": scores, "per_style": means, "gatys": comparisons,
+    }
+    write_json(out / "evaluation.json", result)
+    write_text(out / "evaluation.md", report_markdown(result, means, scores, comparisons))
+    return out / "evaluation.md"
+
+
+def report_markdown(
+    result: Mapping[str, Any],
+    means: Mapping[str, Mapping[str, float]],
+    scores: Sequence[PhotoStyleScore],
+    comparisons: Sequence[Mapping[str, Any]],
+) -> str:
+    """``evaluation.md``: the setup, the per-style means, the Gatys comparisons, every score."""
+    info = result["model_info"]
+    loss = info["loss"]
+    parts = [
+        "# Evaluation report",
+        "",
+        f"Written by `{result['command']}` on {result['device']}.",
+        "",
+        f"Model: `{result['model']}`, {info['steps']} training steps at {info['image_size']} px, "
+        f"net {info['net']}. Photos at {result['size']} px (long side), style targets at "
+        f"{result['style_size']} px. Losses use the model's own loss settings "
+        f"(`{loss.get('vgg_weights')}` VGG, taps after `{loss.get('tap', 'relu')}`, "
+        f"style weight {loss.get('style_weight')}); SSIM and MSE compare with the photo; "
+        "seconds are the median of timed forward passes on that device.",
+        "",
+        "![photos x styles](grid.jpg)",
+        "",
+        "## Mean over photos, per style",
+        "",
+        means_table(means),
+        "",
+    ]
+    if comparisons:
+        parts += ["## Network vs Gatys optimisation (same loss)", ""]
+        parts += [gatys_section(c, c["figure"]) for c in comparisons]
+    parts += ["## Every photo and style", "", scores_table(scores), ""]
+    return "\n".join(parts)

@@ -1,7 +1,7 @@
 """The shareable model file: one ``.safetensors`` with the network weights and a JSON header.
 
 Loading goes through safetensors alone, so opening a model file never unpickles anything.
-``python -m fastnst.export CKPT`` turns a training checkpoint into such a file.
+``fastnst export CKPT`` turns a training checkpoint into such a file.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def export_checkpoint(ckpt_path: str | Path, output: str | Path | None = None) -
             f"{ckpt_path} is not a PyTorch checkpoint that loads safely (weights only)"
         ) from None
     if not isinstance(ckpt, dict) or "fastnst" not in ckpt:
-        raise ModelFileError(f"{ckpt_path} is a checkpoint, but not one written by train.py")
+        raise ModelFileError(f"{ckpt_path} is a checkpoint, but not one written by fastnst train")
     block = ckpt["fastnst"]
     net = TransformerNet(NetConfig(**block["net"]))
     prefix = "net."
@@ -174,10 +174,10 @@ def export_checkpoint(ckpt_path: str | Path, output: str | Path | None = None) -
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fastnst.export",
+        prog="fastnst export",
         description="Export a checkpoint to a model file, and a model to ONNX/TorchScript.",
     )
-    parser.add_argument("checkpoint", help="Lightning .ckpt from train.py, or a .safetensors model")
+    parser.add_argument("checkpoint", help="Lightning .ckpt from training, or a .safetensors model")
     parser.add_argument("-o", "--output", help="model file to write (default: beside the .ckpt)")
     parser.add_argument("--onnx", nargs="?", const="", help="also write ONNX (default: beside it)")
     parser.add_argument(
@@ -209,4 +209,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fastnst.cli import main as cli_main
+
+    sys.exit(cli_main(["export", *sys.argv[1:]]))

@@ -1,4 +1,5 @@
-"""Evaluation metrics (SSIM, MSE, losses, steps-to-reach) and tools/evaluate.py end to end."""
+"""Evaluation metrics (SSIM, MSE, losses, steps-to-reach) and fastnst evaluate, compare and
+relu-vs-conv end to end."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastnst.cli import main as fastnst
 from fastnst.evaluation import LossMeter, mse, ssim, steps_to_reach
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
@@ -99,13 +101,13 @@ def make_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     return model, styles, photos
 
 
-def test_evaluate_tool_writes_report_json_and_grids(tmp_path: Path, tool) -> None:
+def test_evaluate_writes_report_json_and_grids(tmp_path: Path) -> None:
     model, styles, photos = make_inputs(tmp_path)
     out = tmp_path / "report"
     argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
             "--size", "32", "--style-size", "32", "--gatys", "dog:moss",
             "--gatys-steps", "2,5", "--repeats", "1", "--thumb", "40", "--out", str(out)]
-    assert tool("evaluate").main(argv) == 0
+    assert fastnst(["evaluate", *argv]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "evaluation.json", "evaluation.md", "gatys_0.jpg", "grid.jpg"
     ]
@@ -134,24 +136,24 @@ def test_evaluate_tool_writes_report_json_and_grids(tmp_path: Path, tool) -> Non
     else:
         assert reach <= 5
     report = (out / "evaluation.md").read_text()
-    assert "python tools/evaluate.py --model" in report
+    assert "Written by `fastnst evaluate --model" in report
     assert "![photos x styles](grid.jpg)" in report and "Gatys, 5 steps" in report
     assert data["model_info"]["steps"] == 7
 
 
-def test_evaluate_tool_missing_style_images_is_an_error(tmp_path: Path, capsys, tool) -> None:
+def test_evaluate_missing_style_images_is_an_error(tmp_path: Path, capsys) -> None:
     model, styles, photos = make_inputs(tmp_path)
     (styles / "moss.png").unlink()
     out = tmp_path / "report"
     argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
             "--out", str(out), "--no-gatys"]
-    assert tool("evaluate").main(argv) == 1
+    assert fastnst(["evaluate", *argv]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: no style images for moss under the --styles folder(s)"
     assert not out.exists()
 
 
-def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys, tool) -> None:
+def test_compare_tabulates_two_evaluations(tmp_path: Path, capsys) -> None:
     lite, styles, photos = make_inputs(tmp_path)
     torch.manual_seed(1)
     wider = TransformerNet(NetConfig(num_styles=2, width=0.5, num_residual=1))
@@ -163,12 +165,11 @@ def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys, t
         argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
                 "--size", str(size), "--style-size", "32", "--no-gatys", "--repeats", "1",
                 "--thumb", "40", "--out", str(out)]
-        assert tool("evaluate").main(argv) == 0
+        assert fastnst(["evaluate", *argv]) == 0
         reports[label] = out / "evaluation.json"
     table = tmp_path / "variants.md"
-    compare = tool("compare_models")
     argv = [f"lite={reports['lite']}", f"slim={reports['slim']}", "--out", str(table)]
-    assert compare.main(argv) == 0
+    assert fastnst(["compare", *argv]) == 0
     data = json.loads(table.with_suffix(".json").read_text())
     scores = json.loads(reports["slim"].read_text())["scores"]
     slim_row = data["models"]["slim"]
@@ -176,18 +177,18 @@ def test_compare_models_tool_tabulates_two_evaluations(tmp_path: Path, capsys, t
     assert slim_row["parameters"] == sum(p.numel() for p in wider.parameters())
     assert data["models"]["lite"]["steps"] == 7 and slim_row["steps"] == 9
     text = table.read_text()
-    assert "python tools/compare_models.py lite=" in text and "| moss |" in text
+    assert "Written by `fastnst compare lite=" in text and "| moss |" in text
     capsys.readouterr()
     # Photos scored at another size: the losses do not compare, so nothing is written.
     refused = tmp_path / "refused.md"
     argv = [f"lite={reports['lite']}", f"big={reports['big']}", "--out", str(refused)]
-    assert compare.main(argv) == 1
+    assert fastnst(["compare", *argv]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: report 'big' scored other photos") and "\n" not in err
     assert not refused.exists()
 
 
-def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path, tool) -> None:
+def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path) -> None:
     photo, style = tmp_path / "photo.png", tmp_path / "style.png"
     tensor_to_pil(smooth(12)).save(photo)
     tensor_to_pil(smooth(10)).save(style)
@@ -197,7 +198,7 @@ def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path, tool) ->
     argv = ["--content", str(photo), "--style", str(style), "--steps", "6", "--every", "3",
             "--size", "32", "--relu-loss", str(tmp_path / "relu.yaml"),
             "--conv-loss", str(tmp_path / "conv.yaml"), "--out", str(out)]
-    assert tool("relu_vs_conv").main(argv) == 0
+    assert fastnst(["relu-vs-conv", *argv]) == 0
     data = json.loads((out / "relu_vs_conv.json").read_text())
     for run_tap in ("relu", "conv"):
         scores = data["scores"][run_tap]
@@ -214,7 +215,7 @@ def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path, tool) ->
     }
 
 
-def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys, tool) -> None:
+def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys) -> None:
     (tmp_path / "relu.yaml").write_text(json.dumps({**SETTINGS, "tap": "relu"}))
     other = {**SETTINGS, "tap": "conv", "style_layers": {"relu1_1": 1.0}}
     (tmp_path / "conv.yaml").write_text(json.dumps(other))
@@ -222,6 +223,6 @@ def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys, tool) -> 
     argv = ["--content", str(tmp_path / "photo.png"), "--style", str(tmp_path / "photo.png"),
             "--relu-loss", str(tmp_path / "relu.yaml"), "--conv-loss", str(tmp_path / "conv.yaml"),
             "--out", str(tmp_path / "out")]
-    assert tool("relu_vs_conv").main(argv) == 1
+    assert fastnst(["relu-vs-conv", *argv]) == 1
     assert "different style_layers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

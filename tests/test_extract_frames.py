@@ -162,14 +162,16 @@ def test_bad_input_is_one_error_line_and_nothing_written(clip: Path, tmp_path: P
     result = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tools" / "extract_frames.py"),
+            "-m",
+            "fastnst",
+            "extract-frames",
             str(tmp_path / "missing.mp4"),
             "--out",
             str(out),
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -191,7 +193,9 @@ def test_real_video_via_cli(tmp_path: Path) -> None:
     out = tmp_path / "nueva_york"
     command = [
         sys.executable,
-        str(ROOT / "tools" / "extract_frames.py"),
+        "-m",
+        "fastnst",
+        "extract-frames",
         str(COCKATOO),
         "--out",
         str(out),
@@ -202,14 +206,14 @@ def test_real_video_via_cli(tmp_path: Path) -> None:
         "--max-side",
         "640",
     ]
-    first = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     frames = find_images(out)
     assert 1 <= len(frames) <= 5
     with Image.open(frames[0]) as image:
         assert max(image.size) == 640
     assert "cockatoo.mp4" in first.stderr  # the progress bar
-    second = subprocess.run(command + ["--quiet"], capture_output=True, text=True, cwd=ROOT)
+    second = subprocess.run(command + ["--quiet"], capture_output=True, text=True, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert f"0 written, {len(frames)} already listed" in second.stdout
     assert find_images(out) == frames

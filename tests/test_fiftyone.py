@@ -14,6 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from fastnst import CONF_DIR
+from fastnst.cli import main as fastnst
 from fastnst.data.content import FiftyOneUnavailable, coco_content, fiftyone_content
 from fastnst.data.styles import spiderverse_styles
 from fastnst.datasets.manifest import FrameRecord, Manifest
@@ -21,8 +23,6 @@ from fastnst.errors import UserError
 from fastnst.export import ModelInfo, save_model
 from fastnst.images import load_image, resize_long_side
 from fastnst.model import NetConfig, TransformerNet
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +132,9 @@ def test_content_dataset_is_training_content(fo, tmp_path: Path) -> None:
     dataset = build_content_dataset(name, tmp_path / "photos")
     assert len(dataset) == 3
     assert sorted(fiftyone_content(name)) == sorted(p.resolve() for p in photos)
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("train", overrides=["data=fiftyone", f"data.name={name}"])
-    datamodule = instantiate(cfg.data, num_val=1, val_size=16)  # what train.py builds
+    datamodule = instantiate(cfg.data, num_val=1, val_size=16)  # what fastnst train builds
     assert sorted(datamodule.source) == sorted(p.resolve() for p in photos)
 
     with pytest.raises(UserError, match="--overwrite"):
@@ -145,7 +145,7 @@ def test_content_dataset_is_training_content(fo, tmp_path: Path) -> None:
 
 
 def test_browse_builds_groups_of_content_outputs_and_sets(
-    fo, style_tree: Path, tmp_path: Path, tool
+    fo, style_tree: Path, tmp_path: Path
 ) -> None:
     from fastnst.datasets.browse import build_browse_dataset
 
@@ -180,7 +180,6 @@ def test_browse_builds_groups_of_content_outputs_and_sets(
     with Image.open(members["miles_set"].filepath) as sheet:
         assert sheet.width == 3 * 128  # three frames, one row
 
-    browse = tool("browse")
     args = [
         "--model",
         str(model),
@@ -198,11 +197,12 @@ def test_browse_builds_groups_of_content_outputs_and_sets(
         name,
         "--no-launch",
     ]
-    assert browse.main(args) == 0
+    assert fastnst(["browse", *args]) == 0
     assert len(fo.load_dataset(name)) == 1  # rebuilt in place
     assert (
-        browse.main(
+        fastnst(
             [
+                "browse",
                 "--model",
                 str(tmp_path / "none.safetensors"),
                 "--content",

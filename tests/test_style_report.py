@@ -1,4 +1,4 @@
-"""tools/style_report.py: per-style image counts and thumbnail sheets, read the way training
+"""fastnst style-report: per-style image counts and thumbnail sheets, read the way training
 reads the style sets (a frame manifest is not an image; empty universes fall back)."""
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from PIL import Image
 from fastnst.data.styles import StyleSet
 from fastnst.datasets.manifest import MANIFEST_NAME
 from fastnst.datasets.style_report import contact_sheet, write_style_report
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def solid(colour: tuple[int, int, int], size: tuple[int, int] = (48, 32)) -> Image.Image:
@@ -60,7 +58,9 @@ def test_cli_on_a_spiderverse_tree(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tools" / "style_report.py"),
+            "-m",
+            "fastnst",
+            "style-report",
             str(tmp_path / "spiderverse"),
             "--out",
             str(out),
@@ -69,7 +69,7 @@ def test_cli_on_a_spiderverse_tree(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     report = {s["name"]: s for s in json.loads((out / "report.json").read_text())["styles"]}
@@ -84,7 +84,9 @@ def test_cli_missing_folder_is_an_error_line(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tools" / "style_report.py"),
+            "-m",
+            "fastnst",
+            "style-report",
             str(tmp_path / "nope"),
             "--layout",
             "folder",
@@ -93,7 +95,7 @@ def test_cli_missing_folder_is_an_error_line(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: style folder not found: {tmp_path / 'nope'}"

@@ -11,14 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fastnst import CONF_DIR
+from fastnst.cli import main as fastnst
 from fastnst.data.video_pairs import ClipSettings, Motion, VideoClipPairs, synthetic_pair
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.flow import warp
 from fastnst.images import tensor_to_pil
 from fastnst.model import NetConfig, TransformerNet
 from fastnst.training.temporal import feature_temporal_loss, output_temporal_loss
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def scene(h: int = 200, w: int = 240, seed: int = 0) -> torch.Tensor:
@@ -185,11 +185,11 @@ def test_temporal_stage_fine_tunes_logs_and_exports(
         "data.num_workers=0",
         "data.samples_per_epoch=8",
         "callbacks.sample_grid.every_n_steps=0",  # the flicker map still logs at the end
-        f"paths.root_dir={REPO}",
+        f"paths.root_dir={tmp_path}",
         f"paths.output_dir={out}",
         f"paths.log_dir={out}",
     ]
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("train", overrides=overrides)
     result = run(cfg)
     module = result["module"]
@@ -211,23 +211,23 @@ def test_temporal_stage_fine_tunes_logs_and_exports(
 
 
 def test_eval_video_reports_floor_models_and_losses(
-    tiny_model: Path, two_styles: Path, tmp_path: Path, capsys, tool
+    tiny_model: Path, two_styles: Path, tmp_path: Path, capsys
 ) -> None:
     pytest.importorskip("cv2")
     import yaml
 
     video = tmp_path / "pan.mp4"
     write_video(video, frames=5)
-    loss = yaml.safe_load((REPO / "conf" / "loss" / "default.yaml").read_text())
+    loss = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
     loss["vgg_weights"] = "random"
     model = tmp_path / "m.safetensors"
     net, info = load_model(tiny_model)
     info.loss = loss
     save_model(net, model, info)
     report = tmp_path / "report.json"
-    argv = [str(video), "--model", str(model), "--model", str(model), "--styles", str(two_styles)]
-    eval_video = tool("eval_video")
-    code = eval_video.main([*argv, "--style", "1", "--style-size", "32", "--json", str(report)])
+    argv = ["eval-video", str(video), "--model", str(model), "--model", str(model)]
+    argv += ["--styles", str(two_styles), "--style", "1", "--style-size", "32"]
+    code = fastnst([*argv, "--json", str(report)])
     assert code == 0
     import json
 
@@ -240,8 +240,8 @@ def test_eval_video_reports_floor_models_and_losses(
     assert "x floor" in capsys.readouterr().out
 
     missing = tmp_path / "missing.json"
-    code = eval_video.main(
-        [str(tmp_path / "nope.mp4"), "--model", str(model), "--json", str(missing)]
+    code = fastnst(
+        ["eval-video", str(tmp_path / "nope.mp4"), "--model", str(model), "--json", str(missing)]
     )
     assert code == 1 and not missing.exists()
     assert capsys.readouterr().err.startswith("error: no such video")

@@ -205,7 +205,9 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
             sys.executable,
-            "train.py",
+            "-m",
+            "fastnst",
+            "train",
             "trainer=ddp",
             "trainer.accelerator=cpu",
             "trainer.devices=2",

@@ -103,7 +103,7 @@ def coco_content(max_samples: int = 20000, split: str = "train") -> list[Content
 
 def fiftyone_content(name: str) -> list[ContentItem]:
     """The image files of a persistent FiftyOne dataset, by name
-    (``python -m fastnst.datasets content NAME DIR`` builds one from a folder)."""
+    (``fastnst datasets content NAME DIR`` builds one from a folder)."""
     try:
         import fiftyone as fo
     except ImportError as exc:

@@ -1,4 +1,4 @@
-"""The dataset ``tools/browse.py`` opens in the FiftyOne App: one group per content photo
+"""The dataset ``fastnst browse`` opens in the FiftyOne App: one group per content photo
 with slices ``content``, one per style (the model's output) and ``<style>_set`` (a sheet
 of the frames the style was trained from), so all sit side by side in the App."""
 

@@ -1,4 +1,4 @@
-"""Sample style frames from film clips into one style folder (``tools/extract_frames.py``).
+"""Sample style frames from film clips into one style folder (``fastnst extract-frames``).
 
 Per clip: decode every frame, detect scene cuts on small thumbnails, and take a candidate
 at most every ``min_spacing`` seconds and at most ``max_per_scene`` per shot. A candidate

@@ -1,6 +1,6 @@
 """Persistent FiftyOne datasets of content photos and of style-set trees.
 
-A style-set tree (``root/<style>/**/*.jpg``, as ``tools/extract_frames.py`` writes it) is
+A style-set tree (``root/<style>/**/*.jpg``, as ``fastnst extract-frames`` writes it) is
 FiftyOne's image-classification directory tree: each frame is labelled with its style
 (for Spider-Verse, its universe), and exporting in that format gives a tree training reads
 again. Frame-manifest facts (source clip, timestamp, scene) become sample fields.

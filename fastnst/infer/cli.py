@@ -1,4 +1,4 @@
-"""``python infer.py``: stylize images, folders, videos or a webcam with an exported model."""
+"""``fastnst stylize``: stylize images, folders, videos or a webcam with an exported model."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ SHEET_TILE = 256
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python infer.py", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fastnst stylize", description=__doc__)
     parser.add_argument(
         "--model", help="a bundled model's name (see --list-models) or a .safetensors file"
     )

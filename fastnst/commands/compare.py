@@ -1,12 +1,12 @@
-"""Compare trained models side by side from their ``tools/evaluate.py`` reports.
+"""Compare trained models side by side from their ``fastnst evaluate`` reports.
 
 Each report must have scored the same photos and styles at the same sizes with the same
 loss settings (train the variants with the same command, evaluate them with the same
-flags); the tool refuses reports whose losses do not compare. Prints a Markdown table of
-the means (total, style and content loss, SSIM, MSE, seconds per image) and each style's
-total loss per model, and writes it with a JSON copy.
+flags); reports whose losses do not compare are refused. Prints a Markdown table of the
+means (total, style and content loss, SSIM, MSE, seconds per image) and each style's total
+loss per model, and writes it with a JSON copy.
 
-    python tools/compare_models.py full=docs/quality/evaluation.json \\
+    fastnst compare full=docs/quality/evaluation.json \\
         slim=docs/quality/slim/evaluation.json lite=docs/quality/lite/evaluation.json \\
         --out docs/quality/variants.md
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
 from fastnst.errors import UserError, run_report_tool
 from fastnst.evaluation import compare_reports, comparison_markdown, write_json, write_text
@@ -24,7 +24,7 @@ from fastnst.evaluation import compare_reports, comparison_markdown, write_json,
 REPORT_KEYS = {"scores", "per_style", "model_info", "size"}
 
 
-def read_reports(specs: list[str]) -> dict[str, dict]:
+def read_reports(specs: list[str]) -> dict[str, dict[str, Any]]:
     """``label=path`` (or a bare path, labelled by its folder) → the parsed report."""
     reports = {}
     for spec in specs:
@@ -41,7 +41,7 @@ def read_reports(specs: list[str]) -> dict[str, dict]:
             raise UserError(f"{path} is not an evaluation report (not JSON)") from None
         report = reports[label]
         if not isinstance(report, dict) or not report.keys() >= REPORT_KEYS:
-            raise UserError(f"{path} is not a tools/evaluate.py report")
+            raise UserError(f"{path} is not a fastnst evaluate report")
     return reports
 
 
@@ -58,15 +58,19 @@ def run(args: argparse.Namespace) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fastnst compare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("reports", nargs="+", help="evaluation.json files, as label=path")
     parser.add_argument(
         "--out", default="outputs/compare_models.md",
         help="Markdown file to write (and a .json beside it)",
     )
-    return run_report_tool(__file__, parser, run, argv)
+    return parser
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv: list[str] | None = None) -> int:
+    return run_report_tool(build_parser(), run, argv)

