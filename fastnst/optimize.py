@@ -153,7 +153,9 @@ def gatys(
         raise UserError("--steps must be at least 1")
     objective = GatysObjective(loss_fn, content, style_mix)
     if init == "content":
-        start = content.detach().clone()
+        # Contiguous: a photo read at its own size is a strided view of the decoded HWC
+        # array, and L-BFGS flattens the gradient with .view().
+        start = content.detach().clone(memory_format=torch.contiguous_format)
     else:
         noise = torch.rand(content.shape, generator=torch.Generator().manual_seed(seed))
         start = noise.to(content.device)

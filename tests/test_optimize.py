@@ -69,6 +69,14 @@ def test_loss_decreases_from_the_photo(loss_fn, optimizer: str) -> None:
     assert history[-1]["total"] == pytest.approx(total.item(), rel=1e-5)
 
 
+def test_lbfgs_takes_a_strided_photo(loss_fn) -> None:
+    """A photo read at its own size is a view of the decoded HWC array, not contiguous."""
+    photo = smooth(2).permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    assert not photo.is_contiguous()
+    result = gatys(photo, loss_fn, 2, optimizer="lbfgs", progress=False)
+    assert result.history[-1]["total"] < result.history[0]["total"]
+
+
 def test_noise_init_is_seeded_and_far_from_the_photo(loss_fn) -> None:
     photo = smooth(2)
     a = gatys(photo, loss_fn, 1, init="noise", seed=5, progress=False)

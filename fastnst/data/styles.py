@@ -64,7 +64,7 @@ def spiderverse_styles(
     texture_size: int = 384,
     seed: int = 0,
 ) -> list[StyleSet]:
-    """One style per universe from ``root/<universe>/`` frames (``tools/extract_frames.py``
+    """One style per universe from ``root/<universe>/`` frames (``fastnst extract-frames``
     writes them); a universe with no frames falls back to built-in comic-print textures."""
     root = Path(root)
     styles = []
@@ -81,7 +81,7 @@ def spiderverse_styles(
         else:
             log.warning(
                 "style %s: no frames in %s - using the built-in procedural comic-print texture "
-                "instead (extract frames with tools/extract_frames.py for the film's real look)",
+                "instead (extract frames with fastnst extract-frames for the film's real look)",
                 name,
                 root / name,
             )
