@@ -17,7 +17,9 @@ from fastnst import CONF_DIR
 # ``python -m fastnst.train``, ``python train.py``, a DDP rank).
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
 def main(cfg: DictConfig) -> None:
-    """Train with the composed config; a user error ends with one ``error:`` line."""
+    """Train with the composed config; a user error or a missing extra (e.g. PyAV for real
+    clips in ``stage=temporal``) ends with one ``error:`` line."""
+    from fastnst.cli import extra_error, missing_extra
     from fastnst.training.run import run, user_error
 
     try:
@@ -28,7 +30,11 @@ def main(cfg: DictConfig) -> None:
     except Exception as exc:
         cause = user_error(exc)
         if cause is None:
-            raise
+            extra = missing_extra(exc)
+            if extra is None:
+                raise
+            print(extra_error("train", extra), file=sys.stderr)
+            sys.exit(1)
         print(f"error: {cause}", file=sys.stderr)
         sys.exit(getattr(cause, "exit_code", 1))
 

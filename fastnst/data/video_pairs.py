@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -209,6 +208,8 @@ def read_frames(
 ) -> torch.Tensor:
     """Decode ``path`` into ``[T, 3, H, W]`` RGB in [0, 1]: every ``step``-th frame, at most
     ``max_frames``, resized so the long side is ``long_side``."""
+    import av  # the [video] extra: only real clips need it, synthetic pairs do not
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such video: {path}")
