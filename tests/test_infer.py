@@ -1,4 +1,5 @@
-"""infer.py on images and folders: styles, blends, strength, colour, sizes, tiling, bad input."""
+"""fastnst stylize on images and folders: styles, blends, strength, colour, sizes, tiling,
+bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""infer.py on video files and a (simulated) webcam: frames, rate, size and audio survive."""
+"""fastnst stylize on video files and a (simulated) webcam: frames, rate, size and audio survive."""
 
 from __future__ import annotations
 
