@@ -10,10 +10,11 @@ export FIFTYONE_DO_NOT_TRACK := true
 
 install: $(STAMP)
 
-# Every extra the tests use; [app] (gradio) waits for the app that needs it.
+# Every extra the tests use; [app] (gradio) waits for the app that needs it. setuptools is
+# the build backend: tests/test_packaging.py builds the wheel offline with it.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=77'
 	$(PY) -m pip install --quiet -e '.[train,video,data,export,dev]'
 	touch $(STAMP)
 
