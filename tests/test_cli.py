@@ -85,3 +85,12 @@ def test_a_missing_module_outside_the_extras_is_not_hidden(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "fastnst.commands.compare", None)
     with pytest.raises(ModuleNotFoundError):
         main(["compare", "a.json", "b.json"])
+
+
+def test_checkout_shims_are_the_commands() -> None:
+    for script, usage in (("infer.py", "usage: fastnst stylize"), ("train.py", "fastnst train:")):
+        proc = subprocess.run(
+            [sys.executable, script, "--help"], capture_output=True, text=True, cwd=REPO
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(usage)
