@@ -1,4 +1,5 @@
-"""Training callbacks: throughput in images/s and the validation × style image grid."""
+"""Training callbacks: throughput in images/s, the validation × style image grid, and a
+checkpoint when the run is killed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
 
+from fastnst.files import atomic_write
 from fastnst.images import center_square, tensor_to_pil
 
 
@@ -91,6 +94,29 @@ class SampleGrid(EveryNSteps):
         experiment = getattr(trainer.logger, "experiment", None)
         if experiment is not None and hasattr(experiment, "add_image"):
             experiment.add_image("samples", grid, trainer.global_step)
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """On SIGTERM (a scheduler's pre-emption) or Ctrl-C, write ``last.ckpt`` at the current
+    step, so at most the step in flight is lost (interval checkpoints lose up to an interval).
+
+    ``saved`` is the path written, for the caller's resume message."""
+
+    def __init__(self, dirpath: str | Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.saved: Path | None = None
+
+    def on_exception(
+        self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
+            return
+        path = self.dirpath / "last.ckpt"
+        if trainer.world_size > 1:
+            trainer.save_checkpoint(path)  # every rank must call it; rank zero writes
+        else:
+            atomic_write(path, lambda tmp: trainer.save_checkpoint(tmp))
+        self.saved = path
 
 
 def write_samples(module: L.LightningModule, photos: torch.Tensor, folder: Path) -> list[Path]:

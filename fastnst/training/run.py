@@ -15,12 +15,13 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.trainer.states import TrainerStatus
 from omegaconf import DictConfig, OmegaConf
 
 from fastnst.devices import describe_machine, training_precision
 from fastnst.errors import UserError
 from fastnst.export import load_model, save_model
-from fastnst.training.callbacks import write_samples
+from fastnst.training.callbacks import CheckpointOnInterrupt, write_samples
 from fastnst.training.module import StyleTransferModule
 
 log = logging.getLogger("fastnst")
@@ -104,6 +105,24 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, 
     return module, datamodule, trainer
 
 
+class TrainingInterrupted(UserError):
+    """SIGTERM or Ctrl-C stopped training; ``exit_code`` is 143 or 130 as for the signal."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def interrupted(trainer: L.Trainer) -> TrainingInterrupted:
+    """The error for a killed run, saying where its last checkpoint is and how to resume."""
+    saved = next((c.saved for c in trainer.callbacks if isinstance(c, CheckpointOnInterrupt)), None)
+    where = f"resume with ckpt_path={saved}" if saved else "no checkpoint was written"
+    signal_name, code = ("SIGTERM", 143) if trainer.received_sigterm else ("Ctrl-C", 130)
+    return TrainingInterrupted(
+        f"interrupted ({signal_name}) at step {trainer.global_step}; {where}", code
+    )
+
+
 def provenance(cfg: DictConfig, steps: int) -> dict[str, Any]:
     """How a model was made, stored in its file: enough to reproduce or judge it."""
     if HydraConfig.initialized():
@@ -128,7 +147,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     log.info("styles: %s", ", ".join(module.style_names))
     for style in module.styles:
         log.info("style %s: %s", style.name, style.describe())
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except (SystemExit, KeyboardInterrupt):
+        # Lightning turns SIGTERM into SystemExit(0) and Ctrl-C into sys.exit(1).
+        if trainer.state.status != TrainerStatus.INTERRUPTED:
+            raise
+        raise interrupted(trainer) from None
     result: dict[str, Any] = {"trainer": trainer, "module": module}
     if module.skipped_files:
         log.warning("skipped %d unreadable content image(s) during training", module.skipped_files)
