@@ -21,7 +21,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from fastnst.data.styles import StyleSet, folder_styles
+from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
+from fastnst.data.textures import UNIVERSES
 from fastnst.devices import pick_device
 from fastnst.errors import UserError
 from fastnst.export import load_model
@@ -314,6 +315,9 @@ class EvaluationRequest:
     thumb: int = 160  # grid cell size
     device: str = "auto"
     command: str = ""  # the command line quoted in the report
+    # Spider-Verse universes without images under ``styles``: their frames here, else the
+    # built-in procedural texture they were trained on.
+    spiderverse_root: str = "data/styles/spiderverse"
 
 
 def _thumb(image: torch.Tensor, size: int) -> Any:
@@ -476,6 +480,10 @@ def evaluate_model(request: EvaluationRequest) -> Path:
     device = pick_device(request.device)
     net, info = load_model(request.model, device)
     styles = style_sets(request.styles)
+    universes = [n for n in info.style_names if n not in styles and n in UNIVERSES]
+    if universes:
+        found = spiderverse_styles(request.spiderverse_root, universes)
+        styles.update({style.name: style for style in found})
     names = pick_styles(info.style_names, styles, request.only)
     photo_paths = find_images(request.content)
     if not photo_paths:

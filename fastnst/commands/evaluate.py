@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="exported .safetensors model")
     parser.add_argument("--content", required=True, help="photo or folder of photos")
     parser.add_argument(
-        "--styles", required=True, nargs="+",
-        help="folder(s) of style images, named as the model's styles (file stem or subfolder)",
+        "--styles", nargs="*", default=[],
+        help="folder(s) of style images, named as the model's styles (file stem or subfolder); "
+        "Spider-Verse universes not found there use their frames or built-in texture",
     )
     parser.add_argument("--only", default="", help="comma-separated style names (default: all)")
     parser.add_argument("--size", type=int, default=256, help="long side of photos in px")
