@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fastnst.errors import Terminated, terminate_on_sigterm
+
 # The extras of pyproject.toml: what each is called in messages, and the top-level modules
 # whose absence means that extra is not installed.
 EXTRA_NAMES = {
@@ -167,10 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if importlib.util.find_spec(module) is None:
             print(extra_error(name, EXTRA_OF_MODULE[module]), file=sys.stderr)
             return 1
+    terminate_on_sigterm()  # training's own handler replaces it once the trainer starts
     try:
         if name == "train":
             return _train(rest)
         return importlib.import_module(command.module).main(rest)
+    except Terminated:
+        print("error: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
+        return 143
     except Exception as exc:
         extra = missing_extra(exc)
         if extra is None:

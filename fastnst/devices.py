@@ -52,6 +52,18 @@ def training_precision(accelerator: str = "auto") -> str:
     return "32-true"
 
 
+# Assumed RAM where the system cannot be asked (os.sysconf is missing on Windows).
+FALLBACK_RAM = 8 * 2**30
+
+
+def total_ram_bytes() -> int:
+    """This machine's RAM, or :data:`FALLBACK_RAM` where it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_RAM
+
+
 def describe_machine() -> str:
     """One line naming the hardware a run used, for a model's provenance."""
     if torch.cuda.is_available():

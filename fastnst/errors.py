@@ -3,12 +3,27 @@ them as one ``error: …`` line and exit non-zero, instead of showing a tracebac
 
 import argparse
 import shlex
+import signal
 import sys
 from collections.abc import Callable
 
 
 class UserError(Exception):
     """Bad input or environment that the user can fix; the message says how."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an exception, so every cleanup written for Ctrl-C (temporary
+    files, worker threads) runs for it too; the command then exits 143."""
+
+
+def terminate_on_sigterm() -> None:
+    """From now on SIGTERM raises :class:`Terminated` in the main thread."""
+
+    def _raise(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, _raise)
 
 
 def run_command(body: Callable[[], object], interrupted: str) -> int:
@@ -19,7 +34,9 @@ def run_command(body: Callable[[], object], interrupted: str) -> int:
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated):
+            raise  # the dispatcher reports it and exits 143
         print(f"error: interrupted; {interrupted}", file=sys.stderr)
         return 130
     print(f"wrote {result}")

@@ -492,8 +492,12 @@ def evaluate_model(request: EvaluationRequest) -> Path:
     if not info.loss:
         raise UserError(f"{request.model} stores no loss settings; cannot measure its loss")
     print(f"style targets for {len(info.style_names)} styles at {request.style_size} px")
+    # The meter needs a target per model style; a style left out by --only may have no
+    # images, and its target is never used (its weight is 0), so any scored style stands in.
     meter = LossMeter(
-        info.loss, [styles[n].load(request.style_size) for n in info.style_names], device
+        info.loss,
+        [styles.get(n, styles[names[0]]).load(request.style_size) for n in info.style_names],
+        device,
     )
     scores: list[PhotoStyleScore] = []
     grid: list[list[torch.Tensor | None]] = [

@@ -120,6 +120,8 @@ def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
         raise ModelFileError(f"{path} is a safetensors file but not a fastnst model")
     try:
         raw = json.loads(metadata[FORMAT_NAME])
+        if not isinstance(raw, dict):
+            raise TypeError(f"a JSON {type(raw).__name__}, not an object")
         version = int(raw.get("format_version", 0))
     except (json.JSONDecodeError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} has a damaged fastnst header ({exc})") from None
@@ -132,7 +134,23 @@ def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
         info = ModelInfo(**raw)
     except TypeError as exc:
         raise ModelFileError(f"{path} has an unexpected fastnst header ({exc})") from None
+    _check_header(path, info)
     return info, state
+
+
+def _check_header(path: Path, info: ModelInfo) -> None:
+    """The header's parts have the types and agree with each other: a model whose style
+    names do not match its style count would stylize with the wrong names."""
+    if not isinstance(info.net, dict) or not isinstance(info.extra, dict):
+        raise ModelFileError(f"{path} has a damaged fastnst header (net/extra are not objects)")
+    names = info.style_names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{path} has a damaged fastnst header (style_names is not a list)")
+    declared = info.net.get("num_styles")
+    if declared != len(names):
+        raise ModelFileError(
+            f"{path} names {len(names)} styles but its network has {declared}: a damaged file"
+        )
 
 
 def load_model(
@@ -142,10 +160,33 @@ def load_model(
     info, state = read_info(path)
     try:
         net = TransformerNet(NetConfig(**info.net))
-        net.load_state_dict(state, strict=True)
-    except (TypeError, RuntimeError) as exc:
-        raise ModelFileError(f"{path}: weights do not match the architecture ({exc})") from None
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has a damaged network description ({exc})") from None
+    mismatch = _state_mismatch(net.state_dict(), state)
+    if mismatch:
+        raise ModelFileError(f"{path}: weights do not match the architecture ({mismatch})")
+    net.load_state_dict(state, strict=True)
     return net.to(device).eval(), info
+
+
+def _state_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    """One short line on how ``found`` differs from ``expected`` ("" if it does not), instead
+    of torch's listing of every key."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    shapes = [k for k in expected if k in found and found[k].shape != expected[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{len(extra)} unexpected, e.g. {extra[0]}")
+    if shapes:
+        key = shapes[0]
+        parts.append(
+            f"{len(shapes)} of another shape, e.g. {key}: {list(found[key].shape)} in the file, "
+            f"{list(expected[key].shape)} in the network"
+        )
+    return "; ".join(parts)
 
 
 def export_checkpoint(ckpt_path: str | Path, output: str | Path | None = None) -> Path:

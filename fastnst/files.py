@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from fastnst.errors import UserError
+
 
 def _read_umask() -> int:
     current = os.umask(0)
@@ -22,8 +24,21 @@ def _read_umask() -> int:
 FILE_MODE = 0o666 & ~_read_umask()
 
 
+class ReadOnlyOutputError(UserError):
+    """The output exists and is write-protected: someone meant to keep it."""
+
+
+def check_replaceable(path: Path) -> None:
+    """An existing output is replaced, unless it is write-protected (then never). Judged by
+    its mode bits, not ``os.access``: root may write anything, but a 0444 file says "keep"."""
+    if path.exists() and (not os.access(path, os.W_OK) or path.stat().st_mode & 0o222 == 0):
+        raise ReadOnlyOutputError(f"{path} is write-protected; not replacing it")
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file.
+    A write-protected ``path`` is refused (renaming would silently replace it)."""
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -17,6 +17,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from fastnst.errors import UserError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
+# Largest image read, in pixels: a file's header is checked before its pixels are decoded, so
+# a "decompression bomb" (a small file claiming 20000x20000) is refused instead of filling
+# the memory. 100 megapixels is a 12000x8000 photo; ``fastnst stylize --max-megapixels``
+# raises it. Pillow's own check is replaced by this one (it raises or only warns by size).
+DEFAULT_MAX_PIXELS = 100_000_000
+Image.MAX_IMAGE_PIXELS = None
 
 
 class ImageReadError(UserError):
@@ -56,7 +62,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def open_rgb(path: str | Path) -> Image.Image:
+def open_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Load ``path`` fully as RGB, or raise :class:`ImageReadError` saying why not."""
     path = Path(path)
     if not path.is_file():
@@ -65,6 +71,12 @@ def open_rgb(path: str | Path) -> Image.Image:
         raise ImageReadError(f"empty file: {path}")
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise ImageReadError(
+                    f"{path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), over "
+                    f"the limit of {max_pixels / 1e6:.0f}; raise it with --max-megapixels"
+                )
             image.load()
             return to_rgb(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:

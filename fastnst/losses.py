@@ -3,12 +3,14 @@ logged on its own and a run can be read term by term."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.errors import UserError
 from fastnst.vgg import VGGFeatures
 
 LossParts = dict[str, torch.Tensor]
@@ -114,6 +116,16 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        weights = {
+            "content_weight": self.content_weight,
+            "style_weight": self.style_weight,
+            "tv_weight": self.tv_weight,
+            **{f"content_layers.{k}": v for k, v in self.content_layers.items()},
+            **{f"style_layers.{k}": v for k, v in self.style_layers.items()},
+        }
+        for name, value in weights.items():
+            if value < 0 or math.isinf(value):  # NaN passes: the run's finite-loss check names it
+                raise UserError(f"loss.{name} must be a finite weight >= 0, got {value}")
         layers = list(self.content_layers) + list(self.style_layers)
         self.vgg = VGGFeatures(layers, weights=vgg_weights, tap=tap, preprocess=vgg_preprocess)
         self.num_styles = 0

@@ -30,6 +30,15 @@ class NetConfig:
         return asdict(self)
 
 
+def pad_to_min_side(images: torch.Tensor) -> torch.Tensor:
+    """Edge-pad an image with a side under :data:`MIN_SIDE` (reflection padding needs a few
+    pixels per stage) at its bottom and right; crop the output back to the input's size."""
+    h, w = images.shape[-2:]
+    if min(h, w) >= MIN_SIDE:
+        return images
+    return F.pad(images, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate")
+
+
 def style_weights(style: torch.Tensor | int | list, batch: int, num_styles: int) -> torch.Tensor:
     """Turn a style index per image, one index, or weight vectors into ``[batch, num_styles]``.
 
@@ -162,10 +171,5 @@ class TransformerNet(nn.Module):
     def forward(self, images: torch.Tensor, style: torch.Tensor | int) -> torch.Tensor:
         weights = style_weights(style, images.shape[0], self.num_styles).to(images.device)
         h, w = images.shape[-2:]
-        if min(h, w) < MIN_SIDE:
-            # Reflection padding needs a few pixels per stage: edge-pad tiny inputs, crop back.
-            padded = F.pad(
-                images, (0, max(0, MIN_SIDE - w), 0, max(0, MIN_SIDE - h)), mode="replicate"
-            )
-            return self.decode(self.encode(padded, weights), weights)[..., :h, :w]
-        return self.decode(self.encode(images, weights), weights)
+        padded = pad_to_min_side(images)
+        return self.decode(self.encode(padded, weights), weights)[..., :h, :w]

@@ -20,13 +20,14 @@ def main(cfg: DictConfig) -> None:
     """Train with the composed config; a user error or a missing extra (e.g. PyAV for real
     clips in ``stage=temporal``) ends with one ``error:`` line."""
     from fastnst.cli import extra_error, missing_extra
+    from fastnst.errors import Terminated
     from fastnst.training.run import run, user_error
 
     try:
         run(cfg)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("error: interrupted outside the training loop; nothing was exported", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except Exception as exc:
         cause = user_error(exc)
         if cause is None:

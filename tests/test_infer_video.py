@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,6 +15,7 @@ import pytest
 import torch
 
 from fastnst.export import ModelInfo, save_model
+from fastnst.files import FILE_MODE
 from fastnst.infer import main
 from fastnst.model import NetConfig, TransformerNet
 
@@ -70,13 +75,110 @@ def _run(model: Path, *args: str) -> int:
     return main(["--model", str(model), "--device", "cpu", "--quiet", *args])
 
 
+def _frames(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
 def test_video_keeps_frames_rate_size_and_audio(model: Path, tmp_path: Path) -> None:
     clip = _make_clip(tmp_path / "in.mp4")
     out = tmp_path / "out.mp4"
     assert _run(model, "--video", str(clip), "--output", str(out), "--style", "a:1,b:1") == 0
     assert _describe(out) == _describe(clip)
     assert _describe(out)["audio"] == 1
-    assert [p.name for p in tmp_path.iterdir()] != [] and not list(tmp_path.glob(".*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+    difference = np.abs(_frames(out).astype(np.int16) - _frames(clip)).mean()
+    assert difference > 20  # stylized, not passed through (re-encoding alone moves ~2)
+    assert out.stat().st_mode & 0o777 == FILE_MODE
+
+
+@pytest.mark.parametrize(("suffix", "audio"), [(".webm", 1), (".mov", 1), (".mkv", 1), (".gif", 0)])
+def test_video_formats_by_suffix(model: Path, tmp_path: Path, suffix: str, audio: int) -> None:
+    clip = _make_clip(tmp_path / "in.mp4")
+    out = tmp_path / f"out{suffix}"
+    assert _run(model, "--video", str(clip), "--output", str(out)) == 0
+    described = _describe(out)
+    assert described["frames"] == FRAMES and described["size"] == SIZE
+    assert described["audio"] == audio
+    assert np.abs(_frames(out).astype(np.int16) - _frames(clip)).mean() > 20
+
+
+def test_video_to_an_image_name_is_refused(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    clip = _make_clip(tmp_path / "in.mp4", audio=False)
+    assert _run(model, "--video", str(clip), "--output", str(tmp_path / "out.png")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot write video to 'out.png': use one of .mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_video_max_frames(model: Path, tmp_path: Path) -> None:
+    clip = _make_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    assert _run(model, "--video", str(clip), "--output", str(out), "--max-frames", "5") == 0
+    assert _describe(out)["frames"] == 5 and _describe(out)["audio"] == 1
+
+
+def test_truncated_video_warns_with_frame_counts(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """An mp4 whose index is at the front, cut short: it declares more frames than it has."""
+    rng = np.random.default_rng(0)
+    whole = tmp_path / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        video = container.add_stream("libx264", rate=RATE)
+        video.width, video.height, video.pix_fmt = 160, 120, "yuv420p"
+        video.options = {"crf": "0"}  # big frames: the cut falls well inside the clip
+        for index in range(20):
+            array = rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = index, Fraction(1, RATE)
+            container.mux(video.encode(frame))
+        container.mux(video.encode())
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "out.mp4"
+    assert _run(model, "--video", str(cut), "--output", str(out)) == 0
+    warning = capsys.readouterr().err.strip().splitlines()[-1]
+    written = _describe(out)["frames"]
+    assert 0 < written < 20
+    assert warning.startswith(f"warning: {cut} declares 20 frames but only {written} could")
+
+
+def test_sigterm_during_video_leaves_nothing_behind(model: Path, tmp_path: Path) -> None:
+    clip = _make_clip(tmp_path / "in.mp4", frames=600, audio=False)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fastnst",
+            "stylize",
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            "--quiet",
+            "--batch",
+            "1",
+            "--video",
+            str(clip),
+            "--output",
+            str(out),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.*")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
 def test_video_without_audio(model: Path, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from torch import nn
 from fastnst.devices import pick_device
 from fastnst.errors import UserError
 from fastnst.export import ModelInfo, load_model
-from fastnst.model import ConditionalInstanceNorm2d, TransformerNet
+from fastnst.model import ConditionalInstanceNorm2d, TransformerNet, pad_to_min_side
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -217,7 +217,8 @@ class Stylizer:
         ``tile`` > 0 runs large images tile by tile with whole-image norm statistics.
         """
         photo = images.to(self.device, non_blocking=True)
-        batch = photo.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        height, width = photo.shape[-2:]
+        batch = pad_to_min_side(photo).to(self.dtype).contiguous(memory_format=torch.channels_last)
         rows = weights.to(self.device, torch.float32).expand(photo.shape[0], -1)
         if tile > 0 and max(photo.shape[-2:]) > tile:
             from fastnst.infer.tiling import stylize_tiled
@@ -232,7 +233,7 @@ class Stylizer:
             out = self.frozen(batch, rows)
         else:
             out = self.net.decode(self.net.encode(batch, rows), rows)
-        out = out.float()
+        out = out[..., :height, :width].float()
         photo = photo.float()
         if keep_color:
             out = preserve_color(out, photo)

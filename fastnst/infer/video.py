@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,9 +32,41 @@ import torch
 from tqdm import tqdm
 
 from fastnst.errors import UserError
+from fastnst.files import FILE_MODE, check_replaceable
 
 QUEUE_DEPTH = 4
 _END = object()
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """How a video of one file type is written: its video codec, and its audio codec when
+    the source's audio cannot simply be copied (None: no audio in this format)."""
+
+    video_codec: str
+    audio_codec: str | None = "copy"
+
+
+# By output suffix. WebM holds only VP8/VP9/AV1 with Opus/Vorbis audio, so AAC or MP3 audio
+# is transcoded to Opus there; a GIF has no audio.
+OUTPUT_FORMATS = {
+    ".mp4": OutputFormat("libx264"),
+    ".m4v": OutputFormat("libx264"),
+    ".mov": OutputFormat("libx264"),
+    ".mkv": OutputFormat("libx264"),
+    ".webm": OutputFormat("libvpx-vp9", "libopus"),
+    ".gif": OutputFormat("gif", None),
+}
+WEBM_AUDIO = {"opus", "vorbis"}
+
+
+def output_format(target: Path) -> OutputFormat:
+    """The format for ``target``'s suffix, or a user error naming the ones there are."""
+    fmt = OUTPUT_FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        names = ", ".join(OUTPUT_FORMATS)
+        raise UserError(f"cannot write video to {target.name!r}: use one of {names}")
+    return fmt
 
 
 class VideoReadError(UserError):
@@ -106,23 +140,41 @@ class _Stage(threading.Thread):
             self.failed.set()
 
 
-def _decode(container: av.container.InputContainer, batch_size: int, out: _Pipe) -> None:
-    """Demux in file order: video frames go out in batches, audio packets as they come."""
+def _decode(
+    container: av.container.InputContainer, batch_size: int, out: _Pipe, max_frames: int = 0
+) -> None:
+    """Demux in file order: video frames go out in batches, audio packets as they come.
+    Stops at once when another stage failed, and after ``max_frames`` frames if set (audio
+    past the last frame is dropped then)."""
     video = container.streams.video[0]
     video.thread_type = "AUTO"
     audio = container.streams.audio[:1]
     frames, stamps = [], []
+    decoded = 0
+    last_time: float | None = None
     for packet in container.demux(video, *audio):
+        if out.failed.is_set():
+            return
         if packet.stream.type == "audio":
-            if packet.dts is not None:
+            too_late = last_time is not None and packet.pts is not None and (
+                float(packet.pts * packet.time_base) > last_time
+            )
+            if packet.dts is not None and not too_late:
                 out.put(("audio", packet))
             continue
+        if max_frames and decoded >= max_frames:
+            continue  # keep demuxing the audio up to the last frame's time
         for frame in packet.decode():
             frames.append(frame.to_ndarray(format="rgb24"))
             stamps.append(frame.pts)
+            decoded += 1
+            if max_frames and decoded >= max_frames:
+                last_time = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
             if len(frames) == batch_size:
                 out.put(("video", np.stack(frames), stamps))
                 frames, stamps = [], []
+            if max_frames and decoded >= max_frames:
+                break
     if frames:
         out.put(("video", np.stack(frames), stamps))
     out.put(_END)
@@ -139,11 +191,16 @@ def _encoder_stream(
     stream = output.add_stream(codec, rate=rate)
     stream.width, stream.height = source.codec_context.width, source.codec_context.height
     even = stream.width % 2 == 0 and stream.height % 2 == 0
-    stream.pix_fmt = "yuv420p" if even else "yuv444p"
+    if codec == "gif":
+        stream.pix_fmt = "rgb8"
+    else:
+        stream.pix_fmt = "yuv420p" if even else "yuv444p"
     stream.time_base = source.time_base
     stream.thread_type = "AUTO"
     if codec == "libx264":
         stream.options = {"crf": str(crf), "preset": preset}
+    elif codec == "libvpx-vp9":
+        stream.options = {"crf": str(crf + 13), "b": "0", "deadline": "realtime", "cpu-used": "8"}
     return stream
 
 
@@ -151,15 +208,25 @@ def _encode(
     output: av.container.OutputContainer,
     video: av.video.VideoStream,
     audio: av.stream.Stream | None,
+    copy_audio: bool,
     time_base: Fraction,
     pipe: _Pipe,
     progress: tqdm,
 ) -> None:
+    """Encode stylized frames; audio packets are remuxed untouched (``copy_audio``) or
+    decoded and re-encoded for the output's codec, or dropped when ``audio`` is None."""
     for item in pipe:
         if item[0] == "audio":
             packet = item[1]
-            packet.stream = audio
-            output.mux(packet)
+            if audio is None:
+                continue
+            if copy_audio:
+                packet.stream = audio
+                output.mux(packet)
+                continue
+            for frame in packet.decode():
+                frame.pts = None  # the encoder counts samples itself
+                output.mux(audio.encode(frame))
             continue
         _, frames, stamps = item
         for array, pts in zip(frames, stamps, strict=True):
@@ -168,6 +235,23 @@ def _encode(
             output.mux(video.encode(frame))
         progress.update(len(frames))
     output.mux(video.encode())
+    if audio is not None and not copy_audio:
+        output.mux(audio.encode(None))
+
+
+def _audio_stream(
+    output: av.container.OutputContainer,
+    source: av.audio.AudioStream | None,
+    fmt: OutputFormat,
+) -> tuple[av.stream.Stream | None, bool]:
+    """The output's audio stream and whether packets are copied, or (None, False)."""
+    if source is None or fmt.audio_codec is None:
+        return None, False
+    if fmt.audio_codec == "copy" or source.codec_context.name in WEBM_AUDIO:
+        return output.add_stream_from_template(source), True
+    stream = output.add_stream(fmt.audio_codec, rate=48000)
+    stream.layout = "stereo" if source.codec_context.layout.nb_channels > 1 else "mono"
+    return stream, False
 
 
 def stylize_video(
@@ -176,15 +260,20 @@ def stylize_video(
     stylize: Callable[[torch.Tensor], torch.Tensor],
     device: torch.device,
     batch_size: int = 4,
-    codec: str = "libx264",
+    codec: str = "",
     crf: int = 18,
     preset: str = "veryfast",
     show_progress: bool = True,
+    max_frames: int = 0,
 ) -> int:
     """Stylize ``source`` into ``target`` with ``stylize`` (float batch → float batch);
-    returns the number of frames. The file appears only once complete."""
-    container = open_video(Path(source))
+    returns the number of frames. The file appears only once complete. ``codec`` defaults
+    to the one for ``target``'s suffix (:data:`OUTPUT_FORMATS`); ``max_frames`` > 0 stops
+    after that many frames."""
     target = Path(target)
+    fmt = output_format(target)
+    check_replaceable(target)
+    container = open_video(Path(source))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(
         prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent
@@ -203,20 +292,22 @@ def stylize_video(
         with (
             output,
             tqdm(
-                total=in_video.frames or None,
+                total=min(filter(None, (in_video.frames, max_frames)), default=None),
                 unit="frame",
                 desc=target.name,
                 disable=not show_progress,
                 dynamic_ncols=True,
             ) as progress,
         ):
-            video = _encoder_stream(output, in_video, codec, crf, preset)
+            video = _encoder_stream(output, in_video, codec or fmt.video_codec, crf, preset)
             in_audio = container.streams.audio[0] if container.streams.audio else None
-            audio = output.add_stream_from_template(in_audio) if in_audio else None
+            audio, copy_audio = _audio_stream(output, in_audio, fmt)
             stages = [
-                _Stage(lambda: _decode(container, batch_size, decoded), failed),
+                _Stage(lambda: _decode(container, batch_size, decoded, max_frames), failed),
                 _Stage(
-                    lambda: _encode(output, video, audio, in_video.time_base, encoded, progress),
+                    lambda: _encode(
+                        output, video, audio, copy_audio, in_video.time_base, encoded, progress
+                    ),
                     failed,
                 ),
             ]
@@ -241,6 +332,15 @@ def stylize_video(
                     raise _as_user_error(stage.error, source)
         if count == 0:
             raise VideoReadError(f"{source} has no decodable video frames")
+        declared = in_video.frames
+        wanted = min(declared, max_frames) if max_frames else declared
+        if declared and count < wanted:
+            print(
+                f"warning: {source} declares {declared} frames but only {count} could be "
+                "decoded (a truncated or damaged file); the output has those",
+                file=sys.stderr,
+            )
+        os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, target)
     finally:
         container.close()

@@ -22,6 +22,7 @@ import torch
 from fastnst.errors import UserError
 from fastnst.infer.video import frames_to_tensor, tensor_to_frames
 
+RECORD_CLOCK = Fraction(1, 1000)  # recorded frames carry wall-clock milliseconds
 WINDOW = "fastnst (q to quit)"
 
 
@@ -88,6 +89,7 @@ def run_webcam(
     container = open_camera(source)
     writer = stream = None
     meter, shown = FpsMeter(), 0
+    started, last_pts = time.perf_counter(), -1
     try:
         for array in camera_frames(container):
             frame = tensor_to_frames(stylize(frames_to_tensor(array[None], device)))[0]
@@ -102,8 +104,13 @@ def run_webcam(
                         frame.shape[0],
                         "yuv444p",
                     )
+                    stream.time_base = RECORD_CLOCK
+                    started = time.perf_counter()
+                # Stamped by the wall clock: the recording plays at the speed it was shown,
+                # whatever rate the camera and the model reached (not an assumed 30 fps).
+                pts = max(last_pts + 1, round((time.perf_counter() - started) / RECORD_CLOCK))
                 packet_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                packet_frame.pts, packet_frame.time_base = shown, Fraction(1, 30)
+                packet_frame.pts, packet_frame.time_base, last_pts = pts, RECORD_CLOCK, pts
                 writer.mux(stream.encode(packet_frame))
             shown += 1
             if gui is not None:

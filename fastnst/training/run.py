@@ -39,6 +39,8 @@ def user_error(exc: BaseException) -> BaseException | None:
     """The user-facing cause of ``exc`` (unwrapping Hydra's instantiation wrapper), if any."""
     while isinstance(exc, InstantiationException) and exc.__cause__ is not None:
         exc = exc.__cause__
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return UserError("out of GPU memory: lower data.batch_size or data.image_size")
     return exc if isinstance(exc, USER_ERRORS) else None
 
 
