@@ -131,10 +131,14 @@ def test_evaluate_writes_report_json_and_grids(tmp_path: Path) -> None:
     totals = [comparison["gatys_start"]["total"]] + [r["total"] for r in comparison["gatys"]]
     # Same photo, size and loss module: the comparison's network loss is the table's.
     assert comparison["network"]["total"] == pytest.approx(dog_moss["total"], rel=1e-6)
+    network = comparison["network"]["total"]
     if reach is None:
-        assert min(totals) > comparison["network"]["total"]
+        assert min(totals) > network
     else:
-        assert reach <= 5
+        # Reached at step `reach` (0: the photo itself) and not before.
+        assert 0 <= reach <= 5
+        assert all(r["total"] > network for r in comparison["gatys"] if r["step"] < reach)
+        assert (comparison["gatys_start"]["total"] <= network) == (reach == 0)
     report = (out / "evaluation.md").read_text()
     assert "Written by `fastnst evaluate --model" in report
     assert "![photos x styles](grid.jpg)" in report and "Gatys, 5 steps" in report

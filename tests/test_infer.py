@@ -197,6 +197,60 @@ def test_tiled_matches_whole_image_at_1024(model: Path) -> None:
     assert (tiled - whole).abs().max() < 1e-4
 
 
+def test_tiles_in_both_directions_with_the_default_network() -> None:
+    """The full five-block network, a photo cut into 3 x 3 tiles: same picture."""
+    torch.manual_seed(3)
+    net = TransformerNet(NetConfig(num_styles=2))
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    net.eval()
+    image = torch.rand(1, 3, 230, 250, generator=torch.Generator().manual_seed(4))
+    weights = torch.tensor([[0.3, 0.7]])
+    with torch.no_grad():
+        whole = net.decode(net.encode(image, weights), weights)
+        tiled = stylize_tiled(net, image, weights, tile=96)
+    assert (tiled - whole).abs().max() < 1e-4
+
+
+def test_automatic_tiling_when_memory_is_short(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With little RAM the CLI tiles on its own (at AUTO_TILE), and the picture is the same."""
+    import fastnst.infer.cli as cli
+    import fastnst.infer.tiling as tiling
+
+    photo = _photo(tmp_path / "in.png", (150, 90))
+    whole = tmp_path / "whole.png"
+    assert _run(model, "--input", str(photo), "--output", str(whole), "--tile", "0") == 0
+    spans = []
+    real = tiling.plan_spans
+    monkeypatch.setattr(tiling, "plan_spans", lambda *a: spans.append(a) or real(*a))
+    monkeypatch.setattr(cli, "total_ram_bytes", lambda: 1024)
+    monkeypatch.setattr(cli, "AUTO_TILE", 64)
+    auto = tmp_path / "auto.png"
+    assert _run(model, "--input", str(photo), "--output", str(auto)) == 0
+    assert spans and {a[1] for a in spans} == {64}
+    difference = np.abs(
+        np.asarray(Image.open(whole), dtype=np.int16) - np.asarray(Image.open(auto), dtype=np.int16)
+    )
+    assert difference.max() <= 1
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_on_cpu_is_close_to_fp32(
+    model: Path, tmp_path: Path, precision: str
+) -> None:
+    photo = _photo(tmp_path / "in.png", (48, 40))
+    full, reduced = tmp_path / "fp32.png", tmp_path / f"{precision}.png"
+    assert _run(model, "--input", str(photo), "--output", str(full), "--precision", "fp32") == 0
+    args = ["--input", str(photo), "--output", str(reduced), "--precision", precision]
+    assert _run(model, *args) == 0
+    a = np.asarray(Image.open(full), dtype=np.int16)
+    b = np.asarray(Image.open(reduced), dtype=np.int16)
+    assert 0 < np.abs(a - b).mean() < 4  # the reduced path really ran, and stays close
+
+
 def test_cli_tile_option_gives_the_same_picture(model: Path, tmp_path: Path) -> None:
     photo = _photo(tmp_path / "in.png", (150, 90))
     whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"

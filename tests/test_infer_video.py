@@ -231,3 +231,25 @@ def test_cockatoo_first_frames(model: Path, tmp_path: Path, shared_data: Path) -
     assert _run(model, "--video", str(cut), "--output", str(out)) == 0
     before, after = _describe(cut), _describe(out)
     assert after == before and after["size"] == (1280, 720) and after["audio"] == 1
+
+
+def test_a_model_failure_stops_every_stage_and_cleans_up(tmp_path: Path) -> None:
+    """The model raising mid-clip: the first cause is reported, within a second, and the
+    temporary output is gone (the decoder does not read the rest of the file first)."""
+    from fastnst.infer.video import stylize_video
+
+    clip = _make_clip(tmp_path / "in.mp4", frames=400, audio=True)
+    calls = []
+
+    def failing(frames: torch.Tensor) -> torch.Tensor:
+        calls.append(len(frames))
+        if len(calls) == 2:
+            raise RuntimeError("model broke")
+        return frames
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="model broke"):
+        stylize_video(clip, tmp_path / "out.mp4", failing, torch.device("cpu"), batch_size=2)
+    assert time.monotonic() - started < 5
+    assert sum(calls) <= 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

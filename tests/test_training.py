@@ -63,6 +63,7 @@ REQUIRED = {
     "data.name": "photos",
     "style.dir": "/styles",
     "init_from": "m.safetensors",
+    "distill.teacher": "m.safetensors",
 }
 
 
@@ -87,6 +88,7 @@ def _is_missing(cfg: DictConfig, key: str) -> bool:
         "paths",
         "experiment",
         "stage",
+        "finetune",
     ],
 )
 def test_every_config_group_composes(tmp_path: Path, group: str) -> None:
@@ -123,6 +125,25 @@ def test_train_export_reload_gives_identical_outputs(trained: tuple[DictConfig, 
         for style in range(2):
             assert torch.equal(net(x, style), loaded(x, style))
     assert not torch.equal(loaded(x, 0), loaded(x, 1))
+
+
+def test_export_of_the_real_checkpoint_matches_the_run(
+    trained: tuple[DictConfig, dict], tmp_path: Path
+) -> None:
+    """fastnst export on a real training checkpoint gives the network the run exported."""
+    from fastnst.cli import main
+
+    cfg, result = trained
+    ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    out = tmp_path / "from_ckpt.safetensors"
+    assert main(["export", str(ckpt), "-o", str(out)]) == 0
+    exported, info = load_model(out)
+    reference, reference_info = load_model(result["model_path"])
+    assert info.style_names == reference_info.style_names and info.steps == 2
+    x = torch.rand(1, 3, 33, 47)
+    with torch.no_grad():
+        for style in range(2):
+            assert torch.equal(exported(x, style), reference(x, style))
 
 
 def test_run_folder_has_samples_checkpoints_and_tensorboard(
