@@ -232,7 +232,7 @@ def test_coco_offline_fails_fast_and_never_calls_the_zoo(fo, monkeypatch, tmp_pa
 
 
 def test_datasets_cli_errors_are_one_line(fo, tmp_path: Path, capsys) -> None:
-    from fastnst.datasets.__main__ import main
+    from fastnst.commands.datasets import main
 
     assert main(["content", unique("x"), str(tmp_path / "absent")]) == 1
     assert capsys.readouterr().err == f"error: content folder not found: {tmp_path / 'absent'}\n"

@@ -221,6 +221,7 @@ def test_log_ends_with_exported_model(caplog: pytest.LogCaptureFixture, tmp_path
     assert caplog.records[-1].getMessage() == f"exported model: {result['model_path']}"
 
 
+@pytest.mark.slow  # two processes, ~20 s: `make test-all` runs it
 def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
     overrides = [o for o in TINY if not o.startswith("trainer=")]
     proc = subprocess.run(
