@@ -230,3 +230,16 @@ def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys) -> None:
     assert fastnst(["relu-vs-conv", *argv]) == 1
     assert "different style_layers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_only_scores_a_style_whose_siblings_have_no_images(tmp_path: Path) -> None:
+    """--only moss with no image for ink: ink is never scored, so it needs none."""
+    model, styles, photos = make_inputs(tmp_path)
+    (styles / "ink.png").unlink()
+    out = tmp_path / "report"
+    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
+            "--only", "moss", "--size", "32", "--style-size", "32", "--no-gatys",
+            "--repeats", "1", "--thumb", "40", "--out", str(out)]
+    assert fastnst(["evaluate", *argv]) == 0
+    data = json.loads((out / "evaluation.json").read_text())
+    assert {s["style"] for s in data["scores"]} == {"moss"}

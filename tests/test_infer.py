@@ -251,6 +251,21 @@ def test_reduced_precision_on_cpu_is_close_to_fp32(
     assert 0 < np.abs(a - b).mean() < 4  # the reduced path really ran, and stays close
 
 
+def test_gpu_out_of_memory_is_one_line(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def exhausted(*args: object, **kwargs: object) -> None:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(Stylizer, "__call__", exhausted)
+    photo = _photo(tmp_path / "in.png")
+    assert _run(model, "--input", str(photo), "--output", str(tmp_path / "out.png")) == 1
+    assert capsys.readouterr().err == (
+        "error: out of GPU memory; try --tile 512, a smaller --batch or --max-size\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
 def test_cli_tile_option_gives_the_same_picture(model: Path, tmp_path: Path) -> None:
     photo = _photo(tmp_path / "in.png", (150, 90))
     whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
