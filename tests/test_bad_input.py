@@ -320,6 +320,12 @@ ROWS: dict[str, Row] = {
         "",
         ("in.mp4", "o.mp4", *BASE),
     ),
+    "video --temporal-blend 1.5": Row(
+        lambda t: _video(t, "--output", str(t / "o.mp4"), "--temporal-blend", "1.5"),
+        1,
+        "error: --temporal-blend must be in [0, 1)",
+        ("in.mp4", *BASE),
+    ),
     "video --batch -1": Row(
         lambda t: _video(t, "--output", str(t / "o.mp4"), "--batch", "-1"),
         1,

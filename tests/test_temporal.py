@@ -239,6 +239,31 @@ def test_eval_video_reports_floor_models_and_losses(
     assert first["warping_error"] == second["warping_error"] and second["warping_change_pct"] == 0
     assert "x floor" in capsys.readouterr().out
 
+    blended = tmp_path / "blended.json"
+    code = fastnst(
+        [
+            *argv[:4],
+            "--styles",
+            str(two_styles),
+            "--style",
+            "1",
+            "--style-size",
+            "32",
+            "--blends",
+            "0.5",
+            "--json",
+            str(blended),
+        ]
+    )
+    assert code == 0
+    rows = {r["source"]: r for r in json.loads(blended.read_text())["results"]}
+    per_frame = rows[str(model)]
+    flow_blend = rows[f"{model} + flow blend 0.5"]
+    plain_blend = rows[f"{model} + plain blend 0.5"]
+    assert flow_blend["warping_error"] < per_frame["warping_error"]
+    assert flow_blend["style_loss"] != per_frame["style_loss"]
+    assert plain_blend["warping_error"] != flow_blend["warping_error"]
+
     missing = tmp_path / "missing.json"
     code = fastnst(
         ["eval-video", str(tmp_path / "nope.mp4"), "--model", str(model), "--json", str(missing)]

@@ -29,6 +29,7 @@ from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
 from fastnst.flow import FLOW_METHODS
 from fastnst.images import iter_batches
+from fastnst.infer.temporal_blend import TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.metrics import warping_errors
 
@@ -49,6 +50,15 @@ def style_sets(info: ModelInfo, styles_dir: Path | None, spiderverse_root: Path)
     return [found[name] for name in info.style_names]
 
 
+def blend_variants(args: argparse.Namespace) -> list[tuple[str, TemporalBlend | None]]:
+    """Per-frame output, then for each ``--blends`` weight the flow-guided and plain blends."""
+    variants: list[tuple[str, TemporalBlend | None]] = [("", None)]
+    for alpha in args.blends:
+        variants.append((f" + flow blend {alpha:g}", TemporalBlend(alpha, args.flow_size)))
+        variants.append((f" + plain blend {alpha:g}", TemporalBlend(alpha, plain=True)))
+    return variants
+
+
 @torch.no_grad()
 def stylize_and_score(
     path: Path,
@@ -56,8 +66,9 @@ def stylize_and_score(
     style: int,
     args: argparse.Namespace,
     device: torch.device,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Every frame through the model; the mean style and content losses of the outputs."""
+) -> list[tuple[str, torch.Tensor, dict[str, float]]]:
+    """Every frame through the model (and each blend of its outputs): per variant, the
+    outputs and their mean style and content losses."""
     net, info = load_model(path, device)
     if not 0 <= style < net.num_styles:
         raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
@@ -67,17 +78,23 @@ def stylize_and_score(
     sets = style_sets(info, args.styles, args.spiderverse_root)
     loss_fn.set_style_targets([s.load(args.style_size) for s in sets])
     mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(device)
-    outputs, style_losses, content_losses = [], [], []
+    variants = blend_variants(args)
+    outputs = [[] for _ in variants]
+    style_sums, content_sums = [0.0] * len(variants), [0.0] * len(variants)
     for batch in iter_batches(list(frames), BATCH):
         images = torch.stack(batch).to(device)
-        out = net(images, style)
-        _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
-        style_losses.append(parts["style"].item() * len(batch))
-        content_losses.append(parts["content"].item() * len(batch))
-        outputs.append(out.float().cpu())
+        plain_out = net(images, style)
+        for i, (_, blend) in enumerate(variants):
+            out = plain_out if blend is None else blend(images, plain_out)
+            _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
+            style_sums[i] += parts["style"].item() * len(batch)
+            content_sums[i] += parts["content"].item() * len(batch)
+            outputs[i].append(out.float().cpu())
     count = frames.shape[0]
-    losses = {"style": sum(style_losses) / count, "content": sum(content_losses) / count}
-    return torch.cat(outputs), losses
+    return [
+        (label, torch.cat(outs), {"style": s / count, "content": c / count})
+        for (label, _), outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--styles", type=Path, default=None, help="folder of style images")
     parser.add_argument("--spiderverse-root", type=Path, default=Path("data/styles/spiderverse"))
     parser.add_argument("--style-size", type=int, default=256)
+    parser.add_argument(
+        "--blends",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="A",
+        help="also score each model's output smoothed by stylize --temporal-blend A, and by "
+        "the plain blend of consecutive outputs at the same weight",
+    )
+    parser.add_argument("--flow-size", type=int, default=320, help="long side for the blend")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument(
         "--json", type=Path, default=None, help="default outputs/eval_video/<video>.json"
@@ -117,12 +144,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Warping error of the input and of each model, with the models' losses; prints tables."""
     device = pick_device(args.device)
     frames = read_frames(args.video, args.long_side, args.max_frames, args.frame_step)
-    names = ["input (floor)"] + [str(p) for p in args.models]
-    outputs, losses = [frames], [None]
+    names, outputs, losses = ["input (floor)"], [frames], [None]
     for path in args.models:
-        out, model_losses = stylize_and_score(path, frames, args.style, args, device)
-        outputs.append(out)
-        losses.append(model_losses)
+        for label, out, model_losses in stylize_and_score(path, frames, args.style, args, device):
+            names.append(f"{path}{label}")
+            outputs.append(out)
+            losses.append(model_losses)
     errors = warping_errors(frames, outputs, args.flow)
     floor = errors[0].mean
     rows = []

@@ -15,7 +15,8 @@ from fastnst.flow.masks import consistency_mask
 FLOW_METHODS = ("dis", "farneback")
 
 
-def _cv2():
+def opencv():
+    """OpenCV, or a user error naming the extra that brings it."""
     try:
         import cv2
     except ImportError as exc:
@@ -42,7 +43,7 @@ def estimate_flow(source: torch.Tensor, target: torch.Tensor, method: str = "dis
         raise UserError(f"unknown flow method {method!r}; choose one of {', '.join(FLOW_METHODS)}")
     if source.shape != target.shape or source.dim() != 4:
         raise ValueError(f"frames differ in shape: {tuple(source.shape)} vs {tuple(target.shape)}")
-    cv2 = _cv2()
+    cv2 = opencv()
     if method == "dis":
         solver = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     flows = []

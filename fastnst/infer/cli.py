@@ -70,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="tile size for large images; 0 never tiles, -1 (default) when needed",
     )
     parser.add_argument("--batch", type=int, default=0, help="video frames per batch (0: auto)")
+    parser.add_argument(
+        "--temporal-blend",
+        type=float,
+        default=0.0,
+        metavar="A",
+        help="video, webcam: blend each frame with the previous output moved along the "
+        "optical flow, weight A in [0, 1) where the flow is trusted (needs OpenCV)",
+    )
+    parser.add_argument(
+        "--blend-plain",
+        action="store_true",
+        help="with --temporal-blend: blend without the flow (ghosts on motion; for comparison)",
+    )
+    parser.add_argument(
+        "--flow-size", type=int, default=320, help="long side the flow is computed at"
+    )
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="veryfast", help="x264 speed preset")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
@@ -93,6 +109,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--batch, --max-frames and --max-megapixels cannot be negative")
     if args.video and args.max_size:
         raise UserError("--max-size applies to images; a video keeps its own size")
+    if not 0.0 <= args.temporal_blend < 1.0:
+        raise UserError(f"--temporal-blend must be in [0, 1), got {args.temporal_blend}")
+    if args.flow_size < 16:
+        raise UserError("--flow-size must be at least 16 px")
     source = args.input or args.video
     if source and args.output and Path(args.output).resolve() == Path(source).resolve():
         raise UserError("--output is the input itself; write the result somewhere else")
@@ -235,7 +255,14 @@ def _frame_fn(
     if len(styles) != 1:
         raise UserError("video and webcam take one style or one blend, not 'all'")
     weights = styles[0][1]
-    return lambda frames: stylizer(frames, weights, args.strength, args.preserve_color)
+    if args.temporal_blend <= 0:
+        return lambda frames: stylizer(frames, weights, args.strength, args.preserve_color)
+    from fastnst.infer.temporal_blend import TemporalBlend
+
+    blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
+    return lambda frames: blend(
+        frames, stylizer(frames, weights, args.strength, args.preserve_color)
+    )
 
 
 def stylize_video_file(args: argparse.Namespace, stylizer: Stylizer) -> int:
