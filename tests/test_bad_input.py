@@ -117,6 +117,9 @@ def _folder_with_tiny(t: Path) -> list[str]:
     ]
 
 
+TO_MP4 = ("--output", "o.mp4")  # relative: the matrix runs in its temporary folder
+
+
 def _video(t: Path, *extra: str) -> list[str]:
     import av
 
@@ -309,25 +312,25 @@ ROWS: dict[str, Row] = {
         ("in.mp4", *BASE),
     ),
     "video with --max-size": Row(
-        lambda t: _video(t, "--output", str(t / "o.mp4"), "--max-size", "8"),
+        lambda t: _video(t, *TO_MP4, "--max-size", "8"),
         1,
         "error: --max-size applies to images",
         ("in.mp4", *BASE),
     ),
     "video --max-frames 2": Row(
-        lambda t: _video(t, "--output", str(t / "o.mp4"), "--max-frames", "2"),
+        lambda t: _video(t, *TO_MP4, "--max-frames", "2"),
         0,
         "",
         ("in.mp4", "o.mp4", *BASE),
     ),
     "video --temporal-blend 1.5": Row(
-        lambda t: _video(t, "--output", str(t / "o.mp4"), "--temporal-blend", "1.5"),
+        lambda t: _video(t, *TO_MP4, "--temporal-blend", "1.5"),
         1,
         "error: --temporal-blend must be in [0, 1)",
         ("in.mp4", *BASE),
     ),
     "video --batch -1": Row(
-        lambda t: _video(t, "--output", str(t / "o.mp4"), "--batch", "-1"),
+        lambda t: _video(t, *TO_MP4, "--batch", "-1"),
         1,
         "error: --batch",
         ("in.mp4", *BASE),

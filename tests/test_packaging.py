@@ -13,25 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_training import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 
-TINY_TRAINING = [
-    "trainer=cpu",
-    "trainer.max_steps=2",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "data.image_size=32",
-    "data.batch_size=2",
-    "data.num_workers=0",
-    "data.num_val=1",
-    "data.val_size=32",
-    "model.net.width=0.25",
-    "model.net.num_residual=1",
-    "model.style_size=48",
-    "model.optim.warmup_steps=1",
-]
+# The tiny run of the training tests, with this test's own style config.
+TINY_TRAINING = [o for o in TINY if not o.startswith("style.")]
 
 # A user's own style config, extending the packaged Spider-Verse one.
 MY_STYLE = """\
