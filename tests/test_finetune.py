@@ -160,3 +160,11 @@ def test_distill_refuses_a_teacher_with_other_styles(base_model: Path, tmp_path:
     ]
     with pytest.raises(UserError, match="teacher's styles"):
         build(compose_cfg(tmp_path, overrides))
+
+
+def test_gpu_out_of_memory_in_training_is_a_user_error() -> None:
+    from fastnst.training.run import user_error
+
+    cause = user_error(torch.cuda.OutOfMemoryError("CUDA out of memory"))
+    assert isinstance(cause, UserError) and "lower data.batch_size" in str(cause)
+    assert user_error(RuntimeError("a bug")) is None
