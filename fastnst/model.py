@@ -56,11 +56,33 @@ def style_weights(style: torch.Tensor | int | list, batch: int, num_styles: int)
         return F.one_hot(style.long(), num_styles).float()
     if style.dim() == 1:
         style = style.unsqueeze(0).expand(batch, -1)
+    if style.dim() == 4 and style.shape[:2] == (batch, num_styles):
+        return style  # per-pixel weights [N, S, H, W]: each region its own style
     if style.shape != (batch, num_styles):
         raise ValueError(
             f"expected style weights of shape ({batch}, {num_styles}), got {tuple(style.shape)}"
         )
     return style
+
+
+def norm_affine(
+    weights: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """γ and β for a feature map of ``size``, broadcastable to ``[N, C, H, W]``.
+
+    ``weights`` ``[N, S]`` gives one γ/β per image (``[N, C, 1, 1]``); per-pixel weights
+    ``[N, S, H', W']`` are resampled to the map's size and mix the tables at every pixel
+    (``[N, C, H, W]``), so a regions map styles each region with its own style in one pass.
+    """
+    weights = weights.to(gamma.dtype)
+    if weights.dim() == 2:
+        return (weights @ gamma)[:, :, None, None], (weights @ beta)[:, :, None, None]
+    if tuple(weights.shape[-2:]) != tuple(size):
+        weights = F.interpolate(weights, size=size, mode="bilinear", align_corners=False)
+    return (
+        torch.einsum("nshw,sc->nchw", weights, gamma),
+        torch.einsum("nshw,sc->nchw", weights, beta),
+    )
 
 
 class ConditionalInstanceNorm2d(nn.Module):
@@ -78,10 +100,8 @@ class ConditionalInstanceNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         normed = F.instance_norm(x, eps=self.eps)
-        weights = weights.to(self.gamma.dtype)
-        gamma = (weights @ self.gamma).to(x.dtype)[:, :, None, None]
-        beta = (weights @ self.beta).to(x.dtype)[:, :, None, None]
-        return normed * gamma + beta
+        gamma, beta = norm_affine(weights, self.gamma, self.beta, tuple(x.shape[-2:]))
+        return normed * gamma.to(x.dtype) + beta.to(x.dtype)
 
 
 class ConvCIN(nn.Module):

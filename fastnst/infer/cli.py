@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--strength", type=float, default=1.0, help="0 = photo, 1 = full style")
     parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
+    regions = parser.add_mutually_exclusive_group()
+    regions.add_argument(
+        "--mask", help="image: style only where it is white (black keeps the photo)"
+    )
+    regions.add_argument(
+        "--regions",
+        help="a label image (each colour but black is a region, in RGB order) or a .npy weight "
+        "map [K, H, W]; --style lists one style per region: a,b,...",
+    )
+    parser.add_argument(
+        "--feather", type=float, default=4.0, help="softness of mask/region edges in px"
+    )
     parser.add_argument(
         "--tile",
         type=int,
@@ -109,6 +121,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--batch, --max-frames and --max-megapixels cannot be negative")
     if args.video and args.max_size:
         raise UserError("--max-size applies to images; a video keeps its own size")
+    if (args.mask or args.regions) and (args.style == "all" or args.sheet or args.webcam):
+        raise UserError("--mask/--regions take one style (or one per region), not all or webcams")
+    if args.feather < 0:
+        raise UserError("--feather cannot be negative")
     if not 0.0 <= args.temporal_blend < 1.0:
         raise UserError(f"--temporal-blend must be in [0, 1), got {args.temporal_blend}")
     if args.flow_size < 16:
@@ -235,10 +251,14 @@ def _stylize_one(
         photo = resize_long_side(photo, args.max_size)
     batch = photo[None]
     tile = auto_tile(batch, stylizer) if args.tile < 0 else args.tile
-    results = []
-    for label, weights in styles:
-        result = stylizer(batch, weights, args.strength, args.preserve_color, tile)
-        results.append((label, tensor_to_pil(result)))
+    if args.mask or args.regions:
+        results = [("regions", tensor_to_pil(_region_stylizer(args, stylizer)(batch)))]
+    else:
+        keep = args.preserve_color
+        results = [
+            (label, tensor_to_pil(stylizer(batch, weights, args.strength, keep, tile)))
+            for label, weights in styles
+        ]
     if args.sheet:
         _save(_contact_sheet(tensor_to_pil(photo), results), out)
     elif len(results) == 1:
@@ -248,21 +268,45 @@ def _stylize_one(
             _save(image, out.with_name(f"{out.stem}_{label}{out.suffix}"))
 
 
+def _region_stylizer(args: argparse.Namespace, stylizer: Stylizer) -> Callable:
+    """``--mask`` (with one style or blend) or ``--regions`` (one style per region)."""
+    from fastnst.infer.regions import RegionStylizer
+
+    if args.regions:
+        rows = [stylizer.styles(name)[0][1] for name in args.style.split(",")]
+    else:
+        rows = [stylizer.styles(args.style)[0][1]]
+    return RegionStylizer(
+        stylizer,
+        Path(args.regions or args.mask),
+        torch.stack(rows),
+        regions=bool(args.regions),
+        feather=args.feather,
+        strength=args.strength,
+        keep_color=args.preserve_color,
+    )
+
+
 def _frame_fn(
     args: argparse.Namespace, stylizer: Stylizer
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    styles = stylizer.styles(args.style)
-    if len(styles) != 1:
-        raise UserError("video and webcam take one style or one blend, not 'all'")
-    weights = styles[0][1]
+    if args.mask or args.regions:
+        stylize = _region_stylizer(args, stylizer)
+    else:
+        styles = stylizer.styles(args.style)
+        if len(styles) != 1:
+            raise UserError("video and webcam take one style or one blend, not 'all'")
+        weights = styles[0][1]
+
+        def stylize(frames: torch.Tensor) -> torch.Tensor:
+            return stylizer(frames, weights, args.strength, args.preserve_color)
+
     if args.temporal_blend <= 0:
-        return lambda frames: stylizer(frames, weights, args.strength, args.preserve_color)
+        return stylize
     from fastnst.infer.temporal_blend import TemporalBlend
 
     blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
-    return lambda frames: blend(
-        frames, stylizer(frames, weights, args.strength, args.preserve_color)
-    )
+    return lambda frames: blend(frames, stylize(frames))
 
 
 def stylize_video_file(args: argparse.Namespace, stylizer: Stylizer) -> int:

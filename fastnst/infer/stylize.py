@@ -17,7 +17,12 @@ from torch import nn
 from fastnst.devices import pick_device
 from fastnst.errors import UserError
 from fastnst.export import ModelInfo, load_model
-from fastnst.model import ConditionalInstanceNorm2d, TransformerNet, pad_to_min_side
+from fastnst.model import (
+    ConditionalInstanceNorm2d,
+    TransformerNet,
+    norm_affine,
+    pad_to_min_side,
+)
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -113,9 +118,7 @@ class FusedNorm(ConditionalInstanceNorm2d):
             var = (x - mean).square_().mean(dim=(2, 3), keepdim=True)
         else:
             var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
-        weights = weights.to(self.gamma.dtype)
-        gamma = (weights @ self.gamma)[:, :, None, None]
-        beta = (weights @ self.beta)[:, :, None, None]
+        gamma, beta = norm_affine(weights, self.gamma, self.beta, tuple(x.shape[-2:]))
         scale = gamma * torch.rsqrt(var.float() + self.eps)
         shift = beta - mean.float() * scale
         return torch.addcmul(shift.to(x.dtype), x, scale.to(x.dtype))
@@ -214,13 +217,18 @@ class Stylizer:
     ) -> torch.Tensor:
         """Stylize float RGB ``images`` in [0, 1]; returns float32 on the model's device.
 
-        ``tile`` > 0 runs large images tile by tile with whole-image norm statistics.
+        ``weights`` is ``[S]`` (a style or a blend) or ``[1, S, H, W]``, a style mix per pixel
+        (regions; run whole, untiled). ``tile`` > 0 runs large images tile by tile with
+        whole-image norm statistics.
         """
         photo = images.to(self.device, non_blocking=True)
         height, width = photo.shape[-2:]
         batch = pad_to_min_side(photo).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        rows = weights.to(self.device, torch.float32).expand(photo.shape[0], -1)
-        if tile > 0 and max(photo.shape[-2:]) > tile:
+        if weights.dim() == 4:  # per-pixel weights [1, S, H, W] (regions): the eager network
+            rows = weights.to(self.device, torch.float32).expand(photo.shape[0], -1, -1, -1)
+            out = self.net.decode(self.net.encode(batch, rows), rows)
+        elif tile > 0 and max(photo.shape[-2:]) > tile:
+            rows = weights.to(self.device, torch.float32).expand(photo.shape[0], -1)
             from fastnst.infer.tiling import stylize_tiled
 
             out = torch.cat(
@@ -229,10 +237,12 @@ class Stylizer:
                     for i in range(len(batch))
                 ]
             )
-        elif self.frozen is not None:
-            out = self.frozen(batch, rows)
         else:
-            out = self.net.decode(self.net.encode(batch, rows), rows)
+            rows = weights.to(self.device, torch.float32).expand(photo.shape[0], -1)
+            if self.frozen is not None:
+                out = self.frozen(batch, rows)
+            else:
+                out = self.net.decode(self.net.encode(batch, rows), rows)
         out = out[..., :height, :width].float()
         photo = photo.float()
         if keep_color:
