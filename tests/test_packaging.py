@@ -129,6 +129,23 @@ def test_train_with_a_user_config_dir_then_stylize(installed: Installed) -> None
     assert np.abs(result.astype(int) - pixels).mean() > 1
 
 
+def test_bundled_classics_stylizes_from_the_installed_package(installed: Installed) -> None:
+    """The README's first command, outside the checkout: the model comes from the wheel."""
+    assert (installed.site / "fastnst" / "models" / "classics.safetensors").is_file()
+    photo = installed.work / "photo.png"
+    ys, xs = np.mgrid[0:60, 0:80]
+    pixels = np.stack([xs * 3, ys * 4, (xs + ys) * 2], -1).clip(0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(photo)
+    proc = installed.fastnst("stylize", "--model", "classics", "--input", photo, "--output",
+                             "out.jpg", "--style", "starry_night")
+    assert proc.returncode == 0, proc.stderr
+    with Image.open(installed.work / "out.jpg") as image:
+        result = np.asarray(image.convert("RGB")).astype(int)
+    assert result.shape == pixels.shape and np.abs(result - pixels).mean() > 10
+    listing = installed.fastnst("stylize", "--list-models")
+    assert "classics: 9 styles: candy, composition_vii" in listing.stdout
+
+
 def test_optimize_finds_its_default_loss_inside_the_package(installed: Installed) -> None:
     photo = installed.work / "flat.png"
     Image.new("RGB", (32, 32), (120, 80, 40)).save(photo)
