@@ -27,3 +27,16 @@ def shared_data() -> Path:
 @pytest.fixture
 def rng() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def perturbed_model(path: Path, style_names: list[str], scale: float, seed: int = 1) -> Path:
+    """A tiny exported model whose weights are perturbed, so that its styles really differ."""
+    from fastnst.export import ModelInfo, save_model
+    from fastnst.model import NetConfig, TransformerNet
+
+    torch.manual_seed(seed)
+    net = TransformerNet(NetConfig(num_styles=len(style_names), width=0.25, num_residual=1))
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(scale * torch.randn_like(param))
+    return save_model(net, path, ModelInfo(net={}, style_names=style_names))

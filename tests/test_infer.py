@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import perturbed_model
 from PIL import Image
 from safetensors.torch import save_file
 
-from fastnst.export import ModelInfo, load_model, save_model
+from fastnst.export import load_model
 from fastnst.infer import Stylizer, main, parse_style_spec
 from fastnst.infer.stylize import RowsConv2d
 from fastnst.infer.tiling import stylize_tiled
@@ -27,13 +28,7 @@ STYLES = ["miles", "gwen", "punk"]
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model whose norm tables are perturbed, so that styles really differ."""
-    torch.manual_seed(1)
-    net = TransformerNet(NetConfig(num_styles=3, width=0.25, num_residual=1))
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(0.2 * torch.randn_like(param))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    return save_model(net, path, ModelInfo(net={}, style_names=STYLES))
+    return perturbed_model(tmp_path_factory.mktemp("model") / "tiny.safetensors", STYLES, 0.2)
 
 
 def _photo(path: Path, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> Path:

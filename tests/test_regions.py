@@ -8,24 +8,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import perturbed_model
 from PIL import Image
 
-from fastnst.export import ModelInfo, save_model
 from fastnst.infer import main
-from fastnst.model import NetConfig, TransformerNet, norm_affine
+from fastnst.model import norm_affine
 
 W, H = 64, 48
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(1)
-    net = TransformerNet(NetConfig(num_styles=3, width=0.25, num_residual=1))
-    with torch.no_grad():
-        for param in net.parameters():
-            param.add_(0.3 * torch.randn_like(param))
-    path = tmp_path_factory.mktemp("model") / "tiny.safetensors"
-    return save_model(net, path, ModelInfo(net={}, style_names=["a", "b", "c"]))
+    folder = tmp_path_factory.mktemp("model")
+    return perturbed_model(folder / "tiny.safetensors", ["a", "b", "c"], 0.3)
 
 
 def _photo(path: Path) -> np.ndarray:
