@@ -105,6 +105,7 @@ def run_webcam(
                         "yuv444p",
                     )
                     stream.time_base = RECORD_CLOCK
+                    stream.codec_context.time_base = RECORD_CLOCK  # no two frames on one tick
                     started = time.perf_counter()
                 # Stamped by the wall clock: the recording plays at the speed it was shown,
                 # whatever rate the camera and the model reached (not an assumed 30 fps).
