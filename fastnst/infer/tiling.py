@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fastnst.model import ConditionalInstanceNorm2d, TransformerNet
+from fastnst.model import ConditionalInstanceNorm2d, TransformerNet, norm_affine
 
 STRIDE = 4
 FEATHER = 16
@@ -114,9 +114,8 @@ class _NormHooks:
                 self._accumulate(x)
                 raise _StopAtProbe
             mean, var = self.stats[index]
-            weights = weights.to(module.gamma.dtype)
-            gamma = (weights @ module.gamma).float()[:, :, None, None]
-            beta = (weights @ module.beta).float()[:, :, None, None]
+            gamma, beta = norm_affine(weights, module.gamma, module.beta, tuple(x.shape[-2:]))
+            gamma, beta = gamma.float(), beta.float()
             scale = gamma * torch.rsqrt(var + module.eps)
             return torch.addcmul((beta - mean * scale).to(x.dtype), x, scale.to(x.dtype))
 
