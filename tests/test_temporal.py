@@ -112,6 +112,20 @@ def test_real_clip_pairs_compute_flow_once_and_cache_it(tmp_path: Path, monkeypa
     assert list(cache.iterdir()) == list(cache.glob("*.pt"))  # no temp files left behind
 
 
+def test_a_wide_clip_is_decoded_large_enough_for_the_crop(tmp_path: Path) -> None:
+    """A 2.4:1 clip at long side 96 would be 40 px high: below the 48 px crop. The frames are
+    decoded with a 48 px short side instead of stopping the run (the old 360 px default
+    stopped on every 16:9 clip with 256 px crops)."""
+    pytest.importorskip("cv2")
+    write_video(tmp_path / "wide.mp4", h=40, w=96)
+    pairs = VideoClipPairs(tmp_path / "wide.mp4", tmp_path / "cache", size=48,
+                           settings=ClipSettings(long_side=96))
+    assert tuple(pairs.clips[0]["frames"].shape[-2:]) == (48, 115)
+    previous, _, flow, _ = pairs[0]
+    assert previous.shape == (3, 48, 48)
+    assert flow[0].median() == pytest.approx(2.0 * 48 / 40, abs=0.4)  # the pan, rescaled
+
+
 def test_output_temporal_loss_allows_the_inputs_own_brightness_change() -> None:
     gray = scene(48, 60).mean(0, keepdim=True).expand(3, -1, -1)
     previous = gray[None, :, :, :56]

@@ -17,7 +17,7 @@ import logging
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -187,9 +187,7 @@ class SyntheticPairs(Dataset):
             raise UserError("20 content images in a row could not be read; check the folder")
         if float(torch.rand(())) < 0.5:
             image = image.flip(-1)
-        h, w = image.shape[-2:]
-        short = self.size * _uniform(1.25, 1.8, None)
-        return resize_long_side(image, max(1, round(short * max(h, w) / min(h, w))))
+        return resize_short_side(image, round(self.size * _uniform(1.25, 1.8, None)))
 
     def __getitem__(self, index: int) -> Pair:
         return synthetic_pair(self._source(index), self.size, self.motion)
@@ -203,11 +201,22 @@ def find_videos(root: str | Path) -> list[Path]:
     return sorted(p for p in found if p.is_file())
 
 
+def resize_short_side(image: torch.Tensor, short_side: int) -> torch.Tensor:
+    """``image`` resized (aspect kept) so that its short side is ``short_side``."""
+    h, w = image.shape[-2:]
+    return resize_long_side(image, max(1, round(short_side * max(h, w) / min(h, w))))
+
+
 def read_frames(
-    path: str | Path, long_side: int | None = None, max_frames: int | None = None, step: int = 1
+    path: str | Path,
+    long_side: int | None = None,
+    max_frames: int | None = None,
+    step: int = 1,
+    min_short_side: int = 0,
 ) -> torch.Tensor:
     """Decode ``path`` into ``[T, 3, H, W]`` RGB in [0, 1]: every ``step``-th frame, at most
-    ``max_frames``, resized so the long side is ``long_side``."""
+    ``max_frames``, resized so the long side is ``long_side``, or larger where the short side
+    would fall below ``min_short_side`` (a wide clip must still hold a training crop)."""
     import av  # the [video] extra: only real clips need it, synthetic pairs do not
 
     path = Path(path)
@@ -225,7 +234,11 @@ def read_frames(
                     continue
                 image = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
                 image = image.float().div_(255.0)
-                frames.append(resize_long_side(image, long_side) if long_side else image)
+                if long_side:
+                    image = resize_long_side(image, long_side)
+                if min(image.shape[-2:]) < min_short_side:
+                    image = resize_short_side(image, min_short_side)
+                frames.append(image)
                 if max_frames and len(frames) >= max_frames:
                     break
     except (av.error.FFmpegError, OSError) as exc:
@@ -237,7 +250,8 @@ def read_frames(
 
 @dataclass(frozen=True)
 class ClipSettings:
-    long_side: int = 320
+    long_side: int = 512
+    min_short_side: int = 0
     max_frames: int = 300
     step: int = 1
     method: str = "dis"
@@ -256,7 +270,9 @@ def clip_cache(video: Path, cache_dir: Path, settings: ClipSettings) -> Path:
     if path.is_file():
         return path
     log.info("computing optical flow for %s (cached in %s)", video, path)
-    frames = read_frames(video, settings.long_side, settings.max_frames, settings.step)
+    frames = read_frames(
+        video, settings.long_side, settings.max_frames, settings.step, settings.min_short_side
+    )
     flows, masks = [], []
     for start in range(1, frames.shape[0], 16):
         stop = min(start + 16, frames.shape[0])
@@ -287,15 +303,10 @@ class VideoClipPairs(Dataset):
         if not videos:
             raise UserError(f"no videos found at {root}")
         self.size = size
+        settings = replace(settings, min_short_side=max(settings.min_short_side, size))
         self.clips = [
             torch.load(clip_cache(v, Path(cache_dir), settings), mmap=True) for v in videos
         ]
-        for video, clip in zip(videos, self.clips, strict=True):
-            if min(clip["frames"].shape[-2:]) < size:
-                raise UserError(
-                    f"{video} frames are {tuple(clip['frames'].shape[-2:])} at long side "
-                    f"{settings.long_side}: smaller than the {size}px crops; raise long_side"
-                )
         self.pairs = [
             (c, t) for c, clip in enumerate(self.clips) for t in range(len(clip["masks"]))
         ]

@@ -147,7 +147,7 @@ class PairDataModule(ContentDataModule):
         videos: str | None = None,
         video_cache: str = "data/flow_cache",
         video_fraction: float = 0.5,
-        video_long_side: int = 360,
+        video_long_side: int = 512,
         flow_method: str = "dis",
         motion: Mapping[str, float] | None = None,
         **source_options: object,
