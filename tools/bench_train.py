@@ -96,10 +96,12 @@ def bench(
     def one_step() -> None:
         step(images)
 
+    start = time.perf_counter()
     for _ in range(warmup):
         one_step()
     if on_gpu:
         torch.cuda.synchronize(device)
+    warmup_seconds = time.perf_counter() - start  # with --compile: the compilation
     start = time.perf_counter()
     for _ in range(steps):
         one_step()
@@ -113,6 +115,8 @@ def bench(
         "precision": precision,
         "steps": steps,
         "steps_per_sec": steps_per_sec,
+        "warmup_steps": warmup,
+        "warmup_seconds": warmup_seconds,
         "images_per_sec": steps_per_sec * batch,
         "peak_memory_mb": peak_memory_mb(device),
         "minutes_for_40k_steps": 40000 / steps_per_sec / 60,
@@ -142,7 +146,10 @@ def run_variants(args: argparse.Namespace, device: torch.device) -> dict:
         warmup = max(args.warmup or 1, 3 if args.compile else 1)  # compiling is untimed
         row = bench(batch, size, args.steps or 5, warmup, device, precision, args)
         rows.append({"variant": variant, **row})
-        print(f"{variant:>22}: {row['steps_per_sec']:.3f} steps/s")
+        print(
+            f"{variant:>22}: {row['steps_per_sec']:.3f} steps/s "
+            f"({warmup} untimed warm-up steps took {row['warmup_seconds']:.0f} s)"
+        )
     torch.set_num_threads(threads)
     report: dict = {"variants": rows}
     if args.photos:
