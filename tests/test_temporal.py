@@ -119,8 +119,9 @@ def test_a_wide_clip_is_decoded_large_enough_for_the_crop(tmp_path: Path) -> Non
     stopped on every 16:9 clip with 256 px crops)."""
     pytest.importorskip("cv2")
     write_video(tmp_path / "wide.mp4", h=40, w=96)
-    pairs = VideoClipPairs(tmp_path / "wide.mp4", tmp_path / "cache", size=48,
-                           settings=ClipSettings(long_side=96))
+    pairs = VideoClipPairs(
+        tmp_path / "wide.mp4", tmp_path / "cache", size=48, settings=ClipSettings(long_side=96)
+    )
     assert tuple(pairs.clips[0]["frames"].shape[-2:]) == (48, 115)
     previous, _, flow, _ = pairs[0]
     assert previous.shape == (3, 48, 48)

@@ -248,7 +248,10 @@ def main() -> None:
         "--channels-last", action="store_true", help="channels_last on a CPU too (GPU: always)"
     )
     parser.add_argument(
-        "--variants", nargs="+", choices=VARIANTS, default=None,
+        "--variants",
+        nargs="+",
+        choices=VARIANTS,
+        default=None,
         help="time these CPU variants at the first size/batch/precision",
     )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
