@@ -70,3 +70,23 @@ def warping_errors(
             errors = masked_warp_error(out[start:stop], out[start - 1 : stop - 1], flow, mask)
             values.extend(errors.tolist())
     return [WarpingError(sum(v) / len(v), v) for v in per_pair]
+
+
+def heat_colors(values: torch.Tensor, top: float) -> torch.Tensor:
+    """``[N, 1, H, W]`` ≥ 0 → ``[N, 3, H, W]``: black → red → yellow → white up to ``top``."""
+    t = (values / top).clamp(0, 1)
+    return torch.cat([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], 1)
+
+
+def flicker_map(
+    current: torch.Tensor,
+    previous: torch.Tensor,
+    flow: torch.Tensor,
+    mask: torch.Tensor,
+    top: float = 0.25,
+) -> torch.Tensor:
+    """|O_t − W(O_{t−1})| per pixel as a heat map (``[N, 3, H, W]``): where a video flickers.
+    Pixels the flow does not vouch for (occlusions, motion boundaries) are painted blue."""
+    flicker = (current - warp(previous, flow)).pow(2).sum(1, keepdim=True).sqrt()
+    blue = torch.tensor([0.1, 0.2, 0.8], device=flicker.device).view(1, 3, 1, 1)
+    return torch.where(mask.bool(), heat_colors(flicker, top), blue)

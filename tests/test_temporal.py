@@ -243,9 +243,16 @@ def test_eval_video_reports_floor_models_and_losses(
     report = tmp_path / "report.json"
     argv = ["eval-video", str(video), "--model", str(model), "--model", str(model)]
     argv += ["--styles", str(two_styles), "--style", "1", "--style-size", "32"]
-    code = fastnst([*argv, "--json", str(report)])
+    strip = tmp_path / "strip.jpg"
+    code = fastnst([*argv, "--json", str(report), "--strip", str(strip)])
     assert code == 0
     import json
+
+    from PIL import Image
+
+    with Image.open(strip) as picture:  # 3 rows (input, model, model) of 4 cells, 4:3 each
+        width, height = picture.size
+        assert 1.5 < width / height < 1.9 and picture.convert("L").getextrema()[1] > 100
 
     results = json.loads(report.read_text())["results"]
     floor, first, second = results

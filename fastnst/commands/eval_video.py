@@ -25,13 +25,14 @@ from fastnst.data.textures import UNIVERSES
 from fastnst.data.video_pairs import read_frames
 from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_command
+from fastnst.evaluation import pyplot
 from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
-from fastnst.flow import FLOW_METHODS
+from fastnst.flow import FLOW_METHODS, flow_pair
 from fastnst.images import iter_batches, pil_to_tensor, tensor_to_pil
 from fastnst.infer.temporal_blend import TemporalBlend
 from fastnst.losses import PerceptualLoss
-from fastnst.metrics import warping_errors
+from fastnst.metrics import flicker_map, warping_errors
 
 BATCH = 8
 
@@ -120,6 +121,37 @@ def peer_outputs(
     return rows
 
 
+def save_strip(
+    path: Path, frames: torch.Tensor, names: list[str], outputs: list[torch.Tensor], method: str
+) -> None:
+    """One row per source: its first, middle and last frames and its flicker map between the
+    two middle frames (|O_t − W(O_{t−1})|, hot = flicker; blue = flow not trusted)."""
+    last, middle = frames.shape[0] - 1, max(1, frames.shape[0] // 2)
+    flow, mask = flow_pair(frames[middle - 1 : middle], frames[middle : middle + 1], method)
+    plt = pyplot()
+    h, w = frames.shape[-2:]
+    cell = 2.4  # inches per column
+    fig, axes = plt.subplots(
+        len(outputs), 4, figsize=(4 * cell, len(outputs) * cell * h / w + 0.3), squeeze=False
+    )
+    titles = ["first frame", f"frame {middle}", f"frame {last}", f"flicker {middle - 1}->{middle}"]
+    for row, (name, out) in enumerate(zip(names, outputs, strict=True)):
+        out = out.float()
+        heat = flicker_map(out[middle : middle + 1], out[middle - 1 : middle], flow, mask)
+        for col, image in enumerate([out[0], out[middle], out[last], heat[0]]):
+            ax = axes[row][col]
+            ax.imshow(image.clamp(0, 1).permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(titles[col], fontsize=8)
+            if col == 0:
+                ax.set_ylabel(Path(name).name.replace(" + ", "\n+ "), fontsize=7)
+    fig.tight_layout(pad=0.2)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="jpg", dpi=100))
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fastnst eval-video",
@@ -160,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, default=None, help="default outputs/eval_video/<video>.json"
     )
+    parser.add_argument(
+        "--strip",
+        type=Path,
+        default=None,
+        metavar="FILE.jpg",
+        help="also draw every source's first, middle and last frames and its flicker map",
+    )
     args = parser.parse_args(argv)
 
     def body() -> Path:
@@ -187,6 +226,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             outputs.append(out)
             losses.append(None)
     errors = warping_errors(frames, outputs, args.flow)
+    if args.strip:
+        save_strip(args.strip, frames, names, outputs, args.flow)
     floor = errors[0].mean
     rows = []
     print(

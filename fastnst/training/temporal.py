@@ -28,7 +28,7 @@ from fastnst.data.video_pairs import (
 )
 from fastnst.flow import downscale_flow, warp
 from fastnst.images import resize_long_side
-from fastnst.metrics import masked_warp_error
+from fastnst.metrics import flicker_map, masked_warp_error
 from fastnst.training.callbacks import EveryNSteps
 from fastnst.training.datamodule import ContentDataModule
 from fastnst.training.module import StyleTransferModule
@@ -195,12 +195,6 @@ def fixed_pairs(photos: torch.Tensor, motion: Motion, seed: int = 0) -> Pair:
     return tuple(torch.stack(parts) for parts in zip(*pairs, strict=True))  # type: ignore[return-value]
 
 
-def heat_colors(values: torch.Tensor, top: float) -> torch.Tensor:
-    """``[N, 1, H, W]`` ≥ 0 → ``[N, 3, H, W]``: black → red → yellow → white up to ``top``."""
-    t = (values / top).clamp(0, 1)
-    return torch.cat([(3 * t).clamp(0, 1), (3 * t - 1).clamp(0, 1), (3 * t - 2).clamp(0, 1)], 1)
-
-
 class FlickerMap(EveryNSteps):
     """Logs |O_t − W(O_{t−1})| on the fixed validation pairs as heat maps, the network as it
     started (before) beside the network now (after), and their masked warping errors.
@@ -222,13 +216,9 @@ class FlickerMap(EveryNSteps):
         styles = torch.arange(previous.shape[0], device=module.device) % module.net.num_styles
         out_previous, out_current = module.net(previous, styles), module.net(current, styles)
         module.net.train(was_training)
-        flicker = (out_current - warp(out_previous, flow)).pow(2).sum(1, keepdim=True).sqrt()
+        heat = flicker_map(out_current.float(), out_previous.float(), flow, mask, self.top)
         error = masked_warp_error(out_current, out_previous, flow, mask).mean()
-        return out_current.float().cpu(), self._paint(flicker.cpu(), mask.cpu()), error.cpu()
-
-    def _paint(self, flicker: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        blue = torch.tensor([0.1, 0.2, 0.8]).view(1, 3, 1, 1)
-        return torch.where(mask.bool(), heat_colors(flicker, self.top), blue)
+        return out_current.float().cpu(), heat.cpu(), error.cpu()
 
     def _log(self, trainer: L.Trainer, module: StyleTransferModule) -> None:
         pairs = getattr(trainer.datamodule, "val_pairs", None)
