@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -134,24 +135,35 @@ def data_ms_per_batch(photos: Path, size: int, batch: int, batches: int = 10) ->
 
 
 def run_variants(args: argparse.Namespace, device: torch.device) -> dict:
-    """One row per CPU variant at the first size, batch and precision given."""
+    """Each CPU variant at the first size, batch and precision given, timed in ``--rounds``
+    interleaved rounds (on a shared machine the load drifts; the median per variant is what
+    the table shows)."""
     size, batch = args.sizes[0], args.batches[0]
     precision = (args.precisions or ["bf16"])[0]
     threads = torch.get_num_threads()
     rows = []
-    for variant in args.variants:
-        args.channels_last = "channels_last" in variant
-        args.compile = "compile" in variant
-        torch.set_num_threads(1 if variant == "threads1" else threads)
-        warmup = max(args.warmup or 1, 3 if args.compile else 1)  # compiling is untimed
-        row = bench(batch, size, args.steps or 5, warmup, device, precision, args)
-        rows.append({"variant": variant, **row})
-        print(
-            f"{variant:>22}: {row['steps_per_sec']:.3f} steps/s "
-            f"({warmup} untimed warm-up steps took {row['warmup_seconds']:.0f} s)"
-        )
+    for round_index in range(args.rounds):
+        for variant in args.variants:
+            args.channels_last = "channels_last" in variant
+            args.compile = "compile" in variant
+            torch.set_num_threads(1 if variant == "threads1" else threads)
+            warmup = max(args.warmup or 1, 3 if args.compile else 1)  # compiling is untimed
+            row = bench(batch, size, args.steps or 5, warmup, device, precision, args)
+            rows.append({"variant": variant, "round": round_index, **row})
+            print(
+                f"round {round_index} {variant:>22}: {row['steps_per_sec']:.3f} steps/s "
+                f"({warmup} untimed warm-up steps took {row['warmup_seconds']:.0f} s)"
+            )
     torch.set_num_threads(threads)
-    report: dict = {"variants": rows}
+    medians = {
+        variant: statistics.median(r["steps_per_sec"] for r in rows if r["variant"] == variant)
+        for variant in args.variants
+    }
+    for variant, value in medians.items():
+        print(
+            f"median {variant:>22}: {value:.3f} steps/s ({value / medians[args.variants[0]]:.2f}x)"
+        )
+    report: dict = {"variants": rows, "median_steps_per_sec": medians}
     if args.photos:
         report["data_ms_per_batch"] = data_ms_per_batch(args.photos, size, batch)
         print(f"data loading: {report['data_ms_per_batch']:.0f} ms per batch of {batch}")
@@ -240,6 +252,7 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=int, default=None, help="untimed steps (default 10 GPU, 1 CPU)"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="with --variants: interleaved rounds")
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the network and the loss"
