@@ -28,7 +28,7 @@ CLASSICS_STYLES = [
     "udnie",
     "wave",
 ]
-SHIPPED = ["classics", "classics-lite"]
+SHIPPED = ["classics", "classics-lite", "classics-video"]
 
 
 def _tiny_net() -> TransformerNet:
