@@ -143,6 +143,17 @@ def test_shelf_validates_uploaded_models(model: Path, workspace: Workspace, tmp_
     assert shelf.path(first).parent == workspace.models
 
 
+def test_command_line_bad_model_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from fastnst.cli import main
+
+    assert main(["app", "--model", str(tmp_path / "nope.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: model not found") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_gallery_uses_carried_style_images_else_the_sample(
     model: Path, workspace: Workspace, tmp_path: Path
 ) -> None:

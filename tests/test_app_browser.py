@@ -91,8 +91,9 @@ def test_upload_stylize_download_in_chromium(model: Path, tiny_photo: Path, tmp_
         )
         [tile for tile in tiles if tile.text.strip() == STYLES[1]][0].click()
         wait.until(
-            lambda d: STYLES[1]
-            in d.find_element(By.CSS_SELECTOR, "#style input").get_attribute("value")
+            lambda d: (
+                STYLES[1] in d.find_element(By.CSS_SELECTOR, "#style input").get_attribute("value")
+            )
         )
         driver.find_element(By.CSS_SELECTOR, "#stylize").click()
         button = wait.until(visible.visibility_of_element_located((By.CSS_SELECTOR, "#download")))

@@ -15,7 +15,11 @@ from fastnst.models import bundled_models
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastnst app", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fastnst app",
+        description="The web app: stylize photos and clips, blend styles, add your own style. "
+        "Serves http://127.0.0.1:7860 (this machine only) unless told otherwise.",
+    )
     parser.add_argument(
         "--model", default="classics", help="a bundled model's name or a .safetensors file"
     )
@@ -28,16 +32,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     limits = Limits()
-    parser.add_argument("--max-upload-mb", type=float, default=limits.upload_mb)
     parser.add_argument(
-        "--max-megapixels", type=float, default=limits.image_megapixels, help="largest photo"
+        "--max-upload-mb", type=float, default=limits.upload_mb, help="largest upload (%(default)g)"
     )
-    parser.add_argument("--max-video-seconds", type=float, default=limits.video_seconds)
+    parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=limits.image_megapixels,
+        help="largest photo (%(default)g)",
+    )
+    parser.add_argument(
+        "--max-video-seconds",
+        type=float,
+        default=limits.video_seconds,
+        help="longest clip (%(default)g)",
+    )
     parser.add_argument(
         "--max-video-megapixels",
         type=float,
         default=limits.video_megapixels,
-        help="largest video frame",
+        help="largest video frame (%(default)g)",
     )
     return parser
 

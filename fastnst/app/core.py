@@ -33,6 +33,7 @@ from fastnst.models import SUFFIX, bundled_models
 SAMPLE_PHOTO = Path(__file__).with_name("sample.jpg")
 THUMB_SIZE = 160
 LOADED_MODELS = 4  # networks kept in memory; the least recently used is dropped first
+VIDEO_SIZES = ((426, 240), (640, 360), (854, 480), (1280, 720), (1920, 1080), (3840, 2160))
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Limits:
 
     upload_mb: float = 100.0
     image_megapixels: float = 16.0
-    video_seconds: float = 20.0
-    video_megapixels: float = 0.5
+    video_seconds: float = 10.0
+    video_megapixels: float = 0.25
 
     def images(self) -> str:
         return (
@@ -50,10 +51,11 @@ class Limits:
         )
 
     def videos(self) -> str:
-        width = int((self.video_megapixels * 1e6 * 16 / 9) ** 0.5)
+        fits = [f"{w}×{h}" for w, h in VIDEO_SIZES if w * h <= self.video_megapixels * 1e6]
+        example = f" ({fits[-1]} fits)" if fits else ""
         return (
             f"Clips up to {self.video_seconds:g} s and {self.video_megapixels:g} megapixels a "
-            f"frame (about {width}×{width * 9 // 16}); files up to {self.upload_mb:g} MB."
+            f"frame{example}; files up to {self.upload_mb:g} MB."
         )
 
 
@@ -121,6 +123,8 @@ class ModelShelf:
         with the loader's reason. Returns the name."""
         source = Path(source)
         label = name or source.name
+        if not source.is_file():
+            raise UserError(f"model not found: {label} (bundled models: {', '.join(self.paths)})")
         if not source.name.endswith(SUFFIX):
             raise UserError(f"{label} is not a {SUFFIX} model file")
         try:

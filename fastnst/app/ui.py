@@ -257,7 +257,8 @@ class StyleApp:
             while job.running:
                 state = job.poll()
                 if state.step:
-                    progress((state.step, state.steps), desc="training", unit="steps")
+                    loss = f"loss {state.loss:.3f}" if state.loss is not None else "training"
+                    progress((state.step, state.steps), desc=loss, unit="steps")
                 else:
                     progress(0.0, desc="starting the training (loading VGG-19, style images)")
                 status = self._training_status(job, state)
@@ -302,7 +303,8 @@ class StyleApp:
 
     @staticmethod
     def _plot(state) -> pd.DataFrame:
-        return pd.DataFrame(state.losses or [], columns=["step", "loss"])
+        rows = [(step, round(loss, 2)) for step, loss in state.losses or []]
+        return pd.DataFrame(rows, columns=["step", "loss"])
 
     def cancel_training(self) -> str:
         job = self.job
@@ -345,7 +347,7 @@ def build(app: StyleApp) -> gr.Blocks:
                     label="Styles (click one)",
                     columns=5,
                     allow_preview=False,
-                    height=300,
+                    height="auto",
                     elem_id="style-gallery",
                 )
                 style = gr.Dropdown(names, value=names[0], label="Style", elem_id="style")
@@ -375,7 +377,6 @@ def build(app: StyleApp) -> gr.Blocks:
                     label="Before / after (drag the handle)",
                     format="jpeg",
                     elem_id="before-after",
-                    height=420,
                 )
                 download = gr.DownloadButton(
                     "Download", visible=False, variant="primary", elem_id="download"
@@ -419,7 +420,7 @@ def build(app: StyleApp) -> gr.Blocks:
                     train_go = gr.Button("Train the new style", variant="primary")
                     train_stop = gr.Button("Cancel", variant="stop")
             with gr.Column():
-                train_status = gr.Markdown("No training yet.")
+                train_status = gr.Markdown("No training yet.", min_height=60)
                 train_preview = gr.Image(
                     label="The sample photo in the new style (refreshes while it trains)",
                     interactive=False,
@@ -479,6 +480,7 @@ def build(app: StyleApp) -> gr.Blocks:
             [train_status, train_preview, train_plot, train_download, model],
             concurrency_limit=1,
             concurrency_id="train",
+            show_progress_on=[train_status],
             api_name="add_style",
             api_visibility="undocumented",
         )
