@@ -353,6 +353,16 @@ def test_requests_during_a_job_are_queued_not_lost(served, photo: Path) -> None:
     assert np.array_equal(images[0], images[3]) and not np.array_equal(images[0], images[1])
 
 
+def test_page_model_upload_warns_on_a_foreign_file(served, model: Path, tmp_path: Path) -> None:
+    app, _ = served
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(foreign))
+    with pytest.warns(UserWarning, match="foreign.safetensors is a safetensors file but not"):
+        assert app.model_uploaded(str(foreign)) == gr.skip()  # the picker stays as it was
+    update = app.model_uploaded(str(model))
+    assert update["value"] in update["choices"] and app.shelf.style_names(update["value"]) == STYLES
+
+
 def test_page_handlers_blend_and_offer_a_full_size_download(served, photo: Path) -> None:
     app, _ = served
     upload = {"path": str(photo), "orig_name": "cat.png"}

@@ -122,7 +122,7 @@ class ModelShelf:
         after loading it as ``fastnst stylize`` would: a damaged or foreign file is refused
         with the loader's reason. Returns the name."""
         source = Path(source)
-        label = name or source.name
+        label = source.name
         if not source.is_file():
             raise UserError(f"model not found: {label} (bundled models: {', '.join(self.paths)})")
         if not source.name.endswith(SUFFIX):

@@ -137,10 +137,15 @@ class StyleApp:
         style = gr.update(choices=names, value=names[0])
         return [gallery, style, gr.update(choices=names, value=names[0]), about, *sliders]
 
-    def model_uploaded(self, path: str | None) -> dict:
-        if not path:
-            raise UserError("upload a .safetensors model file")
-        name = self.shelf.add(path, Path(path).name.removesuffix(".safetensors"))
+    def model_uploaded(self, path: str | None) -> Any:
+        """A refused file is a warning, not an error: the model picker stays usable."""
+        try:
+            if not path:
+                raise UserError("upload a .safetensors model file")
+            name = self.shelf.add(path)
+        except UserError as exc:
+            gr.Warning(str(exc))
+            return gr.skip()
         gr.Info(f"model {name} loaded: {len(self.shelf.style_names(name))} styles")
         return gr.update(choices=self.shelf.names(), value=name)
 
@@ -347,7 +352,7 @@ def build(app: StyleApp) -> gr.Blocks:
                     label="Styles (click one)",
                     columns=5,
                     allow_preview=False,
-                    height="auto",
+                    height=260,
                     elem_id="style-gallery",
                 )
                 style = gr.Dropdown(names, value=names[0], label="Style", elem_id="style")
