@@ -4,6 +4,7 @@ video, the new-style fine-tune) and the ``/stylize`` API through gradio_client."
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -340,9 +341,28 @@ def test_api_reports_bad_input_and_keeps_serving(served, tmp_path: Path, photo: 
     assert Path(client.predict(handle_file(str(photo)), "ink", 1.0, api_name="/stylize")).is_file()
 
 
-def test_requests_during_a_job_are_queued_not_lost(served, photo: Path) -> None:
-    """Six requests at once on a queue that runs one at a time: every one is answered."""
+def test_requests_during_a_job_are_queued_not_lost(
+    served, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six requests at once on a CPU queue: they run one at a time, every one is answered."""
+    import fastnst.app.ui as ui
+
     _, client = served
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def one_at_a_time(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.2)  # long enough for the others to arrive while this one runs
+        try:
+            return stylize_photo(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(ui, "stylize_photo", one_at_a_time)
     jobs = [
         client.submit(handle_file(str(photo)), STYLES[i % 3], 1.0, api_name="/stylize")
         for i in range(6)
@@ -351,6 +371,7 @@ def test_requests_during_a_job_are_queued_not_lost(served, photo: Path) -> None:
     images = [as_array(Image.open(r)) for r in results]
     assert all(image.shape == (45, 70, 3) for image in images)
     assert np.array_equal(images[0], images[3]) and not np.array_equal(images[0], images[1])
+    assert most[0] == 1
 
 
 def test_page_model_upload_warns_on_a_foreign_file(served, model: Path, tmp_path: Path) -> None:
