@@ -184,7 +184,8 @@ class StyleApp:
         label = safe_name(spec.replace(":", "-").replace(",", "_"))
         target = self.workspace.job_dir("photo") / f"{safe_name(Path(name).stem)}_{label}.png"
         atomic_write(target, lambda tmp: after.save(tmp, format="PNG"))
-        note = f"{after.width}×{after.height} px, {spec}, {seconds:.1f} s on {self.device_name()}"
+        device = self.shelf.stylizer(model).device
+        note = f"{after.width}×{after.height} px, {spec}, {seconds:.1f} s on {device}"
         return (
             (preview(before), preview(after)),
             gr.update(value=str(target), visible=True, label=f"Download {target.name}"),
@@ -197,9 +198,6 @@ class StyleApp:
         model = model or self.default_model
         stylizer = self.shelf.stylizer(model)
         return stylize_photo(stylizer, path, style, strength, False, 0, self.limits, name)[1]
-
-    def device_name(self) -> str:
-        return str(self.shelf.stylizer(self.default_model).device)
 
     # Video tab -----------------------------------------------------------------------------
 
@@ -270,10 +268,10 @@ class StyleApp:
                 yield status, self._preview(state), self._plot(state), skip, skip
                 time.sleep(POLL_S)
             state = job.poll()
-            new_name = f"{model}-{job.style_name}"
-            output = self.workspace.models / f"{safe_name(new_name)}.safetensors"
-            path = job.finish(output)
-            new_name = self.shelf.add(path, output.stem)
+            # Written in the job's folder, then shelved under a name no other model has.
+            made = job.finish(job.folder / f"{safe_name(f'{model}-{job.style_name}')}.safetensors")
+            new_name = self.shelf.add(made, made.stem)
+            path = self.shelf.path(new_name)
             done = (
                 f"**Done**: {job.style_name} trained in {state.steps} steps "
                 f"({duration(state.seconds)}); the model **{new_name}** now has it and is "
