@@ -401,3 +401,29 @@ def test_page_handlers_blend_and_offer_a_full_size_download(served, photo: Path)
         page_stylize("tiny", upload, "ink", True, 1.0, False, 0, 0.0, 0.0, 0.0)
     with pytest.raises(gr.Error, match="upload a photo first"):
         page_stylize("tiny", None, "ink", False, 1.0, False, 0)
+
+
+@pytest.mark.slow
+def test_default_new_style_of_classics_ends_within_ten_minutes(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """The tab's defaults as a user gets them: classics, one image (the procedural punk
+    comic texture), 200 steps. Run alone on the 2-core CPU: docs/APP.md has the time."""
+    from fastnst.data.textures import universe_textures
+    from fastnst.images import tensor_to_pil
+
+    style_image = tmp_path / "comic.png"
+    tensor_to_pil(universe_textures("punk", size=384, seed=0)[0]).save(style_image)
+    app, _ = create("classics", workspace=workspace, device="cpu")
+    started = time.monotonic()
+    updates = list(
+        app.add_style("classics", [str(style_image)], "comic", 200, lambda *a, **k: None)
+    )
+    seconds = time.monotonic() - started
+    status, _, plot, download, pick = updates[-1]
+    assert "Done" in status and pick["value"] == "classics-comic"
+    assert seconds < 600, f"{seconds:.0f} s"
+    losses = list(plot["loss"])
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])  # it learned the style
+    _, info = load_model(download["value"])
+    assert info.style_names[-1] == "comic" and len(info.style_names) == 10
