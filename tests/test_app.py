@@ -3,6 +3,7 @@ video, the new-style fine-tune) and the ``/stylize`` API through gradio_client."
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -122,6 +123,18 @@ def test_photo_over_the_pixel_limit_is_refused(model: Path, photo: Path) -> None
         stylize_photo(
             Stylizer.load(model, "cpu"), photo, "ink", limits=Limits(image_megapixels=1e-3)
         )
+
+
+def test_workspace_sweeps_old_jobs_and_closes_empty(tmp_path: Path) -> None:
+    space = Workspace(tmp_path, max_age_s=60)
+    old, fresh = space.job_dir("photo"), space.job_dir("photo")
+    (old / "result.png").write_bytes(b"x")
+    stale = time.time() - 120
+    os.utime(old, (stale, stale))
+    newest = space.job_dir("video")  # making a job sweeps the stale ones
+    assert sorted(space.jobs.iterdir()) == sorted([fresh, newest])
+    space.close()
+    assert list(tmp_path.iterdir()) == []
 
 
 # Models and the gallery --------------------------------------------------------------------------
