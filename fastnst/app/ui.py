@@ -413,7 +413,7 @@ def build(app: StyleApp) -> gr.Blocks:
                     DEFAULT_STEPS,
                     step=10,
                     label="Training steps",
-                    info=f"{DEFAULT_STEPS} steps take about 4 minutes on a 2-core CPU",
+                    info=f"{DEFAULT_STEPS} steps: 3 to 5 minutes on a 2-core CPU",
                 )
                 gr.Markdown(
                     "Only the model's style tables learn (a CIN fine-tune): its other styles "
