@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             server_name=args.host,
             server_port=args.port,
             share=args.share,
-            max_file_size=f"{limits.upload_mb:g}mb",
+            max_file_size=int(limits.upload_mb * 2**20),
             css=CSS,
             footer_links=["api"],
         )
