@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 
@@ -86,19 +87,26 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the --max-* limits must be positive", file=sys.stderr)
         return 1
     workspace = Workspace()
+    # Again at exit: a request still in flight while the server stops may write a file late.
+    atexit.register(workspace.close)
     # Gradio's own copies of uploads and results go in the workspace too: all removed at exit.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.root / "gradio"))
     app = None
     try:
         app, page = create(args.model, limits, args.device, workspace)
-        page.launch(
+        _, local, public = page.launch(
             server_name=args.host,
             server_port=args.port,
             share=args.share,
             max_file_size=int(limits.upload_mb * 2**20),
             css=CSS,
             footer_links=["api"],
+            prevent_thread_lock=True,
+            quiet=True,
         )
+        reach = f"public link: {public}" if public else "no public link (--share makes one)"
+        print(f"fastnst app: {local} (model {app.default_model}; {reach}); Ctrl-C stops it")
+        page.block_thread()
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
