@@ -28,9 +28,11 @@ from fastnst.app.core import (
     thumbnail_uri,
 )
 from fastnst.app.finetune import StyleJob
+from fastnst.cli import main
+from fastnst.data.textures import universe_textures
 from fastnst.errors import UserError
-from fastnst.export import ModelFileError, add_styles, load_model, save_model
-from fastnst.images import pil_to_tensor
+from fastnst.export import ModelFileError, ModelInfo, add_styles, load_model, save_model
+from fastnst.images import pil_to_tensor, tensor_to_pil
 from fastnst.infer.stylize import Stylizer
 from fastnst.model import TransformerNet
 
@@ -160,8 +162,6 @@ def test_shelf_validates_uploaded_models(model: Path, workspace: Workspace, tmp_
 def test_command_line_bad_model_is_one_error_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from fastnst.cli import main
-
     assert main(["app", "--model", str(tmp_path / "nope.safetensors")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: model not found") and err.count("\n") == 1
@@ -199,8 +199,6 @@ def _cin_only(model: Path, path: Path, names: list[str]) -> Path:
             for k, v in state.items()
         }
     )
-    from fastnst.export import ModelInfo
-
     return save_model(net, path, ModelInfo(net={}, style_names=names))
 
 
@@ -422,9 +420,6 @@ def test_default_new_style_of_classics_ends_within_ten_minutes(
 ) -> None:
     """The tab's defaults as a user gets them: classics, one image (the procedural punk
     comic texture), 200 steps. Run alone on the 2-core CPU: docs/APP.md has the time."""
-    from fastnst.data.textures import universe_textures
-    from fastnst.images import tensor_to_pil
-
     style_image = tmp_path / "comic.png"
     tensor_to_pil(universe_textures("punk", size=384, seed=0)[0]).save(style_image)
     app, _ = create("classics", workspace=workspace, device="cpu")
