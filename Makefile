@@ -10,12 +10,13 @@ export FIFTYONE_DO_NOT_TRACK := true
 
 install: $(STAMP)
 
-# Every extra the tests use; [app] (gradio) waits for the app that needs it. setuptools is
-# the build backend: tests/test_packaging.py builds the wheel offline with it.
+# Every extra the tests use. setuptools is the build backend: tests/test_packaging.py builds
+# the wheel offline with it. The app's browser test also needs Debian's chromium and its
+# driver (apt-get install chromium chromium-driver); without them it skips.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=77'
-	$(PY) -m pip install --quiet -e '.[train,video,data,export,dev]'
+	$(PY) -m pip install --quiet -e '.[train,video,data,export,app,dev]'
 	touch $(STAMP)
 
 # The main job on the embedded default (scikit-image photos, Spider-Verse looks): about

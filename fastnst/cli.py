@@ -95,6 +95,9 @@ COMMANDS: dict[str, Command] = {
     "browse": Command(
         "fastnst.commands.browse", "stylized photos in the FiftyOne App", ("fiftyone",)
     ),
+    "app": Command(
+        "fastnst.app.cli", "web app: photos, video and new styles in a browser", ("gradio",)
+    ),
 }
 
 

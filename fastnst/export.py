@@ -7,6 +7,8 @@ Loading goes through safetensors alone, so opening a model file never unpickles 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass, field
@@ -187,6 +189,54 @@ def _state_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Te
             f"{list(expected[key].shape)} in the network"
         )
     return "; ".join(parts)
+
+
+def add_styles(
+    base: str | Path,
+    addition: str | Path,
+    output: str | Path,
+    thumbnails: dict[str, str] | None = None,
+) -> Path:
+    """Write ``base``'s styles followed by ``addition``'s as one model file at ``output``.
+
+    ``addition`` must be a CIN fine-tune of ``base`` (``finetune=cin``: the same convolutions,
+    only the γ/β tables trained), so a style is one more row of each table and ``base``'s
+    styles stay exactly as they were. ``thumbnails`` (name → a small image as a data URI)
+    go into ``extra["style_thumbnails"]`` for apps that show styles by their image."""
+    base_net, base_info = load_model(base)
+    new_net, new_info = load_model(addition)
+    clash = sorted(set(base_info.style_names) & set(new_info.style_names))
+    if clash:
+        raise ModelFileError(f"{base} already has a style named {', '.join(clash)}")
+    base_state, new_state = base_net.state_dict(), new_net.state_dict()
+    tables = (".gamma", ".beta")
+    shared = [k for k in base_state if not k.endswith(tables)]
+    if (base_net.config.width, base_net.config.num_residual) != (
+        new_net.config.width,
+        new_net.config.num_residual,
+    ) or not all(torch.equal(base_state[k], new_state[k]) for k in shared):
+        raise ModelFileError(f"{addition} is not a CIN fine-tune of {base}: other convolutions")
+    names = [*base_info.style_names, *new_info.style_names]
+    merged = TransformerNet(NetConfig(**{**base_net.config.to_dict(), "num_styles": len(names)}))
+    merged.load_state_dict(
+        {
+            k: torch.cat((v, new_state[k])) if k.endswith(tables) else v
+            for k, v in base_state.items()
+        }
+    )
+    extra = copy.deepcopy(base_info.extra)
+    sources = extra.setdefault("style_sources", {})
+    sources.update(new_info.extra.get("style_sources") or {})
+    for name in new_info.style_names:
+        sources.setdefault(name, f"added by a CIN fine-tune of {Path(base).name}")
+    added = extra.setdefault("added_styles", {})
+    for name in new_info.style_names:
+        added[name] = new_info.extra.get("provenance") or {"steps": new_info.steps}
+    if thumbnails:
+        extra.setdefault("style_thumbnails", {}).update(thumbnails)
+    info = dataclasses.replace(base_info, style_names=names, extra=extra, created="")
+    stored = next(iter(read_info(base)[1].values())).dtype  # fp16 in the bundled models
+    return save_model(merged, output, info, dtype=stored)
 
 
 def export_checkpoint(ckpt_path: str | Path, output: str | Path | None = None) -> Path:

@@ -85,6 +85,7 @@ def test_the_installed_package_is_used_not_the_checkout(installed: Installed) ->
     assert Path(proc.stdout.strip()).is_relative_to(installed.site)
     configs = installed.site / "fastnst" / "conf"
     assert (configs / "train.yaml").is_file() and (configs / "loss" / "default.yaml").is_file()
+    assert (installed.site / "fastnst" / "app" / "sample.jpg").is_file()  # the app's gallery
 
 
 def test_help_lists_every_command(installed: Installed) -> None:

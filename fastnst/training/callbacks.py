@@ -1,8 +1,9 @@
-"""Training callbacks: throughput in images/s, the validation × style image grid, and a
-checkpoint when the run is killed."""
+"""Training callbacks: throughput in images/s, the validation × style image grid, a
+checkpoint when the run is killed, and a progress file that another process can watch."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -94,6 +95,55 @@ class SampleGrid(EveryNSteps):
         experiment = getattr(trainer.logger, "experiment", None)
         if experiment is not None and hasattr(experiment, "add_image"):
             experiment.add_image("samples", grid, trainer.global_step)
+
+
+class ProgressFile(EveryNSteps):
+    """Every ``every_n_steps`` (and at the end) write ``progress.json`` (step, steps, loss,
+    the loss so far, seconds) and ``preview.jpg`` (the first validation photo in each style)
+    to ``dir``, atomically: a process that started the training (the web app) reads them
+    while it runs, without a TensorBoard reader or the trainer's own objects."""
+
+    def __init__(self, dir: str | Path, every_n_steps: int = 10) -> None:  # noqa: A002
+        super().__init__(every_n_steps)
+        self.dir = Path(dir)
+        self._start = time.monotonic()
+        self._losses: list[tuple[int, float]] = []
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._start = time.monotonic()
+        self._log(trainer, module)
+
+    def _log(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        loss = trainer.callback_metrics.get("loss/total")
+        step = int(trainer.global_step)
+        if loss is not None and (not self._losses or self._losses[-1][0] != step):
+            self._losses.append((step, round(float(loss), 5)))
+        photos = getattr(trainer.datamodule, "val_images", None)
+        if photos is not None:
+            atomic_write(self.dir / "preview.jpg", lambda tmp: _preview(module, photos[0], tmp))
+        state = {
+            "step": step,
+            "steps": int(trainer.max_steps),
+            "loss": self._losses[-1][1] if self._losses else None,
+            "losses": self._losses,
+            "seconds": round(time.monotonic() - self._start, 1),
+        }
+        atomic_write(self.dir / "progress.json", lambda tmp: tmp.write_text(json.dumps(state)))
+
+
+@torch.no_grad()
+def _preview(module: L.LightningModule, photo: torch.Tensor, path: Path) -> None:
+    """``photo`` in every style of ``module``, side by side, as a JPEG."""
+    net = module.net
+    was_training = net.training
+    net.eval()
+    batch = photo.unsqueeze(0).expand(net.num_styles, -1, -1, -1).to(module.device)
+    out = net(batch, torch.arange(net.num_styles, device=module.device)).float().cpu()
+    net.train(was_training)
+    row = make_grid(out, nrow=net.num_styles, padding=0)
+    tensor_to_pil(row).save(path, format="JPEG", quality=90)
 
 
 class CheckpointOnInterrupt(L.Callback):

@@ -1,0 +1,437 @@
+"""The web app in-process: its handlers (photo, blend, limits, bad files, models, gallery,
+video, the new-style fine-tune) and the ``/stylize`` API through gradio_client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import perturbed_model
+from PIL import Image
+from safetensors.torch import save_file
+from test_infer_video import _describe, _frames, _make_clip
+from test_training import TINY
+
+from fastnst.app.core import (
+    Limits,
+    ModelShelf,
+    Workspace,
+    image_from_uri,
+    stylize_clip,
+    stylize_photo,
+    thumbnail_uri,
+)
+from fastnst.app.finetune import StyleJob
+from fastnst.cli import main
+from fastnst.data.textures import universe_textures
+from fastnst.errors import UserError
+from fastnst.export import ModelFileError, ModelInfo, add_styles, load_model, save_model
+from fastnst.images import pil_to_tensor, tensor_to_pil
+from fastnst.infer.stylize import Stylizer
+from fastnst.model import TransformerNet
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from fastnst.app.cli import create  # noqa: E402
+from fastnst.app.ui import friendly  # noqa: E402
+
+STYLES = ["ink", "rust", "sea"]
+# Tiny fine-tune runs: the tiny network of the training tests, three steps at 32 px.
+TINY_TRAIN = (
+    *(o for o in TINY if not o.startswith(("style.", "model.net.", "trainer.max_steps"))),
+    "trainer.max_steps=3",
+    "callbacks.progress.every_n_steps=1",
+)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("model")
+    return perturbed_model(folder / "tiny.safetensors", STYLES, scale=0.3)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    space = Workspace(tmp_path)
+    yield space
+    space.close()
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    """A 70x45 photo-like image (smooth colours and an edge), so stylizing visibly changes it."""
+    y, x = np.mgrid[0:45, 0:70]
+    array = np.stack([x * 3.5, y * 5.0, 128 + 100 * (x > 35)], axis=-1).clip(0, 255)
+    path = tmp_path / "photo.png"
+    Image.fromarray(array.astype(np.uint8)).save(path)
+    return path
+
+
+def as_array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def direct(model: Path, photo: Path, weights: torch.Tensor) -> np.ndarray:
+    """What ``fastnst stylize`` computes for ``photo``: the reference for the app's output."""
+    stylizer = Stylizer.load(model, "cpu")
+    out = stylizer(pil_to_tensor(Image.open(photo))[None], weights)
+    return out[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy().astype(np.int16)
+
+
+# Photos ------------------------------------------------------------------------------------------
+
+
+def test_photo_is_stylized_at_full_size_like_the_cli(model: Path, photo: Path) -> None:
+    before, after = stylize_photo(Stylizer.load(model, "cpu"), photo, "rust")
+    assert after.size == before.size == (70, 45)
+    assert np.array_equal(as_array(after), direct(model, photo, torch.eye(3)[1]))
+    assert np.abs(as_array(after) - as_array(before)).mean() > 10  # not the photo
+
+
+def test_blend_strength_and_max_size(model: Path, photo: Path) -> None:
+    stylizer = Stylizer.load(model, "cpu")
+    _, blend = stylize_photo(stylizer, photo, "ink:3,sea:1")
+    assert np.array_equal(as_array(blend), direct(model, photo, torch.tensor([0.75, 0, 0.25])))
+    before, none = stylize_photo(stylizer, photo, "ink", strength=0.0)
+    assert np.array_equal(as_array(none), as_array(before))
+    small_before, small = stylize_photo(stylizer, photo, "ink", max_size=35)
+    assert small.size == small_before.size == (35, 22)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(b"this is not an image", "cannot read image holiday.jpg"), (b"", "empty file")],
+)
+def test_bad_photo_is_a_message_naming_the_upload(
+    model: Path, tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / "tmp123" / "upload.jpg"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message) as caught:
+        stylize_photo(Stylizer.load(model, "cpu"), path, "ink", name="holiday.jpg")
+    assert "tmp123" not in str(caught.value)  # the server's path is not shown
+
+
+def test_photo_over_the_pixel_limit_is_refused(model: Path, photo: Path) -> None:
+    with pytest.raises(UserError, match="over the limit"):
+        stylize_photo(
+            Stylizer.load(model, "cpu"), photo, "ink", limits=Limits(image_megapixels=1e-3)
+        )
+
+
+def test_workspace_sweeps_old_jobs_and_closes_empty(tmp_path: Path) -> None:
+    space = Workspace(tmp_path, max_age_s=60)
+    old, fresh = space.job_dir("photo"), space.job_dir("photo")
+    (old / "result.png").write_bytes(b"x")
+    stale = time.time() - 120
+    os.utime(old, (stale, stale))
+    newest = space.job_dir("video")  # making a job sweeps the stale ones
+    assert sorted(space.jobs.iterdir()) == sorted([fresh, newest])
+    space.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+# Models and the gallery --------------------------------------------------------------------------
+
+
+def test_shelf_validates_uploaded_models(model: Path, workspace: Workspace, tmp_path: Path) -> None:
+    shelf = ModelShelf(workspace, "cpu")
+    assert "classics" in shelf.names()
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2, 2)}, str(foreign))
+    with pytest.raises(UserError, match="not a fastnst model"):
+        shelf.add(foreign)
+    not_safetensors = tmp_path / "notes.txt"
+    not_safetensors.write_text("hello")
+    with pytest.raises(UserError, match="not a .safetensors model"):
+        shelf.add(not_safetensors)
+    first, second = shelf.add(model), shelf.add(model)
+    assert (first, second) == ("tiny", "tiny-2")
+    assert shelf.style_names(second) == STYLES
+    assert shelf.path(first).parent == workspace.models
+
+
+def test_command_line_bad_model_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["app", "--model", str(tmp_path / "nope.safetensors")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: model not found") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gallery_uses_carried_style_images_else_the_sample(
+    model: Path, workspace: Workspace, tmp_path: Path
+) -> None:
+    net, info = load_model(model)
+    red = Image.new("RGB", (50, 30), (220, 20, 20))
+    info.extra["style_thumbnails"] = {"rust": thumbnail_uri(red)}
+    carrying = save_model(net, tmp_path / "carrying.safetensors", info)
+    shelf = ModelShelf(workspace, "cpu")
+    tiles = shelf.gallery(shelf.add(carrying))
+    assert [name for _, name in tiles] == STYLES
+    assert np.abs(as_array(tiles[1][0]) - [220, 20, 20]).max() <= 6  # the carried image
+    assert tiles[0][0].size == tiles[2][0].size == (160, 160)
+    assert np.abs(as_array(tiles[0][0]) - as_array(tiles[2][0])).mean() > 5  # two styles
+    assert image_from_uri(info.extra["style_thumbnails"]["rust"]).size == (160, 160)
+
+
+def _cin_only(model: Path, path: Path, names: list[str]) -> Path:
+    """A model with ``model``'s convolutions and new γ/β rows: a stand-in CIN fine-tune."""
+    base, _ = load_model(model)
+    config = base.config.__class__(**{**base.config.to_dict(), "num_styles": len(names)})
+    net = TransformerNet(config)
+    state = base.state_dict()
+    torch.manual_seed(5)
+    net.load_state_dict(
+        {
+            k: (v[: len(names)] + 0.3 * torch.randn_like(v[: len(names)]))
+            if k.endswith((".gamma", ".beta"))
+            else v
+            for k, v in state.items()
+        }
+    )
+    return save_model(net, path, ModelInfo(net={}, style_names=names))
+
+
+def test_add_styles_appends_rows_and_keeps_the_old_styles(model: Path, tmp_path: Path) -> None:
+    addition = _cin_only(model, tmp_path / "add.safetensors", ["chalk"])
+    merged = add_styles(model, addition, tmp_path / "merged.safetensors", {"chalk": "data:x"})
+    net, info = load_model(merged)
+    assert info.style_names == [*STYLES, "chalk"]
+    assert info.extra["style_thumbnails"] == {"chalk": "data:x"}
+    base, _ = load_model(model)
+    new, _ = load_model(addition)
+    probe = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        for index in range(3):
+            assert torch.allclose(net(probe, index), base(probe, index), atol=1e-6)
+        assert torch.allclose(net(probe, 3), new(probe, 0), atol=1e-6)
+    with pytest.raises(ModelFileError, match="already has a style named ink"):
+        add_styles(model, _cin_only(model, tmp_path / "dup.safetensors", ["ink"]), tmp_path / "x")
+    other = perturbed_model(tmp_path / "other.safetensors", ["chalk"], scale=0.3, seed=9)
+    with pytest.raises(ModelFileError, match="not a CIN fine-tune"):
+        add_styles(model, other, tmp_path / "y.safetensors")
+
+
+# Video -------------------------------------------------------------------------------------------
+
+
+def test_clip_is_stylized_with_sound_and_progress(model: Path, tmp_path: Path) -> None:
+    clip = _make_clip(tmp_path / "in.mp4")
+    out = tmp_path / "out.mp4"
+    seen: list[tuple[int, int]] = []
+    count = stylize_clip(
+        Stylizer.load(model, "cpu"), clip, out, "sea", on_frames=lambda d, t: seen.append((d, t))
+    )
+    assert count == _describe(clip)["frames"] == _describe(out)["frames"]
+    assert _describe(out)["audio"] == 1
+    assert seen[-1] == (count, count) and len(seen) > 1
+    assert np.abs(_frames(out).astype(np.int16) - _frames(clip)).mean() > 20
+
+
+def test_clip_limits_and_corrupt_video_are_messages(model: Path, tmp_path: Path) -> None:
+    stylizer = Stylizer.load(model, "cpu")
+    clip = _make_clip(tmp_path / "in.mp4")  # 12 frames at 15 fps, 64x48
+    with pytest.raises(UserError, match=r"0\.8 s long; this app takes clips up to 0\.5 s"):
+        stylize_clip(stylizer, clip, tmp_path / "a.mp4", "ink", limits=Limits(video_seconds=0.5))
+    with pytest.raises(UserError, match="64×48"):
+        stylize_clip(
+            stylizer, clip, tmp_path / "b.mp4", "ink", limits=Limits(video_megapixels=0.001)
+        )
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    with pytest.raises(UserError, match="party.mp4"):
+        stylize_clip(stylizer, broken, tmp_path / "c.mp4", "ink", name="party.mp4")
+    assert not (tmp_path / "c.mp4").exists()
+
+
+# The new-style fine-tune -------------------------------------------------------------------------
+
+
+def test_style_job_refuses_bad_names_and_files(model: Path, tmp_path: Path, photo: Path) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    for name, images, message in [
+        ("rust", [(photo, "p.png")], "already has a style named rust"),
+        ("two words", [(photo, "p.png")], "name the style"),
+        ("chalk", [], "upload at least one image"),
+        ("chalk", [(text, "sketch.png")], "cannot read image sketch.png"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            StyleJob(model, name, images, tmp_path / name.replace(" ", "_") / "job")
+
+
+def test_cancelled_style_job_adds_nothing(model: Path, tmp_path: Path, photo: Path) -> None:
+    job = StyleJob(model, "chalk", [(photo, "p.png")], tmp_path / "job", 500, TINY_TRAIN)
+    job.start()
+    time.sleep(1.0)
+    job.cancel()
+    assert not job.running
+    with pytest.raises(UserError, match="cancelled"):
+        job.finish(tmp_path / "out.safetensors")
+    assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_add_style_handler_trains_and_extends_the_model(
+    model: Path, workspace: Workspace, photo: Path
+) -> None:
+    """The tab's whole path with a 3-step run: progress while it trains, then the model with
+    the new style on the shelf, selected, loadable by the stylize command, the old styles
+    unchanged and the new one starting from the mean row and trained away from it."""
+    app, _ = create(str(model), workspace=workspace, device="cpu", train_overrides=TINY_TRAIN)
+    updates = list(app.add_style("tiny", [str(photo)], "chalk", 3, lambda *a, **k: None))
+    status, preview, plot, download, pick = updates[-1]
+    assert "Done" in status and "tiny-chalk" in status
+    assert isinstance(preview, Image.Image)
+    assert list(plot["step"])[-1] == 3
+    path = Path(download["value"])
+    assert pick["value"] == "tiny-chalk" and "tiny-chalk" in app.shelf.names()
+    net, info = load_model(path)
+    assert info.style_names == [*STYLES, "chalk"]
+    assert info.extra["style_thumbnails"]["chalk"].startswith("data:image/jpeg;base64,")
+    base, _ = load_model(model)
+    table = net.state_dict()["encoder.0.norm.gamma"]
+    old = base.state_dict()["encoder.0.norm.gamma"]
+    assert torch.equal(table[:3], old)
+    assert not torch.allclose(table[3], old.mean(dim=0), atol=1e-4)  # it trained
+    assert list(workspace.jobs.iterdir()) == []  # the run's folder is gone
+
+
+# The served app and its /stylize API -------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The app on a free local port (as `fastnst app --model tiny.safetensors` serves it)."""
+    workspace = Workspace(tmp_path_factory.mktemp("served"))
+    app, page = create(str(model), workspace=workspace, device="cpu")
+    _, url, _ = page.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    yield app, Client(url, verbose=False)
+    page.close()
+    workspace.close()
+
+
+def test_stylize_api_returns_the_stylized_image_at_the_input_size(
+    served, model: Path, photo: Path
+) -> None:
+    _, client = served
+    result = client.predict(handle_file(str(photo)), "sea", 1.0, api_name="/stylize")
+    with Image.open(result) as image:
+        assert image.size == (70, 45)
+        assert np.array_equal(as_array(image), direct(model, photo, torch.eye(3)[2]))
+    half = client.predict(handle_file(str(photo)), "sea", 0.5, api_name="/stylize")
+    full, original = as_array(Image.open(result)), as_array(Image.open(photo))
+    assert np.abs(as_array(Image.open(half)) - (full + original) / 2).max() <= 1.5
+
+
+def test_api_reports_bad_input_and_keeps_serving(served, tmp_path: Path, photo: Path) -> None:
+    _, client = served
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"GIF89a but not really")
+    with pytest.raises(Exception, match="cannot read image junk.png"):
+        client.predict(handle_file(str(junk)), "sea", 1.0, api_name="/stylize")
+    with pytest.raises(Exception, match="unknown style 'nope'"):
+        client.predict(handle_file(str(photo)), "nope", 1.0, api_name="/stylize")
+    assert Path(client.predict(handle_file(str(photo)), "ink", 1.0, api_name="/stylize")).is_file()
+
+
+def test_requests_during_a_job_are_queued_not_lost(
+    served, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six requests at once on a CPU queue: they run one at a time, every one is answered."""
+    import fastnst.app.ui as ui
+
+    _, client = served
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def one_at_a_time(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.2)  # long enough for the others to arrive while this one runs
+        try:
+            return stylize_photo(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(ui, "stylize_photo", one_at_a_time)
+    jobs = [
+        client.submit(handle_file(str(photo)), STYLES[i % 3], 1.0, api_name="/stylize")
+        for i in range(6)
+    ]
+    results = [job.result(timeout=120) for job in jobs]
+    images = [as_array(Image.open(r)) for r in results]
+    assert all(image.shape == (45, 70, 3) for image in images)
+    assert np.array_equal(images[0], images[3]) and not np.array_equal(images[0], images[1])
+    assert most[0] == 1
+
+
+def test_page_model_upload_warns_on_a_foreign_file(served, model: Path, tmp_path: Path) -> None:
+    app, _ = served
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(foreign))
+    with pytest.warns(UserWarning, match="foreign.safetensors is a safetensors file but not"):
+        assert app.model_uploaded(str(foreign)) == gr.skip()  # the picker stays as it was
+    update = app.model_uploaded(str(model))
+    assert update["value"] in update["choices"] and app.shelf.style_names(update["value"]) == STYLES
+
+
+def test_page_handlers_blend_and_offer_a_full_size_download(served, photo: Path) -> None:
+    app, _ = served
+    upload = {"path": str(photo), "orig_name": "cat.png"}
+    weights = [0.5, 0.0, 0.5]
+    (before, after), download, note = app.stylize(
+        "tiny", upload, "ink", True, 1.0, False, 0, *weights
+    )
+    path = Path(download["value"])
+    assert path.name == "cat_ink-0.5_sea-0.5.png" and "70×45" in note
+    with Image.open(path) as saved:
+        assert saved.size == (70, 45)
+        assert np.array_equal(as_array(saved), as_array(after))
+    page_stylize = friendly(app.stylize)  # as the page calls it: errors become messages
+    with pytest.raises(gr.Error, match="move at least one blend slider"):
+        page_stylize("tiny", upload, "ink", True, 1.0, False, 0, 0.0, 0.0, 0.0)
+    with pytest.raises(gr.Error, match="upload a photo first"):
+        page_stylize("tiny", None, "ink", False, 1.0, False, 0)
+
+
+@pytest.mark.slow
+def test_default_new_style_of_classics_ends_within_ten_minutes(
+    workspace: Workspace, tmp_path: Path
+) -> None:
+    """The tab's defaults as a user gets them: classics, one image (the procedural punk
+    comic texture), 200 steps. Run alone on the 2-core CPU: docs/APP.md has the time."""
+    style_image = tmp_path / "comic.png"
+    tensor_to_pil(universe_textures("punk", size=384, seed=0)[0]).save(style_image)
+    app, _ = create("classics", workspace=workspace, device="cpu")
+    started = time.monotonic()
+    updates = list(
+        app.add_style("classics", [str(style_image)], "comic", 200, lambda *a, **k: None)
+    )
+    seconds = time.monotonic() - started
+    status, _, plot, download, pick = updates[-1]
+    assert "Done" in status and pick["value"] == "classics-comic"
+    assert seconds < 600, f"{seconds:.0f} s"
+    losses = list(plot["loss"])
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])  # it learned the style
+    _, info = load_model(download["value"])
+    assert info.style_names[-1] == "comic" and len(info.style_names) == 10
