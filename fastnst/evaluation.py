@@ -282,7 +282,8 @@ def compare_reports(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
     def setup(report: Mapping[str, Any]) -> tuple:
         pairs = sorted((s["photo"], s["style"]) for s in report["scores"])
-        loss = json.dumps(report["model_info"]["loss"], sort_keys=True)
+        # Models from before the style_stat option used Gram matrices without naming them.
+        loss = json.dumps({"style_stat": "gram", **report["model_info"]["loss"]}, sort_keys=True)
         return report["size"], report["style_size"], loss, pairs
 
     for label, report in reports.items():
@@ -724,6 +725,7 @@ def report_markdown(
         f"net {info['net']}. Photos at {result['size']} px (long side), style targets at "
         f"{result['style_size']} px. Losses use the model's own loss settings "
         f"(`{loss.get('vgg_weights')}` VGG, taps after `{loss.get('tap', 'relu')}`, "
+        f"`{loss.get('style_stat', 'gram')}` style statistics, "
         f"style weight {loss.get('style_weight')}); SSIM and MSE compare with the photo; "
         "seconds are the median of timed forward passes on that device.",
         "",
