@@ -22,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from fastnst.classifier import ImageNetClassifier, class_names
 from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
 from fastnst.devices import pick_device
@@ -131,8 +132,6 @@ class RetentionMeter:
     *top-5 agreement* that the class is among the stylized image's five most probable."""
 
     def __init__(self, device: torch.device) -> None:
-        from fastnst.classifier import ImageNetClassifier
-
         self.classifier = ImageNetClassifier().to(device)
         self.device = device
         self._photo_class: dict[tuple[str, tuple[int, ...]], int] = {}
@@ -569,8 +568,6 @@ def _percent(share: float) -> str:
 def retention_section(retention: Mapping[str, Any]) -> str:
     """The report's Markdown for content retention: per style, how often the stylized image
     keeps the photo's ImageNet class, for the network and (if run) for Gatys."""
-    from fastnst.classifier import class_names
-
     network = retention["network"]
     gatys_part = retention.get("at_gatys_size")
     header = ["style", f"network top-1 ({network['size']} px)", "network top-5"]
