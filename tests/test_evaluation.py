@@ -232,6 +232,56 @@ def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_gram_vs_cov_scores_both_runs_with_both_statistics(tmp_path: Path) -> None:
+    photo, style = tmp_path / "photo.png", tmp_path / "style.png"
+    tensor_to_pil(smooth(12)).save(photo)
+    tensor_to_pil(smooth(10)).save(style)
+    for stat in ("gram", "covariance"):
+        (tmp_path / f"{stat}.yaml").write_text(json.dumps({**SETTINGS, "style_stat": stat}))
+    out = tmp_path / "out"
+    argv = ["--content", str(photo), "--style", str(style), "--steps", "6", "--every", "3",
+            "--size", "32", "--gram-loss", str(tmp_path / "gram.yaml"),
+            "--cov-loss", str(tmp_path / "covariance.yaml"), "--out", str(out)]
+    assert fastnst(["gram-vs-cov", *argv]) == 0
+    data = json.loads((out / "gram_vs_cov.json").read_text())
+    assert data["option"] == "style_stat"
+    start = {judge: data["scores"]["gram"]["0"][judge]["style"]
+             for judge in ("gram", "covariance")}
+    # Both judges see the same photo at step 0, and measure different things.
+    assert start["gram"] != pytest.approx(start["covariance"], rel=1e-3)
+    for run in ("gram", "covariance"):
+        scores = data["scores"][run]
+        assert scores["0"] == data["scores"]["gram"]["0"]
+        assert scores["6"][run]["style"] < scores["0"][run]["style"]
+    # The two runs optimise different losses, so they end at different images.
+    assert data["scores"]["gram"]["6"] != data["scores"]["covariance"]["6"]
+    text = (out / "gram_vs_cov.md").read_text()
+    assert text.startswith("# Gram vs covariance style statistics")
+    assert "Verdict:" in text and "![gram](gram_vs_cov_gram.jpg)" in text
+    assert {p.name for p in out.iterdir()} == {
+        "gram_vs_cov.json", "gram_vs_cov.md", "gram_vs_cov.png",
+        "gram_vs_cov_gram.jpg", "gram_vs_cov_covariance.jpg",
+    }
+
+
+def test_gram_vs_cov_refuses_losses_that_differ_elsewhere(tmp_path: Path, capsys) -> None:
+    (tmp_path / "gram.yaml").write_text(json.dumps(SETTINGS))  # style_stat defaults to gram
+    other = {**SETTINGS, "style_stat": "covariance", "tap": "conv"}
+    (tmp_path / "cov.yaml").write_text(json.dumps(other))
+    tensor_to_pil(smooth(12)).save(tmp_path / "photo.png")
+    argv = ["--content", str(tmp_path / "photo.png"), "--style", str(tmp_path / "photo.png"),
+            "--gram-loss", str(tmp_path / "gram.yaml"), "--cov-loss", str(tmp_path / "cov.yaml"),
+            "--out", str(tmp_path / "out")]
+    assert fastnst(["gram-vs-cov", *argv]) == 1
+    assert capsys.readouterr().err == "error: the loss files differ in tap: relu vs conv\n"
+    argv[argv.index(str(tmp_path / "cov.yaml"))] = str(tmp_path / "gram.yaml")
+    assert fastnst(["gram-vs-cov", *argv]) == 1
+    assert "the covariance loss must have style_stat: covariance, got 'gram'" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_only_scores_a_style_whose_siblings_have_no_images(tmp_path: Path) -> None:
     """--only moss with no image for ink: ink is never scored, so it needs none."""
     model, styles, photos = make_inputs(tmp_path)

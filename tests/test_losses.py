@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fastnst.errors import UserError
 from fastnst.losses import (
     PerceptualLoss,
     content_loss,
+    covariance_matrix,
     gram_matrix,
     style_loss,
     total_variation_loss,
@@ -24,6 +26,38 @@ def test_gram_is_fp32_under_bf16_autocast() -> None:
     f = torch.rand(1, 4, 8, 8).bfloat16()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert gram_matrix(f).dtype == torch.float32
+
+
+def test_covariance_by_hand_is_the_gram_of_centred_features() -> None:
+    # f = [[1, 2], [3, 4]]: each channel minus its mean is [-0.5, 0.5]; f f^T / 4 = 0.125.
+    f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    assert torch.equal(covariance_matrix(f), torch.full((1, 2, 2), 0.125))
+    g = torch.rand(3, 5, 6, 7, generator=torch.Generator().manual_seed(0))
+    centred = g - g.mean(dim=(2, 3), keepdim=True)
+    assert torch.allclose(covariance_matrix(g), gram_matrix(centred), atol=1e-7)
+    # The population covariance of the channels, with Gram's C*H*W normalisation (/ C).
+    expected = torch.cov(g[1].reshape(5, -1), correction=0) / 5
+    assert torch.allclose(covariance_matrix(g)[1], expected, atol=1e-6)
+    assert not torch.allclose(covariance_matrix(g), gram_matrix(g), atol=1e-3)
+
+
+def test_covariance_style_loss_ignores_a_constant_shift_gram_does_not() -> None:
+    feats = torch.rand(2, 4, 6, 6, generator=torch.Generator().manual_seed(1))
+    shift = torch.tensor([0.5, -1.0, 2.0, 0.0]).view(1, 4, 1, 1)  # per-channel offsets
+    one_hot = torch.tensor([[1.0], [1.0]])
+    for stat, matrix in (("gram", gram_matrix), ("covariance", covariance_matrix)):
+        targets = {"x": matrix(feats[:1])}
+        same, _ = style_loss({"x": feats[:1]}, targets, {"x": 1.0}, one_hot[:1], style_stat=stat)
+        shifted, _ = style_loss(
+            {"x": feats[:1] + shift}, targets, {"x": 1.0}, one_hot[:1], style_stat=stat
+        )
+        assert same.item() == pytest.approx(0.0, abs=1e-12)
+        if stat == "covariance":
+            assert shifted.item() == pytest.approx(0.0, abs=1e-10)
+        else:
+            assert shifted.item() > 0.1
+    with pytest.raises(ValueError, match="style statistic"):
+        style_loss({"x": feats}, {"x": targets["x"]}, {"x": 1.0}, one_hot, style_stat="mean")
 
 
 def test_content_loss_by_hand() -> None:
@@ -78,6 +112,25 @@ def test_style_target_of_a_set_is_the_mean_gram(perceptual: PerceptualLoss) -> N
     assert torch.allclose(targets[0], (ga + gb) / 2, atol=1e-6)
     assert torch.allclose(targets[1], ga, atol=1e-6)
     assert perceptual.state_dict() == {}  # targets are derived data, never saved
+
+
+def test_covariance_targets_and_loss_of_the_perceptual_module() -> None:
+    torch.manual_seed(0)
+    loss = PerceptualLoss({"relu1_1": 1.0}, {"relu1_1": 1.0}, vgg_weights="random",
+                          style_stat="covariance")
+    a, b = torch.rand(3, 16, 16), torch.rand(3, 24, 20)
+    loss.set_style_targets([[a, b]])
+    with torch.no_grad():
+        ca = covariance_matrix(loss.vgg(a[None])["relu1_1"])[0]
+        cb = covariance_matrix(loss.vgg(b[None])["relu1_1"])[0]
+    assert torch.allclose(loss.target_grams()["relu1_1"][0], (ca + cb) / 2, atol=1e-6)
+    # The forward pass compares covariances too: none left for the style image itself.
+    loss.set_style_targets([[a]])
+    _, parts = loss(a[None], a[None], torch.ones(1, 1))
+    assert parts["style"].item() == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(UserError, match="loss.style_stat must be one of gram, covariance"):
+        PerceptualLoss({"relu1_1": 1.0}, {"relu1_1": 1.0}, vgg_weights="random",
+                       style_stat="Gram")
 
 
 def test_perceptual_total_is_weighted_sum_of_parts(perceptual: PerceptualLoss) -> None:

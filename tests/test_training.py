@@ -105,6 +105,20 @@ def test_every_config_group_composes(tmp_path: Path, group: str) -> None:
         assert "_target_" in container["model"] and "_target_" in container["style"]["sets"]
 
 
+def test_loss_style_stat_reaches_the_loss_module_and_the_export(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    for overrides, stat in (([], "gram"), (["loss=covariance"], "covariance"),
+                            (["loss.style_stat=covariance"], "covariance")):
+        cfg = compose_cfg(tmp_path, [*TINY, *overrides, "loss.vgg_weights=random"])
+        module = instantiate(cfg.model)(
+            loss=OmegaConf.to_container(cfg.loss, resolve=True), style_names=["a"],
+            image_size=32,
+        )
+        assert module.loss_fn.style_stat == stat
+        assert module.model_info().loss["style_stat"] == stat
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[DictConfig, dict]:
     tmp_path = tmp_path_factory.mktemp("run")

@@ -7,6 +7,9 @@ starting point, so no layer drowns the others and ``style_weight``/``content_wei
 the only trade-off left. Prints a table and writes JSON.
 
     python tools/calibrate_loss.py --content ../shared/data/content --styles ../shared/data/styles
+
+``--tap conv`` and ``--style-stat covariance`` measure the other loss variants
+(conf/loss/post_conv.yaml, conf/loss/covariance.yaml).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.images import center_square, find_images, load_image
-from fastnst.losses import gram_matrix
+from fastnst.losses import STYLE_STATS, style_statistic
 from fastnst.vgg import TAP_NAMES, VGGFeatures
 
 
@@ -31,6 +34,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--weights", default="caffe")
     parser.add_argument("--tap", default="relu", choices=["relu", "conv"])
+    parser.add_argument("--style-stat", default="gram", choices=STYLE_STATS)
     parser.add_argument("--json", type=Path, default=Path("outputs/calibrate_loss.json"))
     args = parser.parse_args()
 
@@ -45,7 +49,8 @@ def main() -> None:
         for pf in photo_feats:
             for sf in style_feats:
                 for name in TAP_NAMES:
-                    gp, gs = gram_matrix(pf[name]), gram_matrix(sf[name])
+                    gp = style_statistic(pf[name], args.style_stat)
+                    gs = style_statistic(sf[name], args.style_stat)
                     style_terms[name].append(F.mse_loss(gp, gs).item())
                     content_terms[name].append(F.mse_loss(pf[name], sf[name]).item())
     rows = []
@@ -57,7 +62,9 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
-            {"weights": args.weights, "tap": args.tap, "size": args.size, "layers": rows}, indent=2
+            {"weights": args.weights, "tap": args.tap, "style_stat": args.style_stat,
+             "size": args.size, "layers": rows},
+            indent=2,
         )
     )
     print(f"wrote {args.json}")

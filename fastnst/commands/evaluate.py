@@ -4,7 +4,10 @@ Per style and photo: total, style and content loss (the loss settings stored in 
 SSIM and MSE against the photo, and seconds per image. For chosen photo/style pairs it also
 runs Gatys et al. (L-BFGS from the photo, the same loss) and reports the loss after
 50/100/300/500 steps and how many steps reach the network's loss (Johnson et al.'s
-comparison). Writes a Markdown report, a JSON file and JPEG grids.
+comparison). With ``--content-retention`` it also asks an ImageNet classifier
+(EfficientNet-Lite0, the ``retention`` extra) whether each stylized image keeps the photo's
+class, for the network and for Gatys (seed 002). Writes a Markdown report, a JSON file and
+JPEG grids.
 
     fastnst evaluate --model outputs/.../model.safetensors \\
         --content ../shared/data/content --styles ../shared/data/styles --out docs/quality
@@ -44,6 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--gatys-size", type=int, default=0, help="long side there (default --size)"
     )
     parser.add_argument("--no-gatys", action="store_true", help="skip the Gatys comparison")
+    parser.add_argument(
+        "--content-retention", action="store_true",
+        help="top-1/top-5 agreement of an ImageNet classifier on photo and stylized image",
+    )
+    parser.add_argument(
+        "--retention-gatys-steps", type=int, default=50,
+        help="with --content-retention: also judge Gatys after this many L-BFGS steps on every "
+        "photo and style at --gatys-size (0 or --no-gatys: network only)",
+    )
+    parser.add_argument(
+        "--max-photos", type=int, default=0,
+        help="score this many photos, evenly spaced over the sorted folder (default: all)",
+    )
+    parser.add_argument(
+        "--grid-photos", type=int, default=0, help="photo rows in grid.jpg (default: all)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="timed forward passes per image")
     parser.add_argument("--thumb", type=int, default=160, help="grid cell size in px")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -76,6 +95,10 @@ def run(args: argparse.Namespace) -> Path:
             thumb=args.thumb,
             device=args.device,
             command=args.command,
+            max_photos=args.max_photos,
+            grid_photos=args.grid_photos,
+            content_retention=args.content_retention,
+            retention_gatys_steps=0 if args.no_gatys else args.retention_gatys_steps,
         )
     )
 
