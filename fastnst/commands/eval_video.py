@@ -148,7 +148,9 @@ def save_strip(
             if col == 0:
                 ax.set_ylabel(Path(name).name.replace(" + ", "\n+ "), fontsize=7)
     fig.tight_layout(pad=0.2)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="jpg", dpi=100))
+    atomic_write(
+        path, lambda tmp: fig.savefig(tmp, format="jpg", dpi=100, pil_kwargs={"quality": 72})
+    )
     plt.close(fig)
 
 
