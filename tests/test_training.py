@@ -265,3 +265,18 @@ def test_ddp_on_cpu_with_two_processes(tmp_path: Path) -> None:
         == f"exported model: {tmp_path / 'spiderverse.safetensors'}"
     )
     assert load_model(tmp_path / "spiderverse.safetensors")[1].steps == 2
+
+
+@pytest.mark.slow
+def test_compiled_training_step_trains_and_exports_plain_keys(tmp_path: Path) -> None:
+    """model.compile=true: the step runs through torch.compile (channels_last), the weights
+    change, and the export holds the network's own keys (no compiled copy in the state)."""
+    cfg = compose_cfg(tmp_path, [*TINY, "model.compile=true"])
+    result = run(cfg)
+    module = result["module"]
+    assert module.channels_last and module.net_step is not module.net.forward
+    loaded, _ = load_model(result["model_path"])
+    assert set(loaded.state_dict()) == set(module.net.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(module.net.eval().float()(x, 1), loaded(x, 1), atol=1e-5)
