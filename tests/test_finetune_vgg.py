@@ -137,3 +137,37 @@ def test_bad_input_is_one_line_and_writes_nothing(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
     assert set(tmp_path.iterdir()) == before
+
+
+def test_evaluate_judges_with_given_loss_settings(tmp_path: Path, capsys) -> None:
+    """The side-by-side of two loss networks scores both models with one loss (--loss)."""
+    import yaml
+    from conftest import perturbed_model
+
+    model = perturbed_model(tmp_path / "m.safetensors", ["vertical", "horizontal"], 0.2)
+    styles, photos = tmp_path / "styles", tmp_path / "photos"
+    styles.mkdir(), photos.mkdir()
+    for kind in ("vertical", "horizontal"):
+        tensor_to_pil(pattern(kind)).save(styles / f"{kind}.png")
+    tensor_to_pil(pattern("dots")).save(photos / "dots.png")
+    settings = {"vgg_weights": "random", "content_layers": {"relu2_2": 1.0},
+                "style_layers": {"relu1_1": 1e3}}
+    reports = {}
+    for weight in (1.0, 10.0):
+        loss = tmp_path / f"loss{weight:g}.yaml"
+        loss.write_text(yaml.safe_dump({**settings, "style_weight": weight}))
+        out = tmp_path / f"report{weight:g}"
+        argv = ["evaluate", "--model", str(model), "--content", str(photos), "--styles",
+                str(styles), "--size", "32", "--style-size", "32", "--no-gatys", "--repeats",
+                "1", "--loss", str(loss), "--out", str(out)]
+        assert fastnst(argv) == 0
+        reports[weight] = json.loads((out / "evaluation.json").read_text())
+    one, ten = (reports[w]["scores"][0] for w in (1.0, 10.0))
+    assert reports[10.0]["model_info"]["loss"]["style_weight"] == 10.0
+    # (random VGG weights are drawn anew by each run, hence the tolerance)
+    assert ten["style_loss"] == pytest.approx(one["style_loss"], rel=0.05)
+    assert ten["total"] == pytest.approx(ten["content"] + 10 * ten["style_loss"], rel=1e-5)
+    assert one["total"] == pytest.approx(one["content"] + one["style_loss"], rel=1e-5)
+    # Without --loss, a model that stores none cannot be scored.
+    assert fastnst(argv[:-4] + ["--out", str(tmp_path / "none")]) == 1
+    assert "stores no loss settings" in capsys.readouterr().err
