@@ -103,8 +103,8 @@ def random_crop(region: torch.Tensor, crop: int, rng: random.Random) -> torch.Te
 
 class VGGClassifier(nn.Module):
     """VGG-19 features (all 16 convolutions, kept for the weight file) with a linear head
-    on the global average of ``head_layer``; the convolutions from ``train_from`` up to that
-    tap are trainable, all others stay frozen buffers."""
+    on the normalised global average of ``head_layer``; the convolutions from ``train_from``
+    up to that tap are trainable, all others stay frozen buffers."""
 
     def __init__(
         self,
@@ -144,7 +144,10 @@ class VGGClassifier(nn.Module):
                 x = module(x)
         for module in self.vgg.features[self.train_index : self.head_index + 1]:
             x = module(x)
-        return self.head(x.mean(dim=(2, 3)))
+        pooled = x.mean(dim=(2, 3))
+        # Caffe-scaled activations run into the hundreds; normalised, the head's logits start
+        # small whatever the weight source, and its learning rate means the same for each.
+        return self.head(F.layer_norm(pooled, pooled.shape[1:]))
 
     def features_state_dict(self) -> dict[str, torch.Tensor]:
         """Every convolution as ``N.weight``/``N.bias`` (the torchvision features layout that
