@@ -9,6 +9,7 @@ loss value here and a loss value of a trained network are the same quantity.
 
 One *step* is one loss-and-gradient evaluation for both optimisers (L-BFGS runs one
 iteration per step, without line search), so step counts compare across optimisers.
+``--video`` optimises every frame of a video with a temporal loss (:mod:`fastnst.optimize_video`).
 """
 
 from __future__ import annotations

@@ -73,6 +73,10 @@ class VideoSettings:
     init: str = "warped"
     size: int = 512
     flow: str = "dis"
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    first_init: str = "content"  # frame 1 starts like an image: the frame itself or noise
+    seed: int = 0
 
     def check(self) -> None:
         if self.first_steps < 1 or self.frame_steps < 1:
@@ -100,11 +104,12 @@ class VideoOptimizer:
 
     def optimise_frame(self, frame: torch.Tensor) -> torch.Tensor:
         """One ``[1, 3, H, W]`` frame at working size → its result."""
-        settings, start, temporal = self.settings, frame, None
+        settings, start, temporal = self.settings, None, None
         steps = settings.first_steps
         if self.previous_result is not None and self.previous_frame is not None:
             steps = settings.frame_steps
             motion = frame_motion(self.previous_frame, frame, settings.flow)
+            start = frame
             if settings.init == "warped":
                 start = warped_start(self.previous_result, frame, motion)
             if settings.temporal_weight > 0:
@@ -113,7 +118,16 @@ class VideoOptimizer:
                     settings.temporal_weight,
                 )
         result = gatys(
-            frame, self.loss_fn, steps, start=start, temporal=temporal, progress=False
+            frame,
+            self.loss_fn,
+            steps,
+            optimizer=settings.optimizer,
+            init=settings.first_init,
+            lr=settings.lr,
+            seed=settings.seed,
+            progress=False,
+            start=start,
+            temporal=temporal,
         )
         self.losses.append(result.history[-1])
         self.previous_frame, self.previous_result = frame, result.image
@@ -149,6 +163,10 @@ def run(args: argparse.Namespace, loss_fn: PerceptualLoss, device: torch.device)
         init=args.video_init,
         size=args.size,
         flow=args.flow,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        first_init=args.init,
+        seed=args.seed,
     )
     settings.check()
     if args.max_frames < 0:

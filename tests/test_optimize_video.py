@@ -167,3 +167,22 @@ def test_eval_video_refuses_a_stylized_video_of_another_length(tmp_path: Path, c
                     str(style), "--json", str(tmp_path / "r.json")])
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("error:") and "must match" in err
+
+
+def test_weight_overrides_reach_the_loss(tmp_path: Path) -> None:
+    """--style-weight 0 leaves only the content loss, which is 0 at the photo: L-BFGS has
+    nothing to do and the result is the photo; with the style weight it moves away."""
+    from fastnst.images import load_image
+
+    photo = tmp_path / "photo.png"
+    tensor_to_pil(panning_frames(1, H, W)[0]).save(photo)
+    style = write_style(tmp_path)
+    results = {}
+    for weight in ("0", "1"):
+        out = tmp_path / f"out{weight}.png"
+        argv = ["optimize", "--content", str(photo), "--style", str(style), "--output", str(out),
+                "--size", str(W), "--steps", "3", "--style-weight", weight,
+                "--content-weight", "1", "--quiet"]
+        assert fastnst(argv) == 0
+        results[weight] = (load_image(out) - load_image(photo)).abs().mean().item()
+    assert results["0"] < 1e-3 and results["1"] > 5e-3
