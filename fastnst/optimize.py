@@ -43,7 +43,7 @@ OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
 VIDEO_INITS = ("warped", "frame")
 # Ruder et al.'s γ in this project's units: see docs/VIDEO.md, "Video by optimisation".
-DEFAULT_TEMPORAL_WEIGHT = 250.0
+DEFAULT_TEMPORAL_WEIGHT = 36.0
 # Step sizes for pixels in [0, 1]: L-BFGS scales its own steps; Adam moves each pixel by
 # about lr per step, and 0.02 (5 grey levels) converges in a few hundred steps without ringing.
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}

@@ -8,7 +8,7 @@ Ruder et al.'s short-term temporal loss, masked by the Sundaram et al. tests of
 so the texture stays on the objects instead of boiling from frame to frame.
 
     fastnst optimize --video clip.mp4 --style art.jpg --output out.mp4 --size 256 \\
-        --steps 100 --frame-steps 40 --temporal-weight 250
+        --steps 80 --frame-steps 30 --temporal-weight 36
 
 Frames are optimised at ``--size`` (long side) and written at that size; frame rate,
 timestamps and audio are the source's (``fastnst.infer.video``), and the file appears only
