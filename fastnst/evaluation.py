@@ -32,7 +32,7 @@ from fastnst.files import atomic_write
 from fastnst.images import center_square, find_images, load_image, resize_long_side
 from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
-from fastnst.optimize import gatys
+from fastnst.optimize import gatys, load_loss_settings
 
 # Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03.
 SSIM_WINDOW = 11
@@ -365,6 +365,9 @@ class EvaluationRequest:
     # Spider-Verse universes without images under ``styles``: their frames here, else the
     # built-in procedural texture they were trained on.
     spiderverse_root: str = "data/styles/spiderverse"
+    # Judge with these loss settings (as ``fastnst optimize --loss``) instead of the model's
+    # own: models trained with different loss networks are then scored on one scale.
+    loss: str | None = None
 
 
 def _thumb(image: torch.Tensor, size: int) -> Any:
@@ -629,6 +632,8 @@ def evaluate_model(request: EvaluationRequest) -> Path:
         raise UserError("--max-photos, --grid-photos and --retention-gatys-steps must be >= 0")
     photo_paths = evenly_spaced(photo_paths, request.max_photos)
     photos = {p.stem: resize_long_side(load_image(p), request.size) for p in photo_paths}
+    if request.loss:
+        info.loss = load_loss_settings(request.loss)  # reported as the settings used
     if not info.loss:
         raise UserError(f"{request.model} stores no loss settings; cannot measure its loss")
     # Loaded before the long loop: a missing [retention] extra stops the run at once.

@@ -102,11 +102,16 @@ def load_image(path: str | Path) -> torch.Tensor:
     return pil_to_tensor(open_rgb(path))
 
 
+def long_side_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """``(H, W)`` with the long side ``size`` and the aspect kept: what resize_long_side makes."""
+    scale = size / max(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
 def resize_long_side(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize ``[..., H, W]`` so that the long side is ``size`` (antialiased), keeping aspect."""
     h, w = images.shape[-2:]
-    scale = size / max(h, w)
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    new = long_side_shape(h, w, size)
     if new == (h, w):
         return images
     batched = images if images.dim() == 4 else images.unsqueeze(0)

@@ -9,6 +9,7 @@ loss value here and a loss value of a trained network are the same quantity.
 
 One *step* is one loss-and-gradient evaluation for both optimisers (L-BFGS runs one
 iteration per step, without line search), so step counts compare across optimisers.
+``--video`` optimises every frame of a video with a temporal loss (:mod:`fastnst.optimize_video`).
 """
 
 from __future__ import annotations
@@ -28,16 +29,21 @@ from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_command
 from fastnst.export import read_info
 from fastnst.files import atomic_write
+from fastnst.flow import FLOW_METHODS
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.losses import (
     PerceptualLoss,
     content_loss,
+    short_term_temporal_loss,
     style_loss,
     total_variation_loss,
 )
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
+VIDEO_INITS = ("warped", "frame")
+# Ruder et al.'s γ in this project's units: see docs/VIDEO.md, "Video by optimisation".
+DEFAULT_TEMPORAL_WEIGHT = 36.0
 # Step sizes for pixels in [0, 1]: L-BFGS scales its own steps; Adam moves each pixel by
 # about lr per step, and 0.02 (5 grey levels) converges in a few hundred steps without ringing.
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
@@ -51,6 +57,16 @@ def _loss_choices() -> str:
 
 
 StepCallback = Callable[[int, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class TemporalTarget:
+    """The previous frame's result lined up with this frame (``warped``), where that can be
+    trusted (``trusted``, ``[1, 1, H, W]``), and the weight of Ruder et al.'s short-term loss."""
+
+    warped: torch.Tensor
+    trusted: torch.Tensor
+    weight: float
 
 
 @dataclass
@@ -89,12 +105,17 @@ def load_loss_settings(source: str | Path | None = None) -> dict[str, Any]:
 class GatysObjective:
     """``PerceptualLoss`` for one fixed photo and one style: the photo's VGG features are
     computed once, not on every step. ``style_mix`` ``[1, num_styles]`` picks the loss's
-    style target (default: its only one)."""
+    style target (default: its only one); ``temporal`` adds the short-term video loss."""
 
     def __init__(
-        self, loss_fn: PerceptualLoss, content: torch.Tensor, style_mix: torch.Tensor | None = None
+        self,
+        loss_fn: PerceptualLoss,
+        content: torch.Tensor,
+        style_mix: torch.Tensor | None = None,
+        temporal: TemporalTarget | None = None,
     ) -> None:
         self.loss_fn = loss_fn
+        self.temporal = temporal
         with torch.no_grad():
             self.content_targets = loss_fn.vgg(content)
         mix = torch.ones(1, 1) if style_mix is None else style_mix.reshape(1, -1).float()
@@ -110,13 +131,14 @@ class GatysObjective:
         )
         tv_total, _ = total_variation_loss(image)
         total = fn.content_weight * c_total + fn.style_weight * s_total + fn.tv_weight * tv_total
-        parts = {
-            "total": total.item(),
-            "content": c_total.item(),
-            "style": s_total.item(),
-            "tv": tv_total.item(),
-        }
-        return total, parts
+        parts = {"content": c_total.item(), "style": s_total.item(), "tv": tv_total.item()}
+        if self.temporal is not None:
+            t_total, _ = short_term_temporal_loss(
+                image, self.temporal.warped, self.temporal.trusted
+            )
+            total = total + self.temporal.weight * t_total
+            parts["temporal"] = t_total.item()
+        return total, {"total": total.item(), **parts}
 
 
 def build_loss(
@@ -139,12 +161,16 @@ def gatys(
     style_mix: torch.Tensor | None = None,
     on_step: StepCallback | None = None,
     progress: bool = True,
+    start: torch.Tensor | None = None,
+    temporal: TemporalTarget | None = None,
 ) -> OptimizationResult:
     """Optimise an image (``[1, 3, H, W]`` in [0, 1]) for ``steps`` loss evaluations.
 
     ``on_step(k, image)`` is called with the image after ``k`` steps, for k = 1 … steps.
     Pixels are clamped to [0, 1] after each step, so every recorded loss is that of a
     saveable image. ``style_mix`` picks the style of a multi-style loss (a one-hot row).
+    ``start`` replaces ``init`` with a given first image (a video's warped previous result);
+    ``temporal`` adds the short-term video loss.
     """
     if optimizer not in OPTIMIZERS:
         raise UserError(f"unknown optimizer {optimizer!r}; use {' or '.join(OPTIMIZERS)}")
@@ -152,8 +178,10 @@ def gatys(
         raise UserError(f"unknown init {init!r}; use {' or '.join(INITS)}")
     if steps < 1:
         raise UserError("--steps must be at least 1")
-    objective = GatysObjective(loss_fn, content, style_mix)
-    if init == "content":
+    objective = GatysObjective(loss_fn, content, style_mix, temporal)
+    if start is not None:
+        start = start.detach().clone(memory_format=torch.contiguous_format)
+    elif init == "content":
         # Contiguous: a photo read at its own size is a strided view of the decoded HWC
         # array, and L-BFGS flattens the gradient with .view().
         start = content.detach().clone(memory_format=torch.contiguous_format)
@@ -203,12 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastnst optimize",
         description="Gatys et al. style transfer by pixel optimisation (the slow baseline).",
     )
-    parser.add_argument("--content", required=True, help="content photo")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--content", help="content photo")
+    source.add_argument(
+        "--video", help="video to stylize frame by frame with a temporal loss (Ruder et al.)"
+    )
     parser.add_argument(
         "--style", required=True, nargs="+", help="style image(s); several make one style"
     )
-    parser.add_argument("--output", required=True, help="image to write (.png or .jpg)")
-    parser.add_argument("--steps", type=int, default=300, help="loss evaluations (default 300)")
+    parser.add_argument(
+        "--output", required=True, help="image (.png, .jpg) or, with --video, video to write"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=300, help="loss evaluations (default 300; video: frame 1)"
+    )
     parser.add_argument("--optimizer", default="lbfgs", choices=OPTIMIZERS)
     parser.add_argument("--init", default="content", choices=INITS)
     parser.add_argument("--size", type=int, default=512, help="long side of the result in px")
@@ -224,7 +260,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise init")
+    parser.add_argument(
+        "--content-weight", type=float, default=None, help="override the loss's content_weight"
+    )
+    parser.add_argument(
+        "--style-weight", type=float, default=None, help="override the loss's style_weight"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    video = parser.add_argument_group("video (--video)")
+    video.add_argument(
+        "--frame-steps", type=int, default=0, help="steps for frames 2+ (default: --steps / 2)"
+    )
+    video.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=DEFAULT_TEMPORAL_WEIGHT,
+        help="short-term temporal loss weight; 0 leaves frames independent "
+        f"(default {DEFAULT_TEMPORAL_WEIGHT:g})",
+    )
+    video.add_argument(
+        "--video-init",
+        default="warped",
+        choices=VIDEO_INITS,
+        help="start frames 2+ from the warped previous result (default) or the frame itself",
+    )
+    video.add_argument("--flow", default="dis", choices=FLOW_METHODS, help="optical flow method")
+    video.add_argument("--max-frames", type=int, default=0, help="stop after N frames (0: all)")
     return parser
 
 
@@ -234,15 +295,22 @@ def intermediate_path(output: Path, step: int) -> Path:
 
 def run(args: argparse.Namespace) -> Path:
     output = Path(args.output)
-    if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+    if not args.video and output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise UserError(f"--output must end in .png or .jpg, got {output.name}")
     if args.size < 16 or args.style_size < 0 or args.save_every < 0:
         raise UserError("--size must be at least 16; --style-size and --save-every non-negative")
     device = pick_device(args.device)
     settings = load_loss_settings(args.loss)
-    content = resize_long_side(load_image(args.content), args.size).unsqueeze(0).to(device)
+    for key in ("content_weight", "style_weight"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
     styles = [resize_long_side(load_image(p), args.style_size or args.size) for p in args.style]
     loss_fn = build_loss(settings, styles, device)
+    if args.video:
+        from fastnst import optimize_video
+
+        return optimize_video.run(args, loss_fn, device)
+    content = resize_long_side(load_image(args.content), args.size).unsqueeze(0).to(device)
 
     def snapshot(step: int, image: torch.Tensor) -> None:
         if args.save_every and step % args.save_every == 0 and step < args.steps:

@@ -82,6 +82,22 @@ def torchvision_state_dict() -> dict[str, torch.Tensor]:
     return {k.removeprefix("features."): v for k, v in full.items() if k.startswith("features.")}
 
 
+# Metadata key of a features file that names its input convention (fastnst finetune-vgg
+# writes it: a network fine-tuned from the Caffe weights still expects Caffe inputs).
+PREPROCESS_KEY = "vgg_preprocess"
+
+
+def file_preprocess(path: str | Path) -> str | None:
+    """The input convention a .safetensors features file names, if it names one."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get(PREPROCESS_KEY)
+
+
 def file_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A features state dict (``N.weight`` or ``features.N.weight`` keys), .safetensors or .pth."""
     path = Path(path)
@@ -105,7 +121,8 @@ class VGGFeatures(nn.Module):
     ``tap="relu"`` reads each tap after its ReLU (the usual choice); ``tap="conv"`` reads
     the same layer before the ReLU, for the post-ReLU vs post-conv comparison.
     ``weights`` is ``caffe``, ``torchvision``, ``random`` (tests only) or a file path; a
-    file is preprocessed like ``preprocess`` says (``torchvision`` or ``caffe``).
+    file is preprocessed like ``preprocess`` says (``torchvision`` or ``caffe``), by default
+    like its own metadata says, else like torchvision's.
     """
 
     def __init__(
@@ -130,7 +147,11 @@ class VGGFeatures(nn.Module):
         deepest = max(LAYER_NAMES.index(name) for name in self.layers)
         self.features = self._build(deepest, pooling)
         self._load(str(weights))
-        self.preprocess = preprocess or ("caffe" if weights == "caffe" else "torchvision")
+        if weights in WEIGHT_SOURCES:
+            default = "caffe" if weights == "caffe" else "torchvision"
+        else:
+            default = file_preprocess(weights) or "torchvision"
+        self.preprocess = preprocess or default
         if self.preprocess == "caffe":
             # BGR [0,1] -> BGR [0,255] - mean, as one scale and shift.
             scale = torch.full((3,), 255.0)
@@ -183,10 +204,14 @@ class VGGFeatures(nn.Module):
         """Always stays in eval mode: the loss network is a fixed measuring instrument."""
         return super().train(False)
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """RGB in [0, 1] → what the first convolution of these weights expects."""
         if self.preprocess == "caffe":
             images = images.flip(1)  # RGB -> BGR; input_shift is in BGR order
-        x = images * self.input_scale - self.input_shift
+        return images * self.input_scale - self.input_shift
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.normalize(images)
         wanted = set(self.layers)
         out: dict[str, torch.Tensor] = {}
         for name, module in zip(LAYER_NAMES, self.features, strict=False):

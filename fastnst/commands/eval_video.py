@@ -8,6 +8,14 @@ style and content losses. Prints tables and writes JSON.
 Flow and masks come from the input frames (OpenCV DIS by default). Style targets are the
 training ones: the built-in Spider-Verse textures (or frames under ``--spiderverse-root``)
 for models with those style names, or the images of ``--styles DIR``.
+
+A video stylized elsewhere (``fastnst optimize --video``, another tool) is scored beside
+the models with ``--stylized OUT.mp4``: its frames are read like the input's, and its losses
+use ``--loss`` (default: the packaged default, the models' own settings) against
+``--target-style IMAGE``:
+
+    fastnst eval-video clip.mp4 --model classics --style 0 --stylized optimised.mp4 \
+        --target-style ../shared/data/styles/candy.jpg --long-side 256 --max-frames 16
 """
 
 from __future__ import annotations
@@ -29,7 +37,13 @@ from fastnst.evaluation import pyplot
 from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
 from fastnst.flow import FLOW_METHODS, flow_pair
-from fastnst.images import iter_batches, pil_to_tensor, tensor_to_pil
+from fastnst.images import (
+    iter_batches,
+    load_image,
+    pil_to_tensor,
+    resize_long_side,
+    tensor_to_pil,
+)
 from fastnst.infer.temporal_blend import TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.metrics import flicker_map, warping_errors
@@ -154,6 +168,36 @@ def save_strip(
     plt.close(fig)
 
 
+@torch.no_grad()
+def score_stylized(
+    path: Path, frames: torch.Tensor, args: argparse.Namespace, device: torch.device
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """A stylized video's frames, read like the input's, and their mean style and content
+    losses under ``--loss`` against ``--target-style``."""
+    from fastnst.optimize import build_loss, load_loss_settings
+
+    if not args.target_style:
+        raise UserError("--stylized needs --target-style IMAGE (the style it is judged against)")
+    out = read_frames(path, args.long_side, args.max_frames, args.frame_step)
+    if out.shape != frames.shape:
+        raise UserError(
+            f"{path} has {out.shape[0]} frames of {out.shape[-1]}x{out.shape[-2]}, the input "
+            f"{frames.shape[0]} of {frames.shape[-1]}x{frames.shape[-2]}: they must match"
+        )
+    styles = [resize_long_side(load_image(p), args.style_size) for p in args.target_style]
+    loss_fn = build_loss(load_loss_settings(args.loss), styles, device).eval()
+    style_sum = content_sum = 0.0
+    for batch_out, batch_in in zip(
+        iter_batches(list(out), BATCH), iter_batches(list(frames), BATCH), strict=True
+    ):
+        images, photos = torch.stack(batch_out).to(device), torch.stack(batch_in).to(device)
+        _, parts = loss_fn(images, photos, torch.ones(len(batch_out), 1, device=device))
+        style_sum += parts["style"].item() * len(batch_out)
+        content_sum += parts["content"].item() * len(batch_out)
+    count = frames.shape[0]
+    return out, {"style": style_sum / count, "content": content_sum / count}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fastnst eval-video",
@@ -161,7 +205,20 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("video", type=Path)
-    parser.add_argument("--model", type=Path, action="append", required=True, dest="models")
+    parser.add_argument("--model", type=Path, action="append", default=[], dest="models")
+    parser.add_argument(
+        "--stylized",
+        type=Path,
+        action="append",
+        default=[],
+        help="an already stylized version of the video to score (repeatable)",
+    )
+    parser.add_argument(
+        "--target-style", type=Path, nargs="+", default=[], help="style image(s) for --stylized"
+    )
+    parser.add_argument(
+        "--loss", default=None, help="loss settings for --stylized (as fastnst optimize --loss)"
+    )
     parser.add_argument("--style", type=int, default=0, help="style index (default 0)")
     parser.add_argument(
         "--long-side", type=int, default=None, help="resize frames (default: as is)"
@@ -204,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> Path:
+        if not args.models and not args.stylized:
+            raise UserError("nothing to score: give --model and/or --stylized")
         report = evaluate(args)
         path = args.json or Path("outputs/eval_video") / f"{args.video.stem}.json"
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
@@ -222,6 +281,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             names.append(f"{path}{label}")
             outputs.append(out)
             losses.append(model_losses)
+    for path in args.stylized:
+        out, video_losses = score_stylized(path, frames, args, device)
+        names.append(f"{path} (stylized video)")
+        outputs.append(out)
+        losses.append(video_losses)
     if args.peer is not None:
         for label, out in peer_outputs(frames, args.peer, args.blends):
             names.append(label)

@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="timed forward passes per image")
     parser.add_argument("--thumb", type=int, default=160, help="grid cell size in px")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument(
+        "--loss", default=None,
+        help="judge with these loss settings (a packaged name, .yaml or model file) instead of "
+        "the model's own, to score models of different loss networks on one scale",
+    )
     parser.add_argument("--out", default="outputs/evaluate", help="folder for report, JSON, grids")
     return parser
 
@@ -99,6 +104,7 @@ def run(args: argparse.Namespace) -> Path:
             grid_photos=args.grid_photos,
             content_retention=args.content_retention,
             retention_gatys_steps=0 if args.no_gatys else args.retention_gatys_steps,
+            loss=args.loss,
         )
     )
 

@@ -40,11 +40,16 @@ class StyleSet:
         )
 
     def load(self, size: int) -> list[torch.Tensor]:
-        """The style's images with long side ``size``; unreadable files are skipped."""
-        loaded = [resize_long_side(image, size) for image in self.images]
+        """The style's images with long side ``size`` (0: as they are); unreadable files are
+        skipped."""
+
+        def resized(image: torch.Tensor) -> torch.Tensor:
+            return resize_long_side(image, size) if size else image
+
+        loaded = [resized(image) for image in self.images]
         for path in self.paths:
             try:
-                loaded.append(resize_long_side(load_image(path), size))
+                loaded.append(resized(load_image(path)))
             except ImageReadError as exc:
                 log.warning("style %s: skipping %s", self.name, exc)
         if not loaded:

@@ -186,10 +186,12 @@ def _encoder_stream(
     codec: str,
     crf: int,
     preset: str,
+    frame_size: tuple[int, int] | None = None,
 ) -> av.video.VideoStream:
     rate = source.average_rate or source.guessed_rate or Fraction(30)
     stream = output.add_stream(codec, rate=rate)
-    stream.width, stream.height = source.codec_context.width, source.codec_context.height
+    width, height = frame_size or (source.codec_context.width, source.codec_context.height)
+    stream.width, stream.height = width, height
     even = stream.width % 2 == 0 and stream.height % 2 == 0
     if codec == "gif":
         stream.pix_fmt = "rgb8"
@@ -265,11 +267,13 @@ def stylize_video(
     preset: str = "veryfast",
     show_progress: bool = True,
     max_frames: int = 0,
+    frame_size: tuple[int, int] | None = None,
 ) -> int:
     """Stylize ``source`` into ``target`` with ``stylize`` (float batch → float batch);
     returns the number of frames. The file appears only once complete. ``codec`` defaults
     to the one for ``target``'s suffix (:data:`OUTPUT_FORMATS`); ``max_frames`` > 0 stops
-    after that many frames."""
+    after that many frames. ``frame_size`` ``(width, height)``: the size ``stylize``
+    returns when it is not the source's (pixel optimisation works at a reduced size)."""
     target = Path(target)
     fmt = output_format(target)
     check_replaceable(target)
@@ -299,7 +303,9 @@ def stylize_video(
                 dynamic_ncols=True,
             ) as progress,
         ):
-            video = _encoder_stream(output, in_video, codec or fmt.video_codec, crf, preset)
+            video = _encoder_stream(
+                output, in_video, codec or fmt.video_codec, crf, preset, frame_size
+            )
             in_audio = container.streams.audio[0] if container.streams.audio else None
             audio, copy_audio = _audio_stream(output, in_audio, fmt)
             stages = [
