@@ -119,10 +119,15 @@ def resize_long_side(images: torch.Tensor, size: int) -> torch.Tensor:
     return out if images.dim() == 4 else out[0]
 
 
+def resize_short_side(image: torch.Tensor, short_side: int) -> torch.Tensor:
+    """``image`` resized (aspect kept) so that its short side is ``short_side``."""
+    h, w = image.shape[-2:]
+    return resize_long_side(image, max(1, round(short_side * max(h, w) / min(h, w))))
+
+
 def center_square(image: torch.Tensor, size: int) -> torch.Tensor:
     """Resize the short side to ``size`` then crop the centre square: fixed preview tiles."""
-    h, w = image.shape[-2:]
-    scaled = resize_long_side(image, round(size * max(h, w) / min(h, w)))
+    scaled = resize_short_side(image, size)
     h, w = scaled.shape[-2:]
     top, left = (h - size) // 2, (w - size) // 2
     return scaled[..., top : top + size, left : left + size]

@@ -28,7 +28,13 @@ from fastnst.data.content import ContentItem
 from fastnst.errors import UserError
 from fastnst.files import atomic_write
 from fastnst.flow import flow_pair, pixel_grid, sample_at
-from fastnst.images import ImageReadError, open_rgb, pil_to_tensor, resize_long_side
+from fastnst.images import (
+    ImageReadError,
+    open_rgb,
+    pil_to_tensor,
+    resize_long_side,
+    resize_short_side,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +205,6 @@ def find_videos(root: str | Path) -> list[Path]:
         return [root]
     found = (p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS)
     return sorted(p for p in found if p.is_file())
-
-
-def resize_short_side(image: torch.Tensor, short_side: int) -> torch.Tensor:
-    """``image`` resized (aspect kept) so that its short side is ``short_side``."""
-    h, w = image.shape[-2:]
-    return resize_long_side(image, max(1, round(short_side * max(h, w) / min(h, w))))
 
 
 def read_frames(
