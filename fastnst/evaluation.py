@@ -5,7 +5,7 @@ ImageNet classifier still sees the photo's class (content retention); and the re
 
 Losses are measured with the loss settings stored in the model file (``ModelInfo.loss``),
 so a model is judged by the objective it was trained on, and the Gatys baseline
-(:mod:`fastnst.optimize`) is judged by that same objective.
+(:mod:`fastnst.optimize.gatys`) is judged by that same objective.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from fastnst.files import atomic_write
 from fastnst.images import center_square, find_images, load_image, resize_long_side
 from fastnst.losses import PerceptualLoss
 from fastnst.model import NetConfig, TransformerNet
-from fastnst.optimize import gatys, load_loss_settings
+from fastnst.optimize.gatys import gatys, load_loss_settings
 
 # Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03.
 SSIM_WINDOW = 11

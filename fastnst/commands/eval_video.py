@@ -174,7 +174,7 @@ def score_stylized(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """A stylized video's frames, read like the input's, and their mean style and content
     losses under ``--loss`` against ``--target-style``."""
-    from fastnst.optimize import build_loss, load_loss_settings
+    from fastnst.optimize.gatys import build_loss, load_loss_settings
 
     if not args.target_style:
         raise UserError("--stylized needs --target-style IMAGE (the style it is judged against)")

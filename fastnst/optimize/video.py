@@ -1,4 +1,5 @@
-"""Video by pixel optimisation (Ruder, Dosovitskiy and Brox 2016), on top of ``optimize``.
+"""Video by pixel optimisation (Ruder, Dosovitskiy and Brox 2016), built on
+:mod:`fastnst.optimize.gatys`.
 
 Each frame is a Gatys optimisation (same loss, same L-BFGS steps as ``fastnst optimize``)
 that starts from the previous *result* moved along the backward optical flow, with the
@@ -30,7 +31,11 @@ from fastnst.flow import FLOW_METHODS, estimate_flow, inside_mask, warp
 from fastnst.flow.masks import motion_boundary_mask, occlusion_mask
 from fastnst.images import long_side_shape, resize_long_side
 from fastnst.losses import PerceptualLoss
-from fastnst.optimize import DEFAULT_TEMPORAL_WEIGHT, VIDEO_INITS, TemporalTarget, gatys
+from fastnst.optimize.gatys import TemporalTarget, gatys
+
+VIDEO_INITS = ("warped", "frame")
+# Ruder et al.'s γ in this project's units: see docs/VIDEO.md, "Video by optimisation".
+DEFAULT_TEMPORAL_WEIGHT = 36.0
 
 
 @dataclass(frozen=True)
