@@ -14,7 +14,6 @@ import torch
 
 from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_command
-from fastnst.flow import FLOW_METHODS
 from fastnst.images import load_image, resize_long_side
 from fastnst.optimize.gatys import (
     INITS,
@@ -27,6 +26,7 @@ from fastnst.optimize.gatys import (
 )
 from fastnst.optimize.video import DEFAULT_TEMPORAL_WEIGHT, VIDEO_INITS
 from fastnst.optimize.video import run as run_video
+from fastnst.video.flow import FLOW_METHODS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,13 +27,8 @@ from fastnst.errors import UserError
 from fastnst.export import read_info
 from fastnst.files import atomic_write
 from fastnst.images import tensor_to_pil
-from fastnst.losses import (
-    PerceptualLoss,
-    content_loss,
-    short_term_temporal_loss,
-    style_loss,
-    total_variation_loss,
-)
+from fastnst.losses import PerceptualLoss, content_loss, style_loss, total_variation_loss
+from fastnst.video.losses import short_term_temporal_loss
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise")
