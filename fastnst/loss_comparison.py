@@ -18,7 +18,8 @@ import torch
 
 from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_report_tool
-from fastnst.evaluation import markdown_table, pyplot, ssim, write_json, write_text
+from fastnst.evaluation.report import markdown_table, pyplot, write_json, write_text
+from fastnst.evaluation.scores import ssim
 from fastnst.files import atomic_write
 from fastnst.images import load_image, resize_long_side
 from fastnst.optimize.gatys import (

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fastnst.cli import main as fastnst
-from fastnst.evaluation import LossMeter, mse, ssim, steps_to_reach
+from fastnst.evaluation.gatys_comparison import steps_to_reach
+from fastnst.evaluation.scores import LossMeter, mse, ssim
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.losses import PerceptualLoss

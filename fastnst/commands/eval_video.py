@@ -32,7 +32,7 @@ from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
 from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_command
-from fastnst.evaluation import pyplot
+from fastnst.evaluation.report import pyplot
 from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
 from fastnst.images import (
