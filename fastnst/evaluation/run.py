@@ -19,8 +19,10 @@ import torch
 from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
 from fastnst.devices import pick_device
+from fastnst.distances import Distances
 from fastnst.errors import UserError
 from fastnst.evaluation.gatys_comparison import compare_with_gatys, gatys_section
+from fastnst.evaluation.patterns import pattern_scores, pattern_section
 from fastnst.evaluation.report import save_grid, write_json, write_text
 from fastnst.evaluation.retention import (
     RetentionMeter,
@@ -31,6 +33,7 @@ from fastnst.evaluation.retention import (
 from fastnst.evaluation.scores import (
     LossMeter,
     PhotoStyleScore,
+    as_array,
     means_table,
     per_style_means,
     score_output,
@@ -139,6 +142,12 @@ def evaluate_model(request: EvaluationRequest) -> Path:
         [styles.get(n, styles[names[0]]).load(request.style_size) for n in info.style_names],
         device,
     )
+    # Scale-free distances against each style's first image at the photos' size.
+    judge = Distances(
+        [styles.get(n, styles[names[0]]).load(request.size)[0] for n in info.style_names],
+        str(device),
+    )
+    outputs_by_style: dict[str, list] = {name: [] for name in names}
     scores: list[PhotoStyleScore] = []
     retention_rows: list[dict[str, Any]] = []
     grid: list[list[torch.Tensor | None]] = [
@@ -152,7 +161,10 @@ def evaluate_model(request: EvaluationRequest) -> Path:
             seconds = time_forward(net, batch, index, request.repeats)
             with torch.no_grad():
                 output = net(batch, index)
-            scores.append(score_output(meter, photo_name, name, index, batch, output, seconds))
+            scores.append(
+                score_output(meter, judge, photo_name, name, index, batch, output, seconds)
+            )
+            outputs_by_style[name].append(as_array(output))
             if retention is not None:
                 kept = retention(photo_name, batch, output)
                 retention_rows.append({"photo": photo_name, "style": name, **kept})
@@ -199,6 +211,7 @@ def evaluate_model(request: EvaluationRequest) -> Path:
         "size": request.size, "style_size": request.style_size,
         "scores": scores, "per_style": means, "gatys": comparisons,
         "retention": retention_result,
+        "patterns": pattern_scores(outputs_by_style, [as_array(p) for p in photos.values()]),
     }
     write_json(out / "evaluation.json", result)
     write_text(out / "evaluation.md", report_markdown(result, means, scores, comparisons))
@@ -224,7 +237,10 @@ def report_markdown(
         f"{result['style_size']} px. Losses use the model's own loss settings "
         f"(`{loss.get('vgg_weights')}` VGG, taps after `{loss.get('tap', 'relu')}`, "
         f"`{loss.get('style_stat', 'gram')}` style statistics, "
-        f"style weight {loss.get('style_weight')}); SSIM and MSE compare with the photo; "
+        f"style weight {loss.get('style_weight')}); style and content distances are relative "
+        "VGG-19 Gram (relu1_1..relu5_1, against the style image) and relu4_2 (against the "
+        "photo) errors; HF ratio is the output's share of energy above 0.25 cycles/pixel over "
+        "the photo's; SSIM and MSE compare with the photo; "
         "seconds are the median of timed forward passes on that device.",
         "",
         "![photos x styles](grid.jpg)",
@@ -234,6 +250,7 @@ def report_markdown(
         means_table(means),
         "",
     ]
+    parts += [pattern_section(result["patterns"])]
     if comparisons:
         parts += ["## Network vs Gatys optimisation (same loss)", ""]
         parts += [gatys_section(c, c["figure"]) for c in comparisons]

@@ -1,6 +1,7 @@
-"""What is measured on each stylized output: the model's training loss, SSIM and MSE against
-the photo, and the time of a forward pass; one :class:`PhotoStyleScore` per photo and style,
-their per-style means and tables.
+"""What is measured on each stylized output: the model's training loss, the scale-free style and
+content distances (:mod:`fastnst.distances`), the fine-texture ratio (:mod:`fastnst.artifacts`),
+SSIM and MSE against the photo, and the time of a forward pass; one :class:`PhotoStyleScore`
+per photo and style, their per-style means and tables.
 
 A new per-output metric goes here: a field of :class:`PhotoStyleScore` computed in
 :func:`score_output`, and an entry of :data:`METRICS`; the report's tables, the per-style
@@ -15,9 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fastnst.artifacts import high_frequency_ratio
+from fastnst.distances import Distances
 from fastnst.evaluation.report import markdown_table
 from fastnst.losses import PerceptualLoss
 from fastnst.model import TransformerNet
@@ -118,6 +122,9 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("total", "total loss"),
     ("style_loss", "style loss"),
     ("content", "content loss"),
+    ("style_distance", "style distance"),
+    ("content_distance", "content distance"),
+    ("hf_ratio", "HF ratio"),
     ("ssim", "SSIM"),
     ("mse", "MSE"),
     ("seconds", "s/image"),
@@ -133,13 +140,22 @@ class PhotoStyleScore:
     total: float
     content: float
     style_loss: float
+    style_distance: float
+    content_distance: float
+    hf_ratio: float
     ssim: float
     mse: float
     seconds: float
 
 
+def as_array(image: torch.Tensor) -> np.ndarray:
+    """``[1, 3, H, W]`` or ``[3, H, W]`` tensor → ``[3, H, W]`` float array in [0, 1]."""
+    return image.detach().float().cpu().reshape(-1, *image.shape[-2:]).clamp(0, 1).numpy()
+
+
 def score_output(
     meter: LossMeter,
+    judge: Distances,
     photo_name: str,
     style_name: str,
     style_index: int,
@@ -148,12 +164,16 @@ def score_output(
     seconds: float,
 ) -> PhotoStyleScore:
     losses = meter(output, photo, style_index)
+    distances = judge(output, photo, style_index)
     return PhotoStyleScore(
         photo=photo_name,
         style=style_name,
         total=losses["total"],
         content=losses["content"],
         style_loss=losses["style"],
+        style_distance=distances["style"],
+        content_distance=distances["content"],
+        hf_ratio=high_frequency_ratio(as_array(output), as_array(photo)),
         ssim=ssim(output.cpu(), photo.cpu()),
         mse=mse(output.cpu(), photo.cpu()),
         seconds=seconds,
