@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
-from fastnst.errors import UserError
+from fastnst.errors import UserError, run_main
 from fastnst.files import atomic_write
 from fastnst.model import NetConfig, TransformerNet
 from fastnst.models import bundled_models, resolve_model
@@ -301,6 +301,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from fastnst.cli import main as cli_main
-
-    sys.exit(cli_main(["export", *sys.argv[1:]]))
+    sys.exit(run_main("export", main))
