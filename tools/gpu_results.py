@@ -30,6 +30,7 @@ from pathlib import Path
 # What the device tool returns: each file at most 16 MiB.
 MAX_FILE = 16 * 2**20
 MODEL_NAME = "classics-gpu.safetensors"
+SKIPPED_SUFFIXES = (".ckpt", ".safetensors")
 # The Dumoulin schedule's length: more steps than that are never planned.
 FULL_SCHEDULE = 40_000
 # Share of the measured speed that is planned on: the real run also loads photos, logs and
@@ -169,7 +170,7 @@ def versions() -> dict:
         found.update(torch=torch.__version__, cuda=torch.version.cuda)
         found["cudnn"] = torch.backends.cudnn.version() if torch.cuda.is_available() else None
         found["device"] = (
-            torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor()
+            torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
         )
     except Exception as exc:  # noqa: BLE001 - the report must be written whatever broke
         found["torch"] = f"not importable: {exc}"
@@ -197,7 +198,9 @@ def write_logs(work: Path, out: Path) -> None:
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             for path in sorted(work.rglob("*")):
                 relative = path.relative_to(work)
-                wanted = relative.parts[0] != "site" and path.suffix != ".ckpt"
+                # Not the wheels' install, the checkpoints (over 16 MiB) nor the model
+                # (returned beside the logs).
+                wanted = relative.parts[0] != "site" and path.suffix not in SKIPPED_SUFFIXES
                 if path.is_file() and wanted and keep(relative):
                     tar.add(path, arcname=str(relative))
         return buffer.getvalue()
