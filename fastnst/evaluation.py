@@ -92,7 +92,7 @@ class LossMeter:
         style_sets: Sequence[Sequence[torch.Tensor]],
         device: torch.device,
     ) -> None:
-        self.loss_fn = PerceptualLoss(**settings).to(device)
+        self.loss_fn = PerceptualLoss.from_settings(settings).to(device)
         self.loss_fn.set_style_targets(style_sets)
         self.num_styles = len(style_sets)
         self.device = device

@@ -174,6 +174,12 @@ class PerceptualLoss(nn.Module):
         self.vgg = VGGFeatures(layers, weights=vgg_weights, tap=tap, preprocess=vgg_preprocess)
         self.num_styles = 0
 
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object]) -> PerceptualLoss:
+        """Build from a loss config or a model file's loss block: the ``compound_*`` keys
+        belong to the training step's regulariser (fastnst.regularizers), not to this loss."""
+        return cls(**{k: v for k, v in settings.items() if not k.startswith("compound_")})
+
     @torch.no_grad()
     def set_style_targets(
         self,

@@ -145,7 +145,7 @@ def build_loss(
     settings: Mapping[str, Any], style_images: list[torch.Tensor], device: torch.device
 ) -> PerceptualLoss:
     """The loss network with one style target: the mean Gram of ``style_images``."""
-    loss_fn = PerceptualLoss(**settings).to(device)
+    loss_fn = PerceptualLoss.from_settings(settings).to(device)
     loss_fn.set_style_targets([style_images])
     return loss_fn
 

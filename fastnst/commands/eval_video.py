@@ -89,7 +89,7 @@ def stylize_and_score(
         raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
     if not info.loss:
         raise UserError(f"{path} records no loss settings (it was not exported by a training run)")
-    loss_fn = PerceptualLoss(**info.loss).to(device).eval()
+    loss_fn = PerceptualLoss.from_settings(info.loss).to(device).eval()
     sets = style_sets(info, args.styles, args.spiderverse_root)
     loss_fn.set_style_targets([s.load(args.style_size) for s in sets])
     mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(device)
