@@ -64,6 +64,19 @@ def test_per_pixel_weights_tiling_and_small_images_match_torch(tmp_path: Path) -
     assert np.abs(tiled - _torch(net, big, one)).max() < 1e-4
 
 
+def test_bilinear_upsampling_matches_torch(tmp_path: Path) -> None:
+    from fastnst.export import ModelInfo, save_model
+    from fastnst.model import NetConfig, TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, upsample="bilinear"))
+    path = save_model(net, tmp_path / "b.safetensors", ModelInfo(net={}, style_names=["a", "b"]))
+    images = np.random.default_rng(4).random((1, 3, 41, 30), dtype=np.float32)
+    style = np.eye(2, dtype=np.float32)[1]
+    out = OnnxStylizer.load(path, "cpu")(images, style)
+    assert np.abs(out - _torch(net.eval(), images, style)).max() < TOLERANCE
+
+
 def test_strength_and_colour() -> None:
     onnx_net = OnnxStylizer.load("classics-lite", "cpu")
     images = np.random.default_rng(2).random((1, 3, 32, 32), dtype=np.float32)

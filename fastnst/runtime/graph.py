@@ -43,8 +43,11 @@ def layers(num_residual: int) -> list[Layer]:
 
 
 class _Builder:
-    def __init__(self, weights: dict[str, np.ndarray], fixed: bool, stop_at: int | None) -> None:
+    def __init__(
+        self, weights: dict[str, np.ndarray], fixed: bool, stop_at: int | None, upsample: str
+    ) -> None:
         self.weights, self.fixed, self.stop_at = weights, fixed, stop_at
+        self.upsample = upsample
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.inputs = [_value("image")]
@@ -92,13 +95,21 @@ class _Builder:
         return self.op("Relu", [x]) if layer.relu else x
 
     def resize_like(self, x: str, like: str) -> str:
-        """Nearest-neighbour resize of ``x`` to the spatial size of ``like`` (torch's
-        ``interpolate(mode="nearest")``: source index floor(dst * in / out))."""
+        """Resize ``x`` to the spatial size of ``like`` as torch's ``interpolate`` does:
+        ``nearest`` takes source index floor(dst * in / out); ``bilinear`` (align_corners
+        False) samples at (dst + 0.5) * in / out - 0.5, clamped at the edges."""
         sizes = self.op(
             "Concat",
             [self.op("Shape", [x], start=0, end=2), self.op("Shape", [like], start=2, end=4)],
             axis=0,
         )
+        if self.upsample == "bilinear":
+            return self.op(
+                "Resize",
+                [x, "", "", sizes],
+                mode="linear",
+                coordinate_transformation_mode="pytorch_half_pixel",
+            )
         return self.op(
             "Resize",
             [x, "", "", sizes],
@@ -135,13 +146,15 @@ def build_graph(
     num_residual: int,
     fixed: bool = False,
     stop_at: int | None = None,
+    upsample: str = "nearest",
 ) -> onnx.ModelProto:
     """The network as an ONNX model: input ``image`` ``[N, 3, H, W]`` (each side at least
     16 px) and per norm layer *k* ``gamma{k}``/``beta{k}`` (or, ``fixed``, ``scale{k}``/
     ``shift{k}``), each ``[N, C, 1, 1]`` or per pixel ``[N, C, H_k, W_k]``. Output
-    ``stylized``, or with ``stop_at`` = *k* the input of norm *k* as ``probe``."""
+    ``stylized``, or with ``stop_at`` = *k* the input of norm *k* as ``probe``. ``upsample``
+    is the decoder's resize (``nearest`` or ``bilinear``, the model's ``net.upsample``)."""
     weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
-    builder = _Builder(weights, fixed, stop_at)
+    builder = _Builder(weights, fixed, stop_at, upsample)
     out = _forward(builder, layers(num_residual))
     result = builder.probe if out is None else out
     output_name = "probe" if out is None else "stylized"

@@ -80,7 +80,10 @@ class OnnxStylizer:
             raise ModelFileError(f"{path}: weights do not match the architecture (e.g. {missing})")
         providers = pick_providers(device)
         threads = threads or default_threads()
-        session = _session(build_graph(weights, residual), providers, threads)
+        upsample = info.net.get("upsample", "nearest")
+        if upsample not in ("nearest", "bilinear"):
+            raise ModelFileError(f"{path}: unknown upsampling {upsample!r} in its header")
+        session = _session(build_graph(weights, residual, upsample=upsample), providers, threads)
         return cls(info, weights, providers, threads, session)
 
     @property
@@ -174,7 +177,10 @@ class OnnxStylizer:
 
     def _tiling_session(self, stop_at: int | None) -> ort.InferenceSession:
         if stop_at not in self._tiling:
-            graph = build_graph(self.weights, self.info.net["num_residual"], True, stop_at)
+            net = self.info.net
+            graph = build_graph(
+                self.weights, net["num_residual"], True, stop_at, net.get("upsample", "nearest")
+            )
             self._tiling[stop_at] = _session(graph, self.providers, self.threads)
         return self._tiling[stop_at]
 
