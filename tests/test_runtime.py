@@ -30,7 +30,9 @@ TOLERANCE = 5e-5
 def _torch(net: torch.nn.Module, images: np.ndarray, weights: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         rows = torch.from_numpy(weights)
-        return net(torch.from_numpy(images), rows if rows.dim() == 4 else rows[None]).numpy()
+        if rows.dim() == 1:
+            rows = rows.expand(len(images), -1)
+        return net(torch.from_numpy(images), rows).numpy()
 
 
 @pytest.mark.parametrize("name", sorted(bundled_models()))
@@ -86,7 +88,8 @@ def test_strength_and_colour() -> None:
     assert np.allclose(half, (full + images) / 2, atol=1e-6)
     kept = onnx_net(images, style, keep_color=True)
     luma = np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]
-    assert np.allclose((kept * luma).sum(1), np.clip((full * luma).sum(1), 0, 1), atol=0.02)
+    assert np.abs((kept * luma).sum(1) - (full * luma).sum(1)).mean() < 0.01  # its brightness
+    assert np.abs(kept - full).mean() > 0.01  # with the photo's colours
 
 
 def test_layer_sizes_follow_the_strides() -> None:

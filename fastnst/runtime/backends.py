@@ -15,6 +15,7 @@ from typing import Any
 from fastnst.errors import UserError
 
 BACKENDS = ("auto", "torch", "onnx")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 TORCH_HINT = "pip install 'fastnst[torch]'"
 
 
@@ -32,6 +33,8 @@ def choose_backend(backend: str, device: str, precision: str) -> str:
     """The backend ``auto`` stands for here, or ``backend`` itself when it can run."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; use {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     if backend == "auto":
         torch_wanted = precision in ("fp16", "bf16") or (
             device != "cpu" and nvidia_gpu_present()

@@ -45,12 +45,12 @@ def pick_providers(device: str) -> list[str]:
     if device.startswith("cuda"):
         if not gpu:
             raise UserError(
-                "--device cuda on the onnx backend needs onnxruntime-gpu "
-                "(pip install onnxruntime-gpu), or use --backend torch"
+                "--device cuda was asked for but this onnxruntime has no CUDA provider "
+                "(pip install onnxruntime-gpu, or --backend torch)"
             )
         return [*gpu, "CPUExecutionProvider"]
     if device != "auto":
-        raise UserError(f"unknown device {device!r}; use auto, cpu or cuda")
+        raise UserError(f"unsupported device {device!r}; use auto, cpu or cuda")
     return [*gpu, "CPUExecutionProvider"]
 
 
@@ -70,14 +70,16 @@ class OnnxStylizer:
         info, stored = read_model_file(path)
         weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
         residual = info.net.get("num_residual")
-        expected = {
-            f"{layer.name}.{part}"
-            for layer in layers(residual if isinstance(residual, int) else -1)
-            for part in ("conv.weight", "conv.bias", "norm.gamma", "norm.beta")
-        }
-        if set(weights) != expected:
-            missing = sorted(expected - set(weights))[:1] or sorted(set(weights) - expected)[:1]
-            raise ModelFileError(f"{path}: weights do not match the architecture (e.g. {missing})")
+        expected = expected_shapes(info.net)
+        found = {key: value.shape for key, value in weights.items()}
+        if found != expected:
+            wrong = sorted(
+                k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k)
+            )
+            raise ModelFileError(
+                f"{path}: weights do not match the architecture (e.g. {wrong[0]}: "
+                f"{found.get(wrong[0])} in the file, {expected.get(wrong[0])} expected)"
+            )
         providers = pick_providers(device)
         threads = threads or default_threads()
         upsample = info.net.get("upsample", "nearest")
@@ -230,6 +232,36 @@ class OnnxStylizer:
             total[:, :, y0:y1, x0:x1] += out * feather
             weight_sum[:, :, y0:y1, x0:x1] += feather
         return total / weight_sum
+
+
+def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:
+    """Every weight's shape for the header's ``net`` (as :class:`fastnst.model.NetConfig`
+    sizes the network: channels ``max(4, round(c * width))`` for 32/64/128)."""
+    try:
+        styles, width, residual = (
+            int(net["num_styles"]),
+            float(net.get("width", 1.0)),
+            int(net.get("num_residual", 5)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"damaged network description ({exc})") from None
+    c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
+    ins_outs = [
+        (3, c1),
+        (c1, c2),
+        (c2, c3),
+        *[(c3, c3)] * (2 * residual),
+        (c3, c2),
+        (c2, c1),
+        (c1, 3),
+    ]
+    shapes = {}
+    for layer, (cin, cout) in zip(layers(residual), ins_outs, strict=True):
+        shapes[f"{layer.name}.conv.weight"] = (cout, cin, layer.kernel, layer.kernel)
+        shapes[f"{layer.name}.conv.bias"] = (cout,)
+        shapes[f"{layer.name}.norm.gamma"] = (styles, cout)
+        shapes[f"{layer.name}.norm.beta"] = (styles, cout)
+    return shapes
 
 
 def layer_sizes(size: tuple[int, int], num_residual: int) -> list[tuple[int, int]]:
