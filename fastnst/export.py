@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from fastnst.errors import run_main
 from fastnst.files import atomic_write
 from fastnst.model import NetConfig, TransformerNet
 from fastnst.modelfile import (  # noqa: F401 - re-exported: the names callers import from here
@@ -229,6 +230,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from fastnst.cli import main as cli_main
-
-    sys.exit(cli_main(["export", *sys.argv[1:]]))
+    sys.exit(run_main("export", main))
