@@ -71,10 +71,10 @@ def test_miles_is_comic_print() -> None:
     """Bold black contours around flat colour areas, and Ben-Day dots on a regular screen."""
     for image in _looks("miles"):
         assert 0.05 < _ink_share(image) < 0.45
-        assert _flat_share(image) > 0.4  # flat colour, not dots everywhere
+        assert _flat_share(image) > 0.3  # flat colour, not dots everywhere
         period, height = _screen(image)
         assert 8 < period < 12 and height > 8
-        assert _saturated_share(image) > 0.3  # printed red, blue and yellow
+        assert _saturated_share(image) > 0.15  # printed red, blue and yellow
 
 
 def test_gwen_is_light_watercolour_with_ink_lines() -> None:
