@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from fastnst.errors import UserError
-from fastnst.flow.warp import inside_mask, pixel_grid, warp
 from fastnst.losses import LossParts
+from fastnst.video.warp import inside_mask, pixel_grid, warp
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ import torch
 from fastnst.artifacts import high_frequency_ratio, periodic_score
 from fastnst.data.styles import folder_styles
 from fastnst.distances import Distances
-from fastnst.evaluation import LossMeter, evenly_spaced
+from fastnst.evaluation.run import evenly_spaced
+from fastnst.evaluation.scores import LossMeter
 from fastnst.export import load_model
 from fastnst.files import atomic_write
 from fastnst.images import find_images, load_image, resize_long_side
