@@ -21,7 +21,7 @@ import torch
 
 from fastnst.data.textures import UNIVERSES, universe_textures
 from fastnst.distances import Distances
-from fastnst.evaluation import save_grid
+from fastnst.evaluation.report import save_grid
 from fastnst.export import load_model
 from fastnst.files import atomic_write
 from fastnst.images import find_images, load_image, resize_long_side, tensor_to_pil
