@@ -5,7 +5,9 @@ import argparse
 import shlex
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class UserError(Exception):
@@ -24,6 +26,23 @@ def terminate_on_sigterm() -> None:
         raise Terminated()
 
     signal.signal(signal.SIGTERM, _raise)
+
+
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Hold SIGTERM back while the block runs (a temporary file being made, threads being
+    started): its :class:`Terminated` comes right after the block, when the cleanup that
+    follows knows of everything the block made. Only the main thread can hold it back."""
+    if not hasattr(signal, "pthread_sigmask") or (
+        threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def run_command(body: Callable[[], object], interrupted: str) -> int:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from fastnst.errors import UserError
+from fastnst.errors import UserError, sigterm_deferred
 
 
 def _read_umask() -> int:
@@ -35,17 +36,29 @@ def check_replaceable(path: Path) -> None:
         raise ReadOnlyOutputError(f"{path} is write-protected; not replacing it")
 
 
+@contextmanager
+def temp_beside(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A new empty file in ``path``'s folder (renaming it over ``path`` is then atomic),
+    removed at the end unless it was renamed. It is made with SIGTERM held back, so no
+    signal can land between its creation and the cleanup that knows its name."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp: Path | None = None
+    try:
+        with sigterm_deferred():
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+            os.close(fd)
+            tmp = Path(name)
+        yield tmp
+    finally:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file.
     A write-protected ``path`` is refused (renaming would silently replace it)."""
     check_replaceable(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
+    with temp_beside(path) as tmp:
+        write(tmp)
         os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

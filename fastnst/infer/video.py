@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import queue
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from fastnst.errors import UserError
-from fastnst.files import FILE_MODE, check_replaceable
+from fastnst.errors import UserError, sigterm_deferred
+from fastnst.files import FILE_MODE, check_replaceable, temp_beside
 
 QUEUE_DEPTH = 4
 _END = object()
@@ -278,16 +278,12 @@ def stylize_video(
     fmt = output_format(target)
     check_replaceable(target)
     container = open_video(Path(source))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
     failed = threading.Event()
     decoded, encoded = _Pipe(failed), _Pipe(failed)
     count = 0
+    stack = ExitStack()
     try:
+        tmp = stack.enter_context(temp_beside(target, target.suffix))
         in_video = container.streams.video[0]
         try:
             output = av.open(str(tmp), "w")
@@ -317,9 +313,12 @@ def stylize_video(
                     failed,
                 ),
             ]
-            for stage in stages:
-                stage.start()
             try:
+                # Started with SIGTERM held back: a signal between two starts would leave a
+                # decoder demuxing the container closed below (the process then crashes).
+                with sigterm_deferred():
+                    for stage in stages:
+                        stage.start()
                 for item in decoded:
                     if item[0] == "video":
                         frames = frames_to_tensor(item[1], device)
@@ -349,8 +348,8 @@ def stylize_video(
         os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, target)
     finally:
+        stack.close()
         container.close()
-        tmp.unlink(missing_ok=True)
     return count
 
 
