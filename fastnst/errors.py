@@ -2,6 +2,7 @@
 them as one ``error: …`` line and exit non-zero, instead of showing a traceback."""
 
 import argparse
+import math
 import shlex
 import signal
 import sys
@@ -45,10 +46,24 @@ def sigterm_deferred() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def run_command(body: Callable[[], object], interrupted: str) -> int:
+def check_finite(args: argparse.Namespace) -> None:
+    """Every number given to a command is finite: NaN passes every ``x < 0`` check and
+    infinity every ``x > 0`` one, so each option's own bounds would let them through."""
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            option = "--" + name.replace("_", "-")
+            raise UserError(f"{option} must be a finite number, got {value}")
+
+
+def run_command(
+    body: Callable[[], object], interrupted: str, args: argparse.Namespace | None = None
+) -> int:
     """Run a command-line tool's body: user errors become one ``error:`` line and exit 1,
-    Ctrl-C exits 130 saying what was not written, success prints ``wrote <result>``."""
+    Ctrl-C exits 130 saying what was not written, success prints ``wrote <result>``.
+    ``args``, when given, are checked by :func:`check_finite` first."""
     try:
+        if args is not None:
+            check_finite(args)
         result = body()
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -74,4 +89,4 @@ def run_report_tool(
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.command = " ".join([parser.prog, *map(shlex.quote, argv)])
-    return run_command(lambda: body(args), "the report was not written")
+    return run_command(lambda: body(args), "the report was not written", args)

@@ -70,6 +70,12 @@ def save_model(
     info.net = net.config.to_dict()
     info.created = info.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     state = {k: v.detach().cpu().to(dtype).contiguous() for k, v in net.state_dict().items()}
+    broken = _non_finite(state)
+    if broken:
+        raise ModelFileError(
+            f"not writing {path}: the network has NaN or infinite weights ({broken}); "
+            "training diverged (lower the learning rate or the loss weights)"
+        )
     reference = net
     if dtype != torch.float32:
         reference = TransformerNet(net.config).to(next(net.parameters()).device)
@@ -137,6 +143,7 @@ def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     except TypeError as exc:
         raise ModelFileError(f"{path} has an unexpected fastnst header ({exc})") from None
     _check_header(path, info)
+    _check_weights(path, info, state)
     return info, state
 
 
@@ -155,18 +162,45 @@ def _check_header(path: Path, info: ModelInfo) -> None:
         )
 
 
+def _check_weights(path: Path, info: ModelInfo, state: dict[str, torch.Tensor]) -> None:
+    """The header's network fits the stored tensors, checked on the meta device (no memory)
+    before anything is built: a header claiming width 1000 would otherwise allocate tens of
+    GB. Weights must be finite: NaN weights stylize every photo to black without a word."""
+    described = info.net.get("num_residual")
+    blocks = {key.split(".")[1] for key in state if key.startswith("residuals.")}
+    if type(described) is not int or described != len(blocks):
+        raise ModelFileError(
+            f"{path}: the header says {described!r} residual blocks, the weights hold {len(blocks)}"
+        )
+    try:
+        with torch.device("meta"):
+            skeleton = TransformerNet(NetConfig(**info.net))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has a damaged network description ({exc})") from None
+    mismatch = _state_mismatch(skeleton.state_dict(), state)
+    if mismatch:
+        raise ModelFileError(f"{path}: weights do not match the architecture ({mismatch})")
+    broken = _non_finite(state)
+    if broken:
+        raise ModelFileError(f"{path} has NaN or infinite weights ({broken}): a damaged model")
+
+
+def _non_finite(state: dict[str, torch.Tensor]) -> str:
+    """The first tensor holding NaN or infinity and how many it holds, or ""."""
+    for key, value in state.items():
+        if value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                return f"{bad} in {key}"
+    return ""
+
+
 def load_model(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[TransformerNet, ModelInfo]:
     """Build the network a model file describes, in eval mode, on ``device``."""
     info, state = read_info(path)
-    try:
-        net = TransformerNet(NetConfig(**info.net))
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path} has a damaged network description ({exc})") from None
-    mismatch = _state_mismatch(net.state_dict(), state)
-    if mismatch:
-        raise ModelFileError(f"{path}: weights do not match the architecture ({mismatch})")
+    net = TransformerNet(NetConfig(**info.net))
     net.load_state_dict(state, strict=True)
     return net.to(device).eval(), info
 
@@ -269,7 +303,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Export a checkpoint to a model file, and a model to ONNX/TorchScript.",
     )
     parser.add_argument("checkpoint", help="Lightning .ckpt from training, or a .safetensors model")
-    parser.add_argument("-o", "--output", help="model file to write (default: beside the .ckpt)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="model file to write (default: beside the .ckpt); from a model file, the one "
+        "--onnx or --torchscript file",
+    )
     parser.add_argument("--onnx", nargs="?", const="", help="also write ONNX (default: beside it)")
     parser.add_argument(
         "--torchscript", nargs="?", const="", help="also write TorchScript .pt (default: beside it)"
@@ -280,6 +319,17 @@ def main(argv: list[str] | None = None) -> int:
         if source.suffix == ".safetensors":
             if args.onnx is None and args.torchscript is None:
                 raise ModelFileError(f"{source} is a model file already: add --onnx/--torchscript")
+            if args.output:  # -o names the one runtime file asked for
+                if args.onnx is not None and args.torchscript is not None:
+                    raise ModelFileError(
+                        "-o names one file: give the paths as --onnx PATH --torchscript PATH"
+                    )
+                if args.onnx or args.torchscript:
+                    raise ModelFileError("give the output once: -o or --onnx/--torchscript PATH")
+                if args.onnx is not None:
+                    args.onnx = args.output
+                else:
+                    args.torchscript = args.output
             path = source
         else:
             path = export_checkpoint(source, args.output)

@@ -6,7 +6,9 @@ reports, runtime exports) do not import the network.
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,11 +56,26 @@ def temp_beside(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
             tmp.unlink(missing_ok=True)
 
 
+def disk_full(folder: Path) -> bool:
+    """Whether ``folder``'s filesystem has (almost) no space left (under 1 MiB)."""
+    try:
+        return shutil.disk_usage(folder).free < 2**20
+    except OSError:
+        return False
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file.
     A write-protected ``path`` is refused (renaming would silently replace it)."""
     check_replaceable(path)
     with temp_beside(path) as tmp:
-        write(tmp)
+        try:
+            write(tmp)
+        except Exception as exc:
+            if not isinstance(exc, OSError) and disk_full(path.parent):
+                # torch.save and safetensors report a full disk as RuntimeError or their own
+                # error: make it the OSError that every command reports in one line.
+                raise OSError(errno.ENOSPC, f"no space left on the disk of {path.parent}") from exc
+            raise
         os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)

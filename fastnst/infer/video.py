@@ -79,7 +79,7 @@ def open_video(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoReadError(f"cannot read video {path}: {exc}") from None
+        raise VideoReadError(f"cannot read video {path}: {_reason(exc)}") from None
     if not container.streams.video:
         container.close()
         raise VideoReadError(f"{path} has no video stream")
@@ -353,7 +353,12 @@ def stylize_video(
     return count
 
 
+def _reason(error: BaseException) -> str:
+    """FFmpeg's words for an error, without PyAV's ``[Errno 1094995529]`` and the path."""
+    return getattr(error, "strerror", None) or str(error)
+
+
 def _as_user_error(error: BaseException, source: Path) -> BaseException:
     if isinstance(error, av.error.FFmpegError):
-        return VideoReadError(f"video {source} failed: {error}")
+        return VideoReadError(f"video {source} failed: {_reason(error)}")
     return error
