@@ -31,7 +31,9 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def _supported(dtype: torch.dtype) -> bool:
     try:
-        torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3, dtype=dtype), torch.ones(1, 1, 1, 1, dtype=dtype))
+        torch.nn.functional.conv2d(
+            torch.ones(1, 1, 3, 3, dtype=dtype), torch.ones(1, 1, 1, 1, dtype=dtype)
+        )
     except RuntimeError:
         return False
     return True
