@@ -39,9 +39,13 @@ def _supported(dtype: torch.dtype) -> bool:
     return True
 
 
-# Measured on classics (this CPU, fixed): fp16 >= 69 dB flat, 62 near-flat, 69 noisy;
-# bf16 >= 64 / 48 / 50. Before the fix bf16 gave 7.4 dB on black and 5.2 dB on white.
-FLOOR_DB = {torch.float16: 50.0, torch.bfloat16: 40.0}
+# PSNR floors against fp32, a few dB under what was measured on classics (this CPU, after the
+# fix): fp16 83.7 flat, 54.9 near-flat, 73.5 noisy; bf16 69.3, 38.5, 53.4 (bf16 has 8 bits of
+# mantissa: a dim fade's grain is where it shows). Before the fix bf16 gave 7.4 dB on black.
+FLOOR_DB = {
+    torch.float16: {"black": 75.0, "white": 75.0, "near-flat": 50.0, "noisy": 65.0},
+    torch.bfloat16: {"black": 60.0, "white": 60.0, "near-flat": 34.0, "noisy": 48.0},
+}
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
@@ -58,8 +62,11 @@ def test_stylizer_low_precision_matches_fp32(precision: str) -> None:
         expected = reference(rounded, weights)
         got = low(frame, weights)
         tiled = low(frame, weights, tile=64)
-        assert _psnr(expected, got) > FLOOR_DB[low.dtype], (name, _psnr(expected, got))
-        assert _psnr(expected, tiled) > FLOOR_DB[low.dtype] - 3, (name, _psnr(expected, tiled))
+        assert _psnr(expected, got) > FLOOR_DB[low.dtype][name], (name, _psnr(expected, got))
+        assert _psnr(expected, tiled) > FLOOR_DB[low.dtype][name] - 1, (
+            name,
+            _psnr(expected, tiled),
+        )
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
@@ -79,9 +86,12 @@ def test_training_norm_low_precision_matches_fp32(dtype: torch.dtype) -> None:
             rounded = frame.to(dtype).float()
             expected = plain(rounded, 0)
             got = low(frame.to(dtype), 0).float()
-            assert _psnr(expected, got) > FLOOR_DB[dtype], (name, _psnr(expected, got))
+            assert _psnr(expected, got) > FLOOR_DB[dtype][name], (name, _psnr(expected, got))
             if dtype == torch.bfloat16:
                 with torch.autocast("cpu", dtype=torch.bfloat16):
                     mixed = plain(frame, 0).float()
                 # autocast rounds every conv's input and weights, not only the photo
-                assert _psnr(expected, mixed) > FLOOR_DB[dtype] - 10, (name, _psnr(expected, mixed))
+                assert _psnr(expected, mixed) > FLOOR_DB[dtype][name] - 1, (
+                    name,
+                    _psnr(expected, mixed),
+                )

@@ -19,7 +19,6 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.trainer.states import TrainerStatus
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 
 from fastnst.devices import describe_machine, training_precision
 from fastnst.errors import UserError
@@ -45,15 +44,17 @@ def user_error(exc: BaseException) -> BaseException | None:
         exc = exc.__cause__
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return UserError("out of GPU memory: lower data.batch_size or data.image_size")
-    if isinstance(exc, MissingMandatoryValue):
-        key = exc.full_key or "a value"
-        return UserError(f"{key} is required here: give {key}=... on the command line")
     return exc if isinstance(exc, USER_ERRORS) else None
 
 
-def check_finite_config(cfg: DictConfig) -> None:
-    """No number in the config is NaN or infinite: NaN passes every ``x < 0`` check (and
-    training with a NaN learning rate runs to NaN weights without a word)."""
+def check_config(cfg: DictConfig) -> None:
+    """Every mandatory value (``???``: ``data.dir`` of ``data=folder``, the teacher of
+    ``stage=distill``) is given, and no number is NaN or infinite: NaN passes every
+    ``x < 0`` check (and training with a NaN learning rate runs to NaN weights)."""
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
+    if missing:
+        key = missing[0]
+        raise UserError(f"{key} is required: give {key}=... on the command line")
 
     def walk(node: object, key: str) -> None:
         if isinstance(node, dict):
@@ -187,7 +188,7 @@ def provenance(cfg: DictConfig, steps: int) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train, then (on rank zero) export the model and write sample stylizations."""
-    check_finite_config(cfg)
+    check_config(cfg)
     if cfg.get("ckpt_path"):
         check_checkpoint(cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
