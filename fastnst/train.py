@@ -5,6 +5,7 @@ The configs are the package's own (``fastnst/conf``), so training works from any
 finds ``DIR/style/my_style.yaml``).
 """
 
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -53,6 +54,11 @@ def remove_unused_run(cfg: DictConfig) -> None:
     folder = Path(HydraConfig.get().runtime.output_dir)
     if not folder.is_dir() or any(p.name not in (".hydra", "train.log") for p in folder.iterdir()):
         return
+    root = logging.getLogger()
+    for handler in root.handlers[:]:  # the run's log file goes with its folder
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename).parent == folder:
+            root.removeHandler(handler)
+            handler.close()
     shutil.rmtree(folder, ignore_errors=True)
     parent = folder.parent
     if parent.parent == Path(cfg.paths.log_dir) and not any(parent.iterdir()):

@@ -355,9 +355,12 @@ def test_api_reports_bad_input_and_keeps_serving(served, tmp_path: Path, photo: 
 def test_api_names_the_bad_field(served, photo: Path) -> None:
     """Whatever a client sends as a number (text, null, NaN) is one line naming the field."""
     app, client = served
-    for strength, said in (("abc", "'abc'"), (None, "None"), (float("nan"), "nan")):
-        with pytest.raises(Exception, match=f"strength must be a number.*{said}|strength must be"):
+    for strength, said in (("abc", "'abc'"), (None, "None")):
+        with pytest.raises(Exception, match=f"strength must be a number, got {said}"):
             client.predict(handle_file(str(photo)), "sea", strength, api_name="/stylize")
+    # NaN cannot travel as JSON: the handler itself gets it from other clients
+    with pytest.raises(gr.Error, match="strength must be between 0 and 1, got nan"):
+        friendly(app.stylize_api)(str(photo), "sea", float("nan"), "")
     with pytest.raises(gr.Error, match="steps must be between 1 and"):
         list(friendly(app.add_style)(app.default_model, [str(photo)], "new", float("nan")))
 
@@ -392,7 +395,7 @@ def test_a_photo_waits_for_a_running_clip(
     monkeypatch.setattr(ui, "stylize_photo", counted(stylize_photo))
     video = client.submit(
         app.default_model,
-        {"video": handle_file(str(clip))},
+        handle_file(str(clip)),
         "sea",
         1.0,
         False,

@@ -51,10 +51,6 @@ def check_config(cfg: DictConfig) -> None:
     """Every mandatory value (``???``: ``data.dir`` of ``data=folder``, the teacher of
     ``stage=distill``) is given, and no number is NaN or infinite: NaN passes every
     ``x < 0`` check (and training with a NaN learning rate runs to NaN weights)."""
-    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("hydra."))
-    if missing:
-        key = missing[0]
-        raise UserError(f"{key} is required: give {key}=... on the command line")
 
     def walk(node: object, key: str) -> None:
         if isinstance(node, dict):
@@ -63,10 +59,13 @@ def check_config(cfg: DictConfig) -> None:
         elif isinstance(node, list):
             for index, value in enumerate(node):
                 walk(value, f"{key}[{index}]")
+        elif node == "???":
+            raise UserError(f"{key} is required: give {key}=... on the command line")
         elif isinstance(node, float) and not math.isfinite(node):
             raise UserError(f"{key} must be a finite number, got {node}")
 
-    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    config = OmegaConf.to_container(cfg, resolve=False)
+    walk({k: v for k, v in config.items() if k != "hydra"}, "")  # type: ignore[union-attr]
 
 
 def check_checkpoint(path: str | Path) -> None:
