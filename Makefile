@@ -16,7 +16,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip 'setuptools>=77'
-	$(PY) -m pip install --quiet -e '.[train,video,data,export,app,retention,dev]'
+	$(PY) -m pip install --quiet -e '.[torch,train,video,data,export,app,retention,dev]'
 	touch $(STAMP)
 
 # The main job on the embedded default (scikit-image photos, Spider-Verse looks): about

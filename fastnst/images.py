@@ -1,20 +1,23 @@
 """Reading and writing images as float RGB tensors in [0, 1], NCHW, whatever the file holds.
 
 Grayscale, RGBA, 16-bit, palette, CMYK and EXIF-rotated files all come back as plain RGB
-the way a viewer would show them. Core dependencies only (Pillow, NumPy, torch).
+the way a viewer would show them. Reading needs Pillow and NumPy alone; the tensor helpers
+import torch when called.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fastnst.errors import UserError
+
+if TYPE_CHECKING:  # torch is imported where a tensor is made: the onnx path never needs it
+    import torch
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"})
 # Largest image read, in pixels: a file's header is checked before its pixels are decoded, so
@@ -107,6 +110,8 @@ def animation_frames(path: str | Path) -> int:
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
     """8-bit RGB PIL image → float ``[3, H, W]`` in [0, 1]."""
+    import torch
+
     array = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
 
@@ -132,6 +137,8 @@ def long_side_shape(h: int, w: int, size: int) -> tuple[int, int]:
 
 def resize_long_side(images: torch.Tensor, size: int) -> torch.Tensor:
     """Resize ``[..., H, W]`` so that the long side is ``size`` (antialiased), keeping aspect."""
+    import torch.nn.functional as F
+
     h, w = images.shape[-2:]
     new = long_side_shape(h, w, size)
     if new == (h, w):

@@ -18,10 +18,17 @@ import torch
 
 from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_report_tool
-from fastnst.evaluation import markdown_table, pyplot, ssim, write_json, write_text
+from fastnst.evaluation.report import markdown_table, pyplot, write_json, write_text
+from fastnst.evaluation.scores import ssim
 from fastnst.files import atomic_write
 from fastnst.images import load_image, resize_long_side
-from fastnst.optimize import GatysObjective, build_loss, gatys, load_loss_settings, save_image
+from fastnst.optimize.gatys import (
+    GatysObjective,
+    build_loss,
+    gatys,
+    load_loss_settings,
+    save_image,
+)
 
 # run -> step -> judge -> {"total", "content", "style", "tv"}
 Scores = dict[str, dict[int, dict[str, dict[str, float]]]]

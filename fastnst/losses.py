@@ -94,20 +94,6 @@ def total_variation_loss(images: torch.Tensor) -> tuple[torch.Tensor, LossParts]
     return total, {"tv": total}
 
 
-def short_term_temporal_loss(
-    images: torch.Tensor, warped_previous: torch.Tensor, trusted: torch.Tensor
-) -> tuple[torch.Tensor, LossParts]:
-    """Ruder et al. 2016's short-term loss: 1/D Σ c·(x − ω)², D = pixels × channels.
-
-    ``warped_previous`` (ω) is the previous result moved along the flow, ``trusted`` (c,
-    ``[N, 1, H, W]``) is 0 where it cannot be trusted (occlusion, motion boundary, outside).
-    Dividing by all D, not by the trusted count, keeps one weight meaning the same for a
-    frame with much occlusion and one with none."""
-    diff = (images.float() - warped_previous.float()).pow(2)
-    total = (trusted.float() * diff).sum() / diff.numel()
-    return total, {"temporal": total}
-
-
 def image_gradients(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Horizontal and vertical neighbour differences: where a picture's edges and strokes are."""
     return images[..., :, 1:] - images[..., :, :-1], images[..., 1:, :] - images[..., :-1, :]
@@ -173,6 +159,12 @@ class PerceptualLoss(nn.Module):
         layers = list(self.content_layers) + list(self.style_layers)
         self.vgg = VGGFeatures(layers, weights=vgg_weights, tap=tap, preprocess=vgg_preprocess)
         self.num_styles = 0
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, object]) -> PerceptualLoss:
+        """Build from a loss config or a model file's loss block: the ``compound_*`` keys
+        belong to the training step's regulariser (fastnst.regularizers), not to this loss."""
+        return cls(**{k: v for k, v in settings.items() if not k.startswith("compound_")})
 
     @torch.no_grad()
     def set_style_targets(

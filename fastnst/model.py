@@ -13,6 +13,7 @@ from torch import nn
 
 # Smallest side the conv stack takes directly (9x9 reflection pad, then two stride-2 stages).
 MIN_SIDE = 16
+UPSAMPLE_MODES = ("nearest", "bilinear")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,14 @@ class NetConfig:
     num_styles: int
     width: float = 1.0
     num_residual: int = 5
+    # How the decoder doubles resolution before each 3x3 conv. "nearest" repeats every
+    # feature 2x2, a grid the conv must hide; "bilinear" leaves no such grid (ablation in
+    # docs/QUALITY.md, "Where the hatching comes from").
+    upsample: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
 
     def channels(self) -> tuple[int, int, int]:
         return tuple(max(4, round(c * self.width)) for c in (32, 64, 128))  # type: ignore[return-value]
@@ -157,20 +166,23 @@ class ResidualBlock(nn.Module):
 
 
 class UpsampleConv(nn.Module):
-    """Nearest-neighbour upsampling then a conv: avoids transposed-conv checkerboards.
+    """Upsampling (nearest or bilinear) then a conv: avoids transposed-conv checkerboards.
 
     It upsamples to the size of the matching encoder stage rather than by exactly ×2, so
     odd input sizes come back at their own size.
     """
 
-    def __init__(self, cin: int, cout: int, num_styles: int) -> None:
+    def __init__(self, cin: int, cout: int, num_styles: int, mode: str = "nearest") -> None:
         super().__init__()
         self.block = ConvCIN(cin, cout, 3, num_styles)
+        self.mode = mode
 
     def forward(
         self, x: torch.Tensor, weights: torch.Tensor, size: tuple[int, int]
     ) -> torch.Tensor:
-        return self.block(F.interpolate(x, size=size, mode="nearest"), weights)
+        if self.mode == "nearest":
+            return self.block(F.interpolate(x, size=size, mode="nearest"), weights)
+        return self.block(F.interpolate(x, size=size, mode=self.mode, align_corners=False), weights)
 
 
 class TransformerNet(nn.Module):
@@ -188,8 +200,8 @@ class TransformerNet(nn.Module):
             [ConvCIN(3, c1, 9, s), ConvCIN(c1, c2, 3, s, stride=2), ConvCIN(c2, c3, 3, s, stride=2)]
         )
         self.residuals = nn.ModuleList([ResidualBlock(c3, s) for _ in range(config.num_residual)])
-        self.up1 = UpsampleConv(c3, c2, s)
-        self.up2 = UpsampleConv(c2, c1, s)
+        self.up1 = UpsampleConv(c3, c2, s, config.upsample)
+        self.up2 = UpsampleConv(c2, c1, s, config.upsample)
         self.head = ConvCIN(c1, 3, 9, s, relu=False)
 
     @property

@@ -71,8 +71,7 @@ def remove_unused_run(cfg: DictConfig) -> None:
 def main(cfg: DictConfig) -> None:
     """Train with the composed config; a user error or a missing extra (e.g. PyAV for real
     clips in ``stage=temporal``) ends with one ``error:`` line."""
-    from fastnst.cli import extra_error, missing_extra
-    from fastnst.errors import Terminated
+    from fastnst.errors import Terminated, extra_error, missing_extra
     from fastnst.training.run import run, user_error
 
     try:

@@ -13,7 +13,7 @@ from test_evaluation import make_inputs  # the tiny model, styles and photos
 
 from fastnst.classifier import ImageNetClassifier, class_names
 from fastnst.cli import main as fastnst
-from fastnst.evaluation import RetentionMeter, retention_rates
+from fastnst.evaluation.retention import RetentionMeter, retention_rates
 from fastnst.export import load_model
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 

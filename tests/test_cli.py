@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fastnst.cli import COMMANDS, EXTRA_NAMES, EXTRA_OF_MODULE, main
+from fastnst.cli import COMMANDS, main
+from fastnst.errors import EXTRA_NAMES, EXTRA_OF_MODULE
 from fastnst.export import ModelInfo, save_model
 from fastnst.model import NetConfig, TransformerNet
 

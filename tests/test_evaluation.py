@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from fastnst.cli import main as fastnst
-from fastnst.evaluation import LossMeter, mse, ssim, steps_to_reach
+from fastnst.evaluation.gatys_comparison import steps_to_reach
+from fastnst.evaluation.scores import LossMeter, mse, ssim
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.losses import PerceptualLoss
@@ -143,6 +144,25 @@ def test_evaluate_writes_report_json_and_grids(tmp_path: Path) -> None:
     assert "Written by `fastnst evaluate --model" in report
     assert "![photos x styles](grid.jpg)" in report and "Gatys, 5 steps" in report
     assert data["model_info"]["steps"] == 7
+    # Distances against the style image and the photo; photos of 32 px are too small for
+    # the pattern score, and the report says so instead of guessing.
+    assert dog_moss["content_distance"] > 0 and dog_moss["style_distance"] > 0
+    assert dog_moss["hf_ratio"] > 0
+    assert data["patterns"] is None and "Not measured" in report
+
+
+def test_evaluate_scores_painted_patterns_against_the_photos(tmp_path: Path) -> None:
+    model, styles, photos = make_inputs(tmp_path)
+    out = tmp_path / "report"
+    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
+            "--size", "160", "--style-size", "32", "--no-gatys", "--repeats", "1",
+            "--out", str(out)]
+    assert fastnst(["evaluate", *argv]) == 0
+    data = json.loads((out / "evaluation.json").read_text())
+    patterns = data["patterns"]
+    assert set(patterns["styles"]) == {"ink", "moss"}
+    assert patterns["photos"]["tiles"] == 2  # one 128-px tile per 160-px photo
+    assert "## Painted patterns" in (out / "evaluation.md").read_text()
 
 
 def test_evaluate_missing_style_images_is_an_error(tmp_path: Path, capsys) -> None:

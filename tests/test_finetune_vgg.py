@@ -16,7 +16,7 @@ from fastnst.cli import main as fastnst
 from fastnst.data.styles import StyleSet, folder_styles
 from fastnst.images import tensor_to_pil
 from fastnst.losses import PerceptualLoss
-from fastnst.optimize import load_loss_settings
+from fastnst.optimize.gatys import load_loss_settings
 from fastnst.vgg import LAYER_NAMES, VGGFeatures, caffe_state_dict
 from fastnst.vgg_finetune import split_style
 

@@ -6,16 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastnst.flow import (
-    consistency_mask,
-    downscale_flow,
-    estimate_flow,
-    flow_pair,
-    inside_mask,
-    motion_boundary_mask,
-    occlusion_mask,
-    warp,
-)
+from fastnst.video.flow import estimate_flow, flow_pair
+from fastnst.video.masks import consistency_mask, motion_boundary_mask, occlusion_mask
+from fastnst.video.warp import downscale_flow, inside_mask, warp
 
 
 def constant_flow(dx: float, dy: float, h: int = 16, w: int = 20) -> torch.Tensor:

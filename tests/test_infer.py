@@ -212,19 +212,20 @@ def test_automatic_tiling_when_memory_is_short(
     model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With little RAM the CLI tiles on its own (at AUTO_TILE), and the picture is the same."""
-    import fastnst.infer.cli as cli
     import fastnst.infer.tiling as tiling
+    import fastnst.infer.torch_backend as cli
 
     photo = _photo(tmp_path / "in.png", (150, 90))
     whole = tmp_path / "whole.png"
-    assert _run(model, "--input", str(photo), "--output", str(whole), "--tile", "0") == 0
+    torch_args = ("--input", str(photo), "--backend", "torch")
+    assert _run(model, *torch_args, "--output", str(whole), "--tile", "0") == 0
     spans = []
     real = tiling.plan_spans
     monkeypatch.setattr(tiling, "plan_spans", lambda *a: spans.append(a) or real(*a))
     monkeypatch.setattr(cli, "total_ram_bytes", lambda: 1024)
     monkeypatch.setattr(cli, "AUTO_TILE", 64)
     auto = tmp_path / "auto.png"
-    assert _run(model, "--input", str(photo), "--output", str(auto)) == 0
+    assert _run(model, *torch_args, "--output", str(auto)) == 0
     assert spans and {a[1] for a in spans} == {64}
     difference = np.abs(
         np.asarray(Image.open(whole), dtype=np.int16) - np.asarray(Image.open(auto), dtype=np.int16)
@@ -254,7 +255,8 @@ def test_gpu_out_of_memory_is_one_line(
 
     monkeypatch.setattr(Stylizer, "__call__", exhausted)
     photo = _photo(tmp_path / "in.png")
-    assert _run(model, "--input", str(photo), "--output", str(tmp_path / "out.png")) == 1
+    out = str(tmp_path / "out.png")
+    assert _run(model, "--input", str(photo), "--output", out, "--backend", "torch") == 1
     assert capsys.readouterr().err == (
         "error: out of GPU memory; try --tile 512, a smaller --batch or --max-size\n"
     )

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastnst.flow import warp
-from fastnst.metrics import masked_warp_error, warping_error, warping_errors
+from fastnst.video.metrics import masked_warp_error, warping_error, warping_errors
+from fastnst.video.warp import warp
 
 pytest.importorskip("cv2")
 

@@ -85,3 +85,16 @@ def test_style_weights_rejects_bad_input() -> None:
     with pytest.raises(ValueError):
         style_weights(torch.rand(2, 4), 2, 3)
     assert style_weights(1, 2, 3).tolist() == [[0, 1, 0], [0, 1, 0]]
+
+
+def test_bilinear_upsampling_keeps_sizes_and_changes_the_output() -> None:
+    torch.manual_seed(0)
+    nearest = TransformerNet(NetConfig(num_styles=2, width=0.25))
+    bilinear = TransformerNet(NetConfig(num_styles=2, width=0.25, upsample="bilinear"))
+    bilinear.load_state_dict(nearest.state_dict())  # same weights: only the resampling differs
+    images = torch.rand(1, 3, 37, 50)
+    a, b = nearest(images, 0), bilinear(images, 0)
+    assert a.shape == b.shape == images.shape
+    assert (a - b).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="upsample"):
+        NetConfig(num_styles=2, upsample="cubic")

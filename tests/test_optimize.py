@@ -12,13 +12,13 @@ from fastnst import CONF_DIR
 from fastnst.export import ModelInfo, save_model
 from fastnst.images import load_image, pil_to_tensor, tensor_to_pil
 from fastnst.model import NetConfig, TransformerNet
-from fastnst.optimize import (
+from fastnst.optimize.cli import main
+from fastnst.optimize.gatys import (
     DEFAULT_LOSS_FILE,
     GatysObjective,
     build_loss,
     gatys,
     load_loss_settings,
-    main,
 )
 
 SETTINGS = {

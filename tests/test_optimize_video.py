@@ -12,12 +12,14 @@ import torch
 from conftest import panning_frames, write_clip
 
 from fastnst.cli import main as fastnst
-from fastnst.flow import consistency_mask, estimate_flow, warp
 from fastnst.images import tensor_to_pil
-from fastnst.losses import short_term_temporal_loss
-from fastnst.metrics import warping_error
-from fastnst.optimize import build_loss, load_loss_settings
-from fastnst.optimize_video import VideoOptimizer, VideoSettings, frame_motion, warped_start
+from fastnst.optimize.gatys import build_loss, load_loss_settings
+from fastnst.optimize.video import VideoOptimizer, VideoSettings, frame_motion, warped_start
+from fastnst.video.flow import estimate_flow
+from fastnst.video.losses import short_term_temporal_loss
+from fastnst.video.masks import consistency_mask
+from fastnst.video.metrics import warping_error
+from fastnst.video.warp import warp
 
 pytest.importorskip("cv2")
 H, W = 32, 48

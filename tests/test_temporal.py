@@ -14,12 +14,12 @@ import torch.nn.functional as F
 
 from fastnst import CONF_DIR
 from fastnst.cli import main as fastnst
-from fastnst.data.video_pairs import ClipSettings, Motion, VideoClipPairs, synthetic_pair
 from fastnst.export import ModelInfo, load_model, save_model
-from fastnst.flow import warp
 from fastnst.images import tensor_to_pil
 from fastnst.model import NetConfig, TransformerNet
-from fastnst.training.temporal import feature_temporal_loss, output_temporal_loss
+from fastnst.video.losses import feature_temporal_loss, output_temporal_loss
+from fastnst.video.pairs import ClipSettings, Motion, VideoClipPairs, synthetic_pair
+from fastnst.video.warp import warp
 
 
 def scene(h: int = 200, w: int = 240, seed: int = 0) -> torch.Tensor:
@@ -65,7 +65,7 @@ def test_moving_object_uncovers_masked_background() -> None:
 
 def test_estimated_flow_agrees_with_the_exact_synthetic_flow() -> None:
     pytest.importorskip("cv2")
-    from fastnst.flow import estimate_flow
+    from fastnst.video.flow import estimate_flow
 
     g = torch.Generator().manual_seed(2)
     previous, current, flow, mask = synthetic_pair(scene(), 128, Motion(object_prob=0), g)
@@ -102,7 +102,7 @@ def test_real_clip_pairs_compute_flow_once_and_cache_it(tmp_path: Path, monkeypa
     assert flow[0].median() == pytest.approx(2.0, abs=0.3)
     assert masked_mean_abs(warp(previous[None], flow[None])[0], current, mask) < 0.03
 
-    import fastnst.data.video_pairs as video_pairs
+    import fastnst.video.pairs as video_pairs
 
     def no_flow(*args, **kwargs):
         raise AssertionError("flow recomputed despite the cache")

@@ -54,7 +54,7 @@ def make_step(
     loss_cfg = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
     styles = [universe_textures(name, count=1, size=size) for name in UNIVERSES]
     net = TransformerNet(NetConfig(num_styles=len(styles), width=args.width)).to(device)
-    loss_fn = PerceptualLoss(**loss_cfg).to(device)
+    loss_fn = PerceptualLoss.from_settings(loss_cfg).to(device)
     loss_fn.set_style_targets(styles)
     channels_last = device.type == "cuda" or args.channels_last
     if channels_last:

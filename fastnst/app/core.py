@@ -24,8 +24,8 @@ from PIL import Image
 from fastnst.errors import UserError
 from fastnst.export import ModelFileError, load_model, read_info
 from fastnst.images import center_square, open_rgb, pil_to_tensor, resize_long_side, tensor_to_pil
-from fastnst.infer.cli import auto_tile
 from fastnst.infer.stylize import Stylizer
+from fastnst.infer.torch_backend import auto_tile
 from fastnst.models import SUFFIX, bundled_models
 
 # Chelsea the cat, from scikit-image's sample data (CC0, photographer Stefan van der Walt):

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from fastnst.errors import UserError, run_report_tool
-from fastnst.evaluation import compare_reports, comparison_markdown, write_json, write_text
+from fastnst.evaluation.compare import compare_reports, comparison_markdown
+from fastnst.evaluation.report import write_json, write_text
 
 REPORT_KEYS = {"scores", "per_style", "model_info", "size"}
 

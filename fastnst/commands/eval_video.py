@@ -30,13 +30,11 @@ import torch.nn.functional as F
 
 from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
-from fastnst.data.video_pairs import read_frames
 from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_command
-from fastnst.evaluation import pyplot
+from fastnst.evaluation.report import pyplot
 from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
-from fastnst.flow import FLOW_METHODS, flow_pair
 from fastnst.images import (
     iter_batches,
     load_image,
@@ -46,7 +44,9 @@ from fastnst.images import (
 )
 from fastnst.infer.temporal_blend import TemporalBlend
 from fastnst.losses import PerceptualLoss
-from fastnst.metrics import flicker_map, warping_errors
+from fastnst.video.flow import FLOW_METHODS, flow_pair
+from fastnst.video.metrics import flicker_map, warping_errors
+from fastnst.video.pairs import read_frames
 
 BATCH = 8
 
@@ -89,7 +89,7 @@ def stylize_and_score(
         raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
     if not info.loss:
         raise UserError(f"{path} records no loss settings (it was not exported by a training run)")
-    loss_fn = PerceptualLoss(**info.loss).to(device).eval()
+    loss_fn = PerceptualLoss.from_settings(info.loss).to(device).eval()
     sets = style_sets(info, args.styles, args.spiderverse_root)
     loss_fn.set_style_targets([s.load(args.style_size) for s in sets])
     mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(device)
@@ -174,7 +174,7 @@ def score_stylized(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """A stylized video's frames, read like the input's, and their mean style and content
     losses under ``--loss`` against ``--target-style``."""
-    from fastnst.optimize import build_loss, load_loss_settings
+    from fastnst.optimize.gatys import build_loss, load_loss_settings
 
     if not args.target_style:
         raise UserError("--stylized needs --target-style IMAGE (the style it is judged against)")

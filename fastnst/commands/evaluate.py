@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from fastnst.errors import UserError, run_report_tool
-from fastnst.evaluation import EvaluationRequest, evaluate_model
+from fastnst.evaluation.run import EvaluationRequest, evaluate_model
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,8 @@
-"""``fastnst stylize``: stylize images, folders, videos or a webcam with an exported model."""
+"""``fastnst stylize``: stylize images, folders, videos or a webcam with an exported model.
+
+Images travel as NumPy arrays whichever backend runs the model, so on the onnxruntime
+backend this command never imports torch.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,19 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import torch
+import numpy as np
 from PIL import Image, ImageDraw
 
-from fastnst.devices import total_ram_bytes
 from fastnst.errors import Terminated, UserError, check_finite
-from fastnst.export import read_info
 from fastnst.files import atomic_write
-from fastnst.images import (
-    DEFAULT_MAX_PIXELS,
-    animation_frames,
-    find_images,
-    open_rgb,
-    pil_to_tensor,
-    resize_long_side,
-    tensor_to_pil,
-)
-from fastnst.infer.stylize import Stylizer
+from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, open_rgb
+from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
+from fastnst.runtime.arrays import array_to_pil, pil_to_array, resize_long_side
+from fastnst.runtime.backends import BACKENDS, load_stylizer
 
-AUTO_TILE = 1024
 # Smallest tile: below this the halo every tile carries makes tiling many times slower than
 # the whole image (a 1-px tile ran 9,801 tiles x 17 passes on a 100x100 photo).
 MIN_TILE = 64
@@ -51,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", help="image, folder or video to write (webcam: record to it)")
     parser.add_argument("--style", default="0", help="index, name, blend a:0.7,b:0.3, or all")
     parser.add_argument("--sheet", action="store_true", help="with --style all: one contact sheet")
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="auto: torch on a CUDA GPU when torch is installed, else onnxruntime",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--precision", default="auto", help="auto (fp16 on GPU), fp32, fp16, bf16")
     parser.add_argument(
@@ -101,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="veryfast", help="x264 speed preset")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: PyTorch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads (0: the CPUs this process may use)"
+    )
     parser.add_argument(
         "--max-frames", type=int, default=0, help="video, webcam: stop after N frames"
     )
@@ -146,9 +150,9 @@ def _check_args(args: argparse.Namespace) -> None:
 def describe_model(path: str) -> str:
     """What a user needs before stylizing: the style names with their indices, the network
     size (speed) and how it was trained."""
-    info, state = read_info(path)
+    info, state = read_model_file(path)
     net = info.net
-    parameters = sum(tensor.numel() for tensor in state.values())
+    parameters = sum(array.size for array in state.values())
     lines = [
         f"model: {path} (format version {info.format_version})",
         "styles: " + ", ".join(f"{i}={name}" for i, name in enumerate(info.style_names)),
@@ -174,22 +178,9 @@ def list_models() -> str:
     """The bundled models, one line each with their styles: what ``--model NAME`` takes."""
     lines = []
     for name, path in bundled_models().items():
-        info, _ = read_info(path)
+        info, _ = read_model_file(path)
         lines.append(f"{name}: {len(info.style_names)} styles: {', '.join(info.style_names)}")
     return "\n".join(lines) or "no bundled models in this installation"
-
-
-def auto_tile(image: torch.Tensor, stylizer: Stylizer) -> int:
-    """Tile only when a whole-image run would not fit: about eight live activations of the
-    first layer's width, against half the free GPU memory or a quarter of the RAM."""
-    first_width = stylizer.net.config.channels()[0]
-    element = torch.finfo(stylizer.dtype).bits // 8
-    need = image.shape[-1] * image.shape[-2] * first_width * element * 8
-    if stylizer.device.type == "cuda":
-        budget = torch.cuda.mem_get_info(stylizer.device)[0] // 2
-    else:
-        budget = total_ram_bytes() // 4
-    return AUTO_TILE if need > budget else 0
 
 
 def _save(image: Image.Image, path: Path) -> None:
@@ -219,7 +210,7 @@ def _contact_sheet(photo: Image.Image, results: list[tuple[str, Image.Image]]) -
     return sheet
 
 
-def stylize_images(args: argparse.Namespace, stylizer: Stylizer) -> int:
+def stylize_images(args: argparse.Namespace, stylizer: Any) -> int:
     source, target = Path(args.input), Path(args.output)
     styles = stylizer.styles(args.style)
     if source.is_dir():
@@ -247,11 +238,11 @@ def stylize_images(args: argparse.Namespace, stylizer: Stylizer) -> int:
 
 
 def _stylize_one(
-    path: Path, out: Path, styles: list, args: argparse.Namespace, stylizer: Stylizer
+    path: Path, out: Path, styles: list, args: argparse.Namespace, stylizer: Any
 ) -> None:
     if Image.registered_extensions().get(out.suffix.lower()) is None:
         raise UserError(f"unknown image format for output {out}")
-    photo = pil_to_tensor(open_rgb(path, int(args.max_megapixels * 1e6)))
+    photo = pil_to_array(open_rgb(path, int(args.max_megapixels * 1e6)))
     frames = animation_frames(path)
     if frames > 1:
         print(
@@ -262,17 +253,17 @@ def _stylize_one(
     if args.max_size and max(photo.shape[-2:]) > args.max_size:
         photo = resize_long_side(photo, args.max_size)
     batch = photo[None]
-    tile = auto_tile(batch, stylizer) if args.tile < 0 else args.tile
+    tile = stylizer.auto_tile(batch.shape) if args.tile < 0 else args.tile
     if args.mask or args.regions:
-        results = [("regions", tensor_to_pil(_region_stylizer(args, stylizer)(batch)))]
+        results = [("regions", array_to_pil(_region_stylizer(args, stylizer)(batch)))]
     else:
         keep = args.preserve_color
         results = [
-            (label, tensor_to_pil(stylizer(batch, weights, args.strength, keep, tile)))
+            (label, array_to_pil(stylizer(batch, weights, args.strength, keep, tile)))
             for label, weights in styles
         ]
     if args.sheet:
-        _save(_contact_sheet(tensor_to_pil(photo), results), out)
+        _save(_contact_sheet(array_to_pil(photo), results), out)
     elif len(results) == 1:
         _save(results[0][1], out)
     else:
@@ -280,7 +271,7 @@ def _stylize_one(
             _save(image, out.with_name(f"{out.stem}_{label}{out.suffix}"))
 
 
-def _region_stylizer(args: argparse.Namespace, stylizer: Stylizer) -> Callable:
+def _region_stylizer(args: argparse.Namespace, stylizer: Any) -> Callable:
     """``--mask`` (with one style or blend) or ``--regions`` (one style per region)."""
     from fastnst.infer.regions import RegionStylizer
 
@@ -291,7 +282,7 @@ def _region_stylizer(args: argparse.Namespace, stylizer: Stylizer) -> Callable:
     return RegionStylizer(
         stylizer,
         Path(args.regions or args.mask),
-        torch.stack(rows),
+        np.stack(rows),
         regions=bool(args.regions),
         feather=args.feather,
         strength=args.strength,
@@ -299,9 +290,15 @@ def _region_stylizer(args: argparse.Namespace, stylizer: Stylizer) -> Callable:
     )
 
 
-def _frame_fn(
-    args: argparse.Namespace, stylizer: Stylizer
-) -> Callable[[torch.Tensor], torch.Tensor]:
+def _frame_device(args: argparse.Namespace, stylizer: Any) -> Any:
+    """Where video frames are made: the torch device (tensors straight from the decoder),
+    or None for NumPy frames (the onnx backend, and the region maps, which are NumPy)."""
+    if args.mask or args.regions:
+        return None
+    return getattr(stylizer, "tensor_device", None)
+
+
+def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
     if args.mask or args.regions:
         stylize = _region_stylizer(args, stylizer)
     else:
@@ -310,26 +307,35 @@ def _frame_fn(
             raise UserError("video and webcam take one style or one blend, not 'all'")
         weights = styles[0][1]
 
-        def stylize(frames: torch.Tensor) -> torch.Tensor:
+        def stylize(frames: Any) -> Any:
             return stylizer(frames, weights, args.strength, args.preserve_color)
 
     if args.temporal_blend <= 0:
         return stylize
+    import torch  # the flow-guided blend runs on tensors (and OpenCV)
+
     from fastnst.infer.temporal_blend import TemporalBlend
 
     blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
-    return lambda frames: blend(frames, stylize(frames))
+
+    def blended(frames: Any) -> Any:
+        if isinstance(frames, np.ndarray):
+            out = blend(torch.from_numpy(frames), torch.from_numpy(stylize(frames)))
+            return out.numpy()
+        return blend(frames, stylize(frames))
+
+    return blended
 
 
-def stylize_video_file(args: argparse.Namespace, stylizer: Stylizer) -> int:
+def stylize_video_file(args: argparse.Namespace, stylizer: Any) -> int:
     from fastnst.infer.video import stylize_video
 
-    batch = args.batch or (8 if stylizer.device.type == "cuda" else 2)
+    batch = args.batch or (8 if stylizer.on_gpu else 2)
     count = stylize_video(
         Path(args.video),
         Path(args.output),
         _frame_fn(args, stylizer),
-        stylizer.device,
+        _frame_device(args, stylizer),
         batch,
         crf=args.crf,
         preset=args.preset,
@@ -340,11 +346,12 @@ def stylize_video_file(args: argparse.Namespace, stylizer: Stylizer) -> int:
     return 0
 
 
-def webcam(args: argparse.Namespace, stylizer: Stylizer) -> int:
+def webcam(args: argparse.Namespace, stylizer: Any) -> int:
     from fastnst.infer.webcam import run_webcam
 
     record = Path(args.output) if args.output else None
-    run_webcam(args.webcam, _frame_fn(args, stylizer), stylizer.device, record, args.max_frames)
+    device = _frame_device(args, stylizer)
+    run_webcam(args.webcam, _frame_fn(args, stylizer), device, record, args.max_frames)
     return 0
 
 
@@ -359,9 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.info:
             print(describe_model(args.model))
             return 0
-        if args.threads > 0:
-            torch.set_num_threads(args.threads)
-        stylizer = Stylizer.load(args.model, args.device, args.precision)
+        if args.threads < 0:
+            raise UserError("--threads cannot be negative")
+        stylizer = load_stylizer(
+            args.model, args.backend, args.device, args.precision, args.threads
+        )
         if args.video:
             return stylize_video_file(args, stylizer)
         if args.webcam is not None:
@@ -370,7 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except torch.cuda.OutOfMemoryError:
+    except RuntimeError as exc:
+        if not _out_of_gpu_memory(exc):
+            raise
         print(
             "error: out of GPU memory; try --tile 512, a smaller --batch or --max-size",
             file=sys.stderr,
@@ -381,3 +392,9 @@ def main(argv: list[str] | None = None) -> int:
             raise  # the dispatcher reports it and exits 143
         print("error: interrupted", file=sys.stderr)
         return 130
+
+
+def _out_of_gpu_memory(exc: BaseException) -> bool:
+    """torch's CUDA out-of-memory error, recognised without importing torch."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)

@@ -10,31 +10,36 @@ sigma) so a style fades out instead of ending on a hard line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from fastnst.errors import UserError
 from fastnst.images import ImageReadError
-from fastnst.infer.stylize import Stylizer
+from fastnst.runtime.arrays import resize_bilinear
 
 BLACK = (0, 0, 0)
 
 
-def feathered(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian-blur ``[1, K, H, W]`` maps (reflecting at the border)."""
+def feathered(maps: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-blur ``[1, K, H, W]`` maps (repeating the border pixels)."""
     if sigma <= 0:
         return maps
     radius = max(1, int(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-(x**2) / (2 * sigma**2))
-    kernel = (kernel / kernel.sum()).to(maps)
-    channels = maps.shape[1]
-    padded = F.pad(maps, (radius, radius, radius, radius), mode="replicate")
-    rows = F.conv2d(padded, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(rows, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    x = np.arange(-radius, radius + 1, dtype=np.float32)
+    kernel = np.exp(-(x**2) / (2 * sigma**2))
+    kernel /= kernel.sum()
+    for axis in (-1, -2):
+        pad = [(0, 0)] * maps.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(maps, pad, mode="edge")
+        length = maps.shape[axis]
+        maps = sum(
+            weight * np.take(padded, range(i, i + length), axis=axis)
+            for i, weight in enumerate(kernel)
+        )
+    return maps.astype(np.float32)
 
 
 def _open(path: Path) -> Image.Image:
@@ -46,7 +51,7 @@ def _open(path: Path) -> Image.Image:
         raise ImageReadError(f"cannot read map {path}: {exc}") from None
 
 
-def _resize(maps: np.ndarray, size: tuple[int, int], path: Path) -> torch.Tensor:
+def _resize(maps: np.ndarray, size: tuple[int, int], path: Path) -> np.ndarray:
     """``[K, h, w]`` float maps → ``[1, K, H, W]`` at the photo's size. A map of another
     aspect ratio (beyond a pixel or 2 %) is refused: stretched, it would style the wrong places."""
     (h, w), (height, width) = maps.shape[-2:], size
@@ -55,19 +60,16 @@ def _resize(maps: np.ndarray, size: tuple[int, int], path: Path) -> torch.Tensor
             f"{path} is {w}x{h} but the photo is {width}x{height}: a map must have the "
             "photo's aspect ratio (it is scaled to the photo's size)"
         )
-    tensor = torch.from_numpy(maps.astype(np.float32))[None]
-    if tuple(tensor.shape[-2:]) == size:
-        return tensor
-    return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)
+    return resize_bilinear(maps.astype(np.float32)[None], size)
 
 
-def load_mask(path: Path, size: tuple[int, int], feather: float) -> torch.Tensor:
+def load_mask(path: Path, size: tuple[int, int], feather: float) -> np.ndarray:
     """A mask image (white = styled, black = photo; grey = partly) as ``[1, 1, H, W]``."""
     gray = np.asarray(_open(path).convert("L"), dtype=np.float32) / 255.0
-    return feathered(_resize(gray[None], size, path), feather).clamp(0, 1)
+    return np.clip(feathered(_resize(gray[None], size, path), feather), 0, 1)
 
 
-def load_regions(path: Path, size: tuple[int, int], count: int, feather: float) -> torch.Tensor:
+def load_regions(path: Path, size: tuple[int, int], count: int, feather: float) -> np.ndarray:
     """Per-region weights ``[1, count, H, W]`` (each pixel's weights sum to at most 1).
 
     A ``.npy`` file is a weight map: ``[count, h, w]``, channel k the share of the k-th
@@ -102,35 +104,34 @@ def load_regions(path: Path, size: tuple[int, int], count: int, feather: float) 
         labels = np.stack([(rgb == np.array(c, dtype=rgb.dtype)).all(-1) for c in colours])
         weights = _resize(labels.astype(np.float32), size, path)
     weights = feathered(weights, feather)
-    total = weights.sum(1, keepdim=True)
-    return torch.where(total > 1, weights / total.clamp_min(1e-6), weights)
+    total = weights.sum(1, keepdims=True)
+    return np.where(total > 1, weights / np.maximum(total, 1e-6), weights)
 
 
-def per_pixel_styles(
-    regions: torch.Tensor, styles: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def per_pixel_styles(regions: np.ndarray, styles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Region weights ``[1, K, H, W]`` and the regions' style rows ``[K, S]`` → the network's
     per-pixel style weights ``[1, S, H, W]`` (summing to 1) and the covered share
     ``[1, 1, H, W]`` (0 = the photo). Uncovered pixels get the mean of the listed styles:
     the network sees smooth tables there, and the photo replaces its output anyway."""
-    coverage = regions.sum(1, keepdim=True).clamp(0, 1)
-    mix = torch.einsum("nkhw,ks->nshw", regions, styles.float())
-    fallback = styles.float().mean(0).view(1, -1, 1, 1)
-    total = mix.sum(1, keepdim=True)
-    weights = torch.where(total > 1e-6, mix / total.clamp_min(1e-6), fallback)
-    return weights, coverage
+    styles = styles.astype(np.float32)
+    coverage = np.clip(regions.sum(1, keepdims=True), 0, 1)
+    mix = np.einsum("nkhw,ks->nshw", regions, styles)
+    fallback = styles.mean(0).reshape(1, -1, 1, 1)
+    total = mix.sum(1, keepdims=True)
+    weights = np.where(total > 1e-6, mix / np.maximum(total, 1e-6), fallback)
+    return weights.astype(np.float32), coverage.astype(np.float32)
 
 
 class RegionStylizer:
-    """``--mask`` / ``--regions`` around a :class:`~fastnst.infer.stylize.Stylizer`: a batch
-    of photos in, the styled regions over the photo out. The maps are read once per photo
-    size (a video's frames share one)."""
+    """``--mask`` / ``--regions`` around a stylizer of either backend (NumPy in and out,
+    :mod:`fastnst.runtime.backends`): a batch of photos in, the styled regions over the photo
+    out. The maps are read once per photo size (a video's frames share one)."""
 
     def __init__(
         self,
-        stylizer: Stylizer,
+        stylizer: Any,
         path: Path,
-        styles: torch.Tensor,
+        styles: np.ndarray,
         regions: bool,
         feather: float = 4.0,
         strength: float = 1.0,
@@ -138,11 +139,11 @@ class RegionStylizer:
     ) -> None:
         self.stylizer, self.path, self.styles, self.regions = stylizer, Path(path), styles, regions
         self.feather, self.strength, self.keep_color = feather, strength, keep_color
-        self._maps: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         if not self.path.is_file():
             raise UserError(f"no such {'regions map' if regions else 'mask'}: {self.path}")
 
-    def maps(self, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def maps(self, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Style weights (``[S]`` or per pixel ``[1, S, H, W]``) and coverage ``[1, 1, H, W]``."""
         if size not in self._maps:
             if self.regions:
@@ -152,7 +153,7 @@ class RegionStylizer:
                 self._maps[size] = (self.styles[0], load_mask(self.path, size, self.feather))
         return self._maps[size]
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: np.ndarray) -> np.ndarray:
         weights, coverage = self.maps(tuple(images.shape[-2:]))
         out = self.stylizer(images, weights, self.strength, self.keep_color)
-        return torch.lerp(images.to(out.device).float(), out, coverage.to(out.device))
+        return images + (out - images) * coverage

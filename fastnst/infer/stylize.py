@@ -24,6 +24,7 @@ from fastnst.model import (
     normalize,
     pad_to_min_side,
 )
+from fastnst.runtime.styles import parse_style_spec as parse_styles
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -38,39 +39,8 @@ def pick_dtype(precision: str, device: torch.device) -> torch.dtype:
 
 
 def parse_style_spec(spec: str, style_names: list[str]) -> list[tuple[str, torch.Tensor]]:
-    """A style spec → ``[(label, weights[num_styles])]``.
-
-    ``2`` or ``gwen`` picks one style, ``miles:0.7,gwen:0.3`` blends (weights are
-    normalised to sum to one), ``all`` gives one entry per style.
-    """
-    count = len(style_names)
-    spec = spec.strip()
-    if spec == "all":
-        return [(name, torch.eye(count)[i]) for i, name in enumerate(style_names)]
-    weights = torch.zeros(count)
-    for part in spec.split(","):
-        name, _, raw_weight = part.strip().partition(":")
-        index = _style_index(name.strip(), style_names)
-        try:
-            weight = float(raw_weight) if raw_weight else 1.0
-        except ValueError:
-            raise UserError(f"bad weight {raw_weight!r} in style spec {spec!r}") from None
-        if not weight >= 0 or weight == float("inf"):
-            raise UserError(f"style weights must be finite and non-negative, got {raw_weight}")
-        weights[index] += weight
-    if float(weights.sum()) <= 0:
-        raise UserError(f"style spec {spec!r} has only zero weights")
-    label = spec.replace(":", "-").replace(",", "_")
-    return [(label, weights / weights.sum())]
-
-
-def _style_index(name: str, style_names: list[str]) -> int:
-    if name in style_names:
-        return style_names.index(name)
-    if name.isdigit() and int(name) < len(style_names):
-        return int(name)
-    choices = ", ".join(f"{i}={n}" for i, n in enumerate(style_names))
-    raise UserError(f"unknown style {name!r}; this model has {choices}")
+    """:func:`fastnst.runtime.styles.parse_style_spec` with the weights as tensors."""
+    return [(label, torch.from_numpy(w)) for label, w in parse_styles(spec, style_names)]
 
 
 def mix_strength(stylized: torch.Tensor, photo: torch.Tensor, strength: float) -> torch.Tensor:

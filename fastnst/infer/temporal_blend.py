@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from fastnst.flow import downscale_flow, flow_pair, warp
-from fastnst.flow.estimate import opencv
 from fastnst.images import resize_long_side
+from fastnst.video.flow import flow_pair, opencv
+from fastnst.video.warp import downscale_flow, warp
 
 
 class TemporalBlend:

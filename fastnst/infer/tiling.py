@@ -13,75 +13,19 @@ core is computed exactly as in a whole-image run; memory is bounded by the tile 
 from __future__ import annotations
 
 import contextlib
-import math
-from dataclasses import dataclass
 
 import torch
 
 from fastnst.model import ConditionalInstanceNorm2d, TransformerNet, norm_affine, normalize
-
-STRIDE = 4
-FEATHER = 16
+from fastnst.runtime.tiles import Span, core_slice, feather_weights, halo, plan_spans
 
 
 class _StopAtProbe(Exception):
     """Raised from a hook once the probed layer's statistics are taken: no wasted layers."""
 
 
-@dataclass(frozen=True)
-class Span:
-    """One tile along one axis: the core it owns and the larger crop it reads."""
-
-    core: tuple[int, int]
-    crop: tuple[int, int]
-
-
-def receptive_radius(net: TransformerNet) -> int:
-    """Full-resolution pixels an output pixel can see on each side (9x9 ends, 3x3 at stride
-    2 and 4, one pixel of slack per nearest-neighbour upsampling)."""
-    encoder = 4 + 1 + 2
-    trunk = 2 * net.config.num_residual * STRIDE
-    decoder = (2 + 2) + (1 + 1) + 4
-    return encoder + trunk + decoder
-
-
-def plan_spans(length: int, tile: int, halo: int) -> list[Span]:
-    """Cores of ``tile`` pixels (a multiple of 4) covering ``length``, each read with ``halo``."""
-    step = max(STRIDE, tile // STRIDE * STRIDE)
-    spans = []
-    for start in range(0, length, step):
-        end = min(start + step, length)
-        spans.append(Span((start, end), (max(0, start - halo), min(length, end + halo))))
-    return spans
-
-
-def _at_scale(position: int, factor: int, length: int) -> int:
-    """Index at 1/``factor`` resolution of a full-resolution tile boundary (4-aligned, or the
-    image end, whose size the stride-2 convolutions round up)."""
-    if position == length:
-        for _ in range(int(math.log2(factor))):
-            position = -(-position // 2)
-        return position
-    return position // factor
-
-
-def _scale_factor(local: int, crop: int) -> int:
-    for factor in (1, 2, 4):
-        if _at_scale(crop, factor, crop) == local:
-            return factor
-    raise RuntimeError(f"activation size {local} does not match a crop of {crop}")
-
-
 def _feather(span: Span, length: int, device: torch.device) -> torch.Tensor:
-    """Weights along one axis of a crop: 1 inside the core, ramps of width FEATHER centred on
-    core edges shared with a neighbour; neighbouring ramps sum to one."""
-    pos = torch.arange(span.crop[0], span.crop[1], device=device, dtype=torch.float32) + 0.5
-    weight = torch.ones_like(pos)
-    if span.core[0] > 0:
-        weight *= (0.5 + (pos - span.core[0]) / FEATHER).clamp(0, 1)
-    if span.core[1] < length:
-        weight *= (0.5 + (span.core[1] - pos) / FEATHER).clamp(0, 1)
-    return weight
+    return torch.tensor(feather_weights(span, length), device=device)
 
 
 class _NormHooks:
@@ -122,13 +66,9 @@ class _NormHooks:
     def _accumulate(self, x: torch.Tensor) -> None:
         rows, cols = self.core  # type: ignore[misc]
         height, width = self.size
-        fy = _scale_factor(x.shape[-2], rows.crop[1] - rows.crop[0])
-        fx = _scale_factor(x.shape[-1], cols.crop[1] - cols.crop[0])
-        y0 = _at_scale(rows.core[0], fy, height) - rows.crop[0] // fy
-        y1 = _at_scale(rows.core[1], fy, height) - rows.crop[0] // fy
-        x0 = _at_scale(cols.core[0], fx, width) - cols.crop[0] // fx
-        x1 = _at_scale(cols.core[1], fx, width) - cols.crop[0] // fx
-        core = x[:, :, y0:y1, x0:x1].double()
+        ys = core_slice(rows, x.shape[-2], height)
+        xs = core_slice(cols, x.shape[-1], width)
+        core = x[:, :, ys, xs].double()
         part = torch.stack((core.sum(dim=(0, 2, 3)), core.square().sum(dim=(0, 2, 3))))
         self.sums = part if self.sums is None else self.sums + part
         self.count += core.shape[-2] * core.shape[-1]
@@ -144,8 +84,8 @@ def stylize_tiled(
 ) -> torch.Tensor:
     """Stylize one ``[1, 3, H, W]`` image tile by tile; matches a whole-image run."""
     height, width = image.shape[-2:]
-    halo = -(-(receptive_radius(net) + FEATHER // 2) // STRIDE) * STRIDE
-    row_spans, col_spans = plan_spans(height, tile, halo), plan_spans(width, tile, halo)
+    margin = halo(net.config.num_residual)
+    row_spans, col_spans = plan_spans(height, tile, margin), plan_spans(width, tile, margin)
     tiles = [(rows, cols) for rows in row_spans for cols in col_spans]
     with _NormHooks(net) as hooks:
         hooks.size = (height, width)

@@ -25,14 +25,18 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from fastnst.errors import UserError, sigterm_deferred
 from fastnst.files import FILE_MODE, check_replaceable, temp_beside
+from fastnst.runtime.arrays import array_to_frames, frames_to_array
+
+if TYPE_CHECKING:  # tensors only with a torch device: the onnx path runs on NumPy
+    import torch
 
 QUEUE_DEPTH = 4
 _END = object()
@@ -86,16 +90,25 @@ def open_video(path: Path) -> av.container.InputContainer:
     return container
 
 
-def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+def frames_to_tensor(frames: np.ndarray, device: torch.device | None) -> Any:
     """``[N, H, W, 3]`` uint8 → float ``[N, 3, H, W]`` in [0, 1]; converted on the device,
-    so only bytes cross the bus."""
+    so only bytes cross the bus. ``device`` None: a NumPy array (the onnx backend)."""
+    if device is None:
+        return frames_to_array(frames)
+    import torch
+
     batch = torch.from_numpy(frames)
     if device.type == "cuda":
         batch = batch.pin_memory().to(device, non_blocking=True)
     return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def tensor_to_frames(images: torch.Tensor) -> np.ndarray:
+def tensor_to_frames(images: Any) -> np.ndarray:
+    """Float ``[N, 3, H, W]`` (a tensor or a NumPy array) → ``[N, H, W, 3]`` uint8."""
+    if isinstance(images, np.ndarray):
+        return array_to_frames(images)
+    import torch
+
     return images.clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
@@ -259,8 +272,8 @@ def _audio_stream(
 def stylize_video(
     source: Path,
     target: Path,
-    stylize: Callable[[torch.Tensor], torch.Tensor],
-    device: torch.device,
+    stylize: Callable[[Any], Any],
+    device: torch.device | None,
     batch_size: int = 4,
     codec: str = "",
     crf: int = 18,

@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
-import torch
 
 from fastnst.errors import UserError
 from fastnst.infer.video import frames_to_tensor, tensor_to_frames
+
+if TYPE_CHECKING:
+    import torch
 
 RECORD_CLOCK = Fraction(1, 1000)  # recorded frames carry wall-clock milliseconds
 WINDOW = "fastnst (q to quit)"
@@ -75,8 +78,8 @@ class FpsMeter:
 
 def run_webcam(
     source: str,
-    stylize: Callable[[torch.Tensor], torch.Tensor],
-    device: torch.device,
+    stylize: Callable[[Any], Any],
+    device: torch.device | None,
     record: Path | None = None,
     max_frames: int = 0,
 ) -> int:

@@ -15,6 +15,7 @@ from fastnst.errors import UserError
 from fastnst.export import FORMAT_VERSION, ModelInfo
 from fastnst.losses import PerceptualLoss
 from fastnst.model import ConditionalInstanceNorm2d, NetConfig, TransformerNet
+from fastnst.regularizers import CompoundSettings, compound_loss
 
 
 class NonFiniteLossError(UserError):
@@ -69,7 +70,8 @@ class StyleTransferModule(L.LightningModule):
         self.save_hyperparameters(ignore=["styles"])
         self.net = TransformerNet(NetConfig(num_styles=len(style_names), **net))
         freeze_all_but(self.net, trainable)
-        self.loss_fn = PerceptualLoss(**loss)
+        self.loss_fn = PerceptualLoss.from_settings(loss)
+        self.compound = CompoundSettings.from_loss(dict(loss))
         self.styles = list(styles or [])
         self.skipped_files = 0
         self.channels_last = False
@@ -112,6 +114,10 @@ class StyleTransferModule(L.LightningModule):
         mix = F.one_hot(indices, self.net.num_styles).float()
         output = self.net_step(images, mix)
         total, parts = self.loss_step(output, images, mix)
+        if self.compound.weight > 0:
+            reg, reg_parts = compound_loss(self.net_step, images, mix, output, self.compound)
+            total = total + self.compound.weight * reg
+            parts = {**parts, **reg_parts}
         self.check_finite(total, parts, "the style weight")
         self.skipped_files += int(skipped.sum())
         self.log("loss/total", total, prog_bar=True)

@@ -18,7 +18,13 @@ from torch.utils.data import ConcatDataset, DataLoader
 from torchvision.utils import make_grid
 
 from fastnst.data.content import ContentItem
-from fastnst.data.video_pairs import (
+from fastnst.images import resize_long_side
+from fastnst.training.callbacks import EveryNSteps
+from fastnst.training.datamodule import ContentDataModule
+from fastnst.training.module import StyleTransferModule
+from fastnst.video.losses import feature_temporal_loss, output_temporal_loss
+from fastnst.video.metrics import flicker_map, masked_warp_error
+from fastnst.video.pairs import (
     ClipSettings,
     Motion,
     Pair,
@@ -26,53 +32,6 @@ from fastnst.data.video_pairs import (
     VideoClipPairs,
     synthetic_pair,
 )
-from fastnst.flow import downscale_flow, warp
-from fastnst.images import resize_long_side
-from fastnst.metrics import flicker_map, masked_warp_error
-from fastnst.training.callbacks import EveryNSteps
-from fastnst.training.datamodule import ContentDataModule
-from fastnst.training.module import StyleTransferModule
-
-# Rec. 709 relative luminance, ReCoNet's measure of the input's own brightness change.
-LUMA = (0.2126, 0.7152, 0.0722)
-
-
-def luminance(images: torch.Tensor) -> torch.Tensor:
-    weights = torch.tensor(LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
-    return (images * weights).sum(1, keepdim=True)
-
-
-def output_temporal_loss(
-    out_previous: torch.Tensor,
-    out_current: torch.Tensor,
-    in_previous: torch.Tensor,
-    in_current: torch.Tensor,
-    flow: torch.Tensor,
-    mask: torch.Tensor,
-) -> torch.Tensor:
-    """Masked ‖(O_t − W(O_{t−1})) − (Y(I_t) − Y(W(I_{t−1})))‖² per trusted pixel (ReCoNet):
-    the output may change only as much as the input's luminance does along the motion.
-    Computed in fp32: bf16 sampling positions would be off by whole pixels."""
-    out_previous, out_current = out_previous.float(), out_current.float()
-    out_change = out_current - warp(out_previous, flow)
-    in_change = luminance(in_current) - luminance(warp(in_previous, flow))
-    per_pixel = (out_change - in_change).pow(2).sum(1, keepdim=True)
-    return ((mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)).mean()
-
-
-def feature_temporal_loss(
-    feat_previous: torch.Tensor, feat_current: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor
-) -> torch.Tensor:
-    """Masked mean squared difference of encoder features after warping at their own scale;
-    a feature cell is trusted only if every pixel it covers is. Computed in fp32."""
-    feat_previous, feat_current = feat_previous.float(), feat_current.float()
-    size = tuple(feat_current.shape[-2:])
-    small_flow = downscale_flow(flow.float(), size)
-    small_mask = 1 - F.adaptive_max_pool2d(1 - mask.float(), size)
-    per_cell = (feat_current - warp(feat_previous, small_flow)).pow(2).mean(1, keepdim=True)
-    return (
-        (small_mask * per_cell).sum((1, 2, 3)) / small_mask.sum((1, 2, 3)).clamp_min(1.0)
-    ).mean()
 
 
 class TemporalStyleModule(StyleTransferModule):

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from fastnst.errors import UserError
-from fastnst.flow.masks import consistency_mask
+from fastnst.video.masks import consistency_mask
 
 FLOW_METHODS = ("dis", "farneback")
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fastnst.flow import flow_pair, warp
+from fastnst.video.flow import flow_pair
+from fastnst.video.warp import warp
 
 
 @dataclass(frozen=True)

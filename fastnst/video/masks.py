@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from fastnst.flow.warp import inside_mask, warp
+from fastnst.video.warp import inside_mask, warp
 
 
 def occlusion_mask(backward: torch.Tensor, forward: torch.Tensor) -> torch.Tensor:

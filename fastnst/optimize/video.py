@@ -1,11 +1,12 @@
-"""Video by pixel optimisation (Ruder, Dosovitskiy and Brox 2016), on top of ``optimize``.
+"""Video by pixel optimisation (Ruder, Dosovitskiy and Brox 2016), built on
+:mod:`fastnst.optimize.gatys`.
 
 Each frame is a Gatys optimisation (same loss, same L-BFGS steps as ``fastnst optimize``)
 that starts from the previous *result* moved along the backward optical flow, with the
 current frame itself where the previous one shows nothing (occluded or newly entered).
 Ruder et al.'s short-term temporal loss, masked by the Sundaram et al. tests of
-``fastnst.flow``, pulls each result towards that warped start where the flow can be trusted,
-so the texture stays on the objects instead of boiling from frame to frame.
+:mod:`fastnst.video.masks`, pulls each result towards that warped start where the flow can
+be trusted, so the texture stays on the objects instead of boiling from frame to frame.
 
     fastnst optimize --video clip.mp4 --style art.jpg --output out.mp4 --size 256 \\
         --steps 80 --frame-steps 30 --temporal-weight 36
@@ -26,18 +27,23 @@ from pathlib import Path
 import torch
 
 from fastnst.errors import UserError
-from fastnst.flow import FLOW_METHODS, estimate_flow, inside_mask, warp
-from fastnst.flow.masks import motion_boundary_mask, occlusion_mask
 from fastnst.images import long_side_shape, resize_long_side
 from fastnst.losses import PerceptualLoss
-from fastnst.optimize import DEFAULT_TEMPORAL_WEIGHT, VIDEO_INITS, TemporalTarget, gatys
+from fastnst.optimize.gatys import TemporalTarget, gatys
+from fastnst.video.flow import FLOW_METHODS, estimate_flow
+from fastnst.video.masks import motion_boundary_mask, occlusion_mask
+from fastnst.video.warp import inside_mask, warp
+
+VIDEO_INITS = ("warped", "frame")
+# Ruder et al.'s γ in this project's units: see docs/VIDEO.md, "Video by optimisation".
+DEFAULT_TEMPORAL_WEIGHT = 36.0
 
 
 @dataclass(frozen=True)
 class FrameMotion:
     """Backward flow of frame t (``t -> t-1``), where frame t-1 shows the same point
     (``visible``: not occluded, not outside) and where the warped result may be held to
-    (``trusted``: visible and off motion boundaries, ``fastnst.flow.consistency_mask``)."""
+    (``trusted``: visible and off motion boundaries, ``fastnst.video.masks.consistency_mask``)."""
 
     flow: torch.Tensor
     visible: torch.Tensor

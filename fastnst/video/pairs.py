@@ -27,7 +27,6 @@ from torch.utils.data import Dataset
 from fastnst.data.content import ContentItem
 from fastnst.errors import UserError
 from fastnst.files import atomic_write
-from fastnst.flow import flow_pair, pixel_grid, sample_at
 from fastnst.images import (
     ImageReadError,
     open_rgb,
@@ -35,6 +34,8 @@ from fastnst.images import (
     resize_long_side,
     resize_short_side,
 )
+from fastnst.video.flow import flow_pair
+from fastnst.video.warp import pixel_grid, sample_at
 
 log = logging.getLogger(__name__)
 

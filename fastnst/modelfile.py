@@ -1,0 +1,109 @@
+"""Reading a model file without torch: the JSON header and the weights as NumPy arrays.
+
+The shared ``.safetensors`` file is all a user needs to stylize, so this reader depends on
+safetensors and NumPy alone; :func:`fastnst.export.read_info` wraps it for torch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load as load_bytes
+
+from fastnst.errors import UserError
+from fastnst.models import bundled_models, resolve_model
+
+FORMAT_NAME = "fastnst"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(UserError):
+    """A file that is not a loadable fastnst model; the message is fit for the user."""
+
+
+@dataclass
+class ModelInfo:
+    """Everything a model file says about itself besides its weights."""
+
+    net: dict[str, Any]
+    style_names: list[str]
+    format_version: int = FORMAT_VERSION
+    loss: dict[str, Any] = field(default_factory=dict)
+    vgg_weights: str = ""
+    steps: int = 0
+    image_size: int = 0
+    created: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+def read_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, np.ndarray]]:
+    """Parse a model file into its header and NumPy weights (as stored: fp16 or fp32);
+    raise :class:`ModelFileError` with a plain reason if it is not one."""
+    path = resolve_model(path)
+    if not path.is_file():
+        names = ", ".join(bundled_models()) or "none"
+        raise ModelFileError(f"model file not found: {path} (bundled models: {names})")
+    data = path.read_bytes()
+    try:
+        state = load_bytes(data)
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, ValueError, TypeError, OSError, RuntimeError) as exc:
+        raise ModelFileError(f"{path} is not a readable .safetensors model ({exc})") from None
+    if FORMAT_NAME not in metadata:
+        raise ModelFileError(f"{path} is a safetensors file but not a fastnst model")
+    try:
+        raw = json.loads(metadata[FORMAT_NAME])
+        if not isinstance(raw, dict):
+            raise TypeError(f"a JSON {type(raw).__name__}, not an object")
+        version = int(raw.get("format_version", 0))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has a damaged fastnst header ({exc})") from None
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} uses model format {version}; this fastnst reads up to {FORMAT_VERSION}: "
+            "upgrade fastnst"
+        )
+    try:
+        info = ModelInfo(**raw)
+    except TypeError as exc:
+        raise ModelFileError(f"{path} has an unexpected fastnst header ({exc})") from None
+    _check_header(path, info)
+    broken = non_finite(state)
+    if broken:
+        raise ModelFileError(f"{path} has NaN or infinite weights ({broken}): a damaged model")
+    return info, state
+
+
+def non_finite(state: dict[str, np.ndarray]) -> str:
+    """The first array holding NaN or infinity and how many it holds, or "": NaN weights
+    stylize every photo to black without a word."""
+    for key, value in state.items():
+        if np.issubdtype(value.dtype, np.floating):
+            bad = int((~np.isfinite(value)).sum())
+            if bad:
+                return f"{bad} in {key}"
+    return ""
+
+
+def _check_header(path: Path, info: ModelInfo) -> None:
+    """The header's parts have the types and agree with each other: a model whose style
+    names do not match its style count would stylize with the wrong names."""
+    if not isinstance(info.net, dict) or not isinstance(info.extra, dict):
+        raise ModelFileError(f"{path} has a damaged fastnst header (net/extra are not objects)")
+    names = info.style_names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ModelFileError(f"{path} has a damaged fastnst header (style_names is not a list)")
+    declared = info.net.get("num_styles")
+    if declared != len(names):
+        raise ModelFileError(
+            f"{path} names {len(names)} styles but its network has {declared}: a damaged file"
+        )

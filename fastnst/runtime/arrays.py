@@ -1,0 +1,92 @@
+"""Image arithmetic in NumPy for the torch-free path: float RGB ``[N, 3, H, W]`` in [0, 1],
+as the torch path holds them, so both backends share one CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from fastnst.images import long_side_shape
+
+MIN_SIDE = 16  # the network's smallest side (fastnst.model.MIN_SIDE, which needs torch)
+
+
+def pil_to_array(image: Image.Image) -> np.ndarray:
+    """8-bit RGB PIL image → float32 ``[3, H, W]`` in [0, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32)
+    return np.ascontiguousarray(array.transpose(2, 0, 1)) / np.float32(255.0)
+
+
+def array_to_pil(image: np.ndarray) -> Image.Image:
+    """Float ``[3, H, W]`` (or ``[1, 3, H, W]``) in [0, 1] → 8-bit RGB PIL image."""
+    if image.ndim == 4:
+        image = image[0]
+    array = np.clip(image, 0, 1).transpose(1, 2, 0) * 255.0
+    return Image.fromarray(np.round(array).astype(np.uint8), "RGB")
+
+
+def frames_to_array(frames: np.ndarray) -> np.ndarray:
+    """``[N, H, W, 3]`` uint8 → float32 ``[N, 3, H, W]`` in [0, 1]."""
+    return frames.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+
+
+def array_to_frames(images: np.ndarray) -> np.ndarray:
+    """Float ``[N, 3, H, W]`` in [0, 1] → ``[N, H, W, 3]`` uint8."""
+    return np.round(np.clip(images, 0, 1) * 255.0).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def pad_to_min_side(images: np.ndarray) -> np.ndarray:
+    """Edge-pad sides under :data:`MIN_SIDE` at the bottom and right (crop the output back)."""
+    h, w = images.shape[-2:]
+    if min(h, w) >= MIN_SIDE:
+        return images
+    pad = ((0, 0), (0, 0), (0, max(0, MIN_SIDE - h)), (0, max(0, MIN_SIDE - w)))
+    return np.pad(images, pad, mode="edge")
+
+
+def _linear_axis(length: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source indices and weights of a linear resize along one axis, as torch's
+    ``interpolate(mode="bilinear", align_corners=False)`` computes them."""
+    src = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (length / size) - 0.5, 0.0)
+    low = np.minimum(src.astype(np.int64), length - 1)
+    high = np.minimum(low + 1, length - 1)
+    return low, high, (src - low).astype(np.float32)
+
+
+def resize_bilinear(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of ``[..., H, W]`` to ``size`` without antialiasing (weight maps)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    low, high, frac = _linear_axis(maps.shape[-2], size[0])
+    rows = maps[..., low, :] * (1 - frac)[:, None] + maps[..., high, :] * frac[:, None]
+    low, high, frac = _linear_axis(maps.shape[-1], size[1])
+    return (rows[..., low] * (1 - frac) + rows[..., high] * frac).astype(np.float32)
+
+
+def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize ``[3, H, W]`` so that its long side is ``size`` (antialiased, Pillow's bilinear
+    per channel in float), keeping the aspect."""
+    h, w = image.shape[-2:]
+    new_h, new_w = long_side_shape(h, w, size)
+    if (new_h, new_w) == (h, w):
+        return image
+    channels = [
+        np.asarray(Image.fromarray(channel, "F").resize((new_w, new_h), Image.Resampling.BILINEAR))
+        for channel in image.astype(np.float32)
+    ]
+    return np.stack(channels)
+
+
+def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """Luminance-only transfer (BT.601, as :func:`fastnst.infer.stylize.preserve_color`):
+    the stylized brightness with the photo's chroma."""
+    r, g, b = stylized[:, 0], stylized[:, 1], stylized[:, 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    pr, pg, pb = photo[:, 0], photo[:, 1], photo[:, 2]
+    py = 0.299 * pr + 0.587 * pg + 0.114 * pb
+    cb = (pb - py) * 0.564
+    cr = (pr - py) * 0.713
+    red = y + cr / 0.713
+    blue = y + cb / 0.564
+    green = (y - 0.299 * red - 0.114 * blue) / 0.587
+    return np.clip(np.stack((red, green, blue), axis=1), 0, 1).astype(np.float32)

@@ -1,0 +1,167 @@
+"""The transformer network as an ONNX graph, built from a model file's weights with
+``onnx.helper`` (no torch, no export step, nothing cached on disk: building takes a few
+milliseconds, so the one shared file stays the only thing a user needs).
+
+Every conditional instance norm takes its affine terms as graph inputs instead of its
+tables: the caller mixes γ/β from the blend weights in NumPy, so styles, blends and
+per-pixel region maps (``[N, C, H, W]`` γ/β) all run through one graph. Two variants
+serve tiling: ``fixed`` norms take a whole-image ``scale``/``shift`` instead of computing
+their own statistics, and ``stop_at`` ends the graph at a norm layer's input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+EPS = 1e-5
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One reflection-padded conv + norm of the network, in the order the norms run."""
+
+    name: str
+    kernel: int
+    stride: int
+    relu: bool
+
+
+def layers(num_residual: int) -> list[Layer]:
+    """The network's conv/norm layers in execution order (the order of its norm tables)."""
+    found = [Layer("encoder.0", 9, 1, True), Layer("encoder.1", 3, 2, True)]
+    found.append(Layer("encoder.2", 3, 2, True))
+    for i in range(num_residual):
+        found += [Layer(f"residuals.{i}.first", 3, 1, True)]
+        found += [Layer(f"residuals.{i}.second", 3, 1, False)]
+    found += [Layer("up1.block", 3, 1, True), Layer("up2.block", 3, 1, True)]
+    return [*found, Layer("head", 9, 1, False)]
+
+
+class _Builder:
+    def __init__(
+        self, weights: dict[str, np.ndarray], fixed: bool, stop_at: int | None, upsample: str
+    ) -> None:
+        self.weights, self.fixed, self.stop_at = weights, fixed, stop_at
+        self.upsample = upsample
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.inputs = [_value("image")]
+        self.count = 0
+        self.norm_index = 0
+        self.probe: str | None = None
+
+    def name(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.count}"
+
+    def const(self, stem: str, array: np.ndarray) -> str:
+        name = self.name(stem)
+        self.inits.append(numpy_helper.from_array(array, name))
+        return name
+
+    def op(self, kind: str, inputs: list[str], **attrs: object) -> str:
+        out = self.name(kind.lower())
+        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    def conv_norm(self, x: str, layer: Layer) -> str | None:
+        """Pad, conv, norm (and ReLU); None once the probed layer's input is reached."""
+        pad = layer.kernel // 2
+        pads = self.const("pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64))
+        x = self.op("Pad", [x, pads], mode="reflect")
+        weight = self.const("w", self.weights[f"{layer.name}.conv.weight"])
+        bias = self.const("b", self.weights[f"{layer.name}.conv.bias"])
+        x = self.op("Conv", [x, weight, bias], strides=[layer.stride] * 2)
+        index = self.norm_index
+        self.norm_index += 1
+        if index == self.stop_at:
+            self.probe = x
+            return None
+        if self.fixed:
+            scale, shift = f"scale{index}", f"shift{index}"
+        else:
+            channels = self.weights[f"{layer.name}.conv.bias"].shape[0]
+            ones = self.const("ones", np.ones(channels, np.float32))
+            zeros = self.const("zeros", np.zeros(channels, np.float32))
+            x = self.op("InstanceNormalization", [x, ones, zeros], epsilon=EPS)
+            scale, shift = f"gamma{index}", f"beta{index}"
+        self.inputs += [_value(scale), _value(shift)]
+        x = self.op("Add", [self.op("Mul", [x, scale]), shift])
+        return self.op("Relu", [x]) if layer.relu else x
+
+    def resize_like(self, x: str, like: str) -> str:
+        """Resize ``x`` to the spatial size of ``like`` as torch's ``interpolate`` does:
+        ``nearest`` takes source index floor(dst * in / out); ``bilinear`` (align_corners
+        False) samples at (dst + 0.5) * in / out - 0.5, clamped at the edges."""
+        sizes = self.op(
+            "Concat",
+            [self.op("Shape", [x], start=0, end=2), self.op("Shape", [like], start=2, end=4)],
+            axis=0,
+        )
+        if self.upsample == "bilinear":
+            return self.op(
+                "Resize",
+                [x, "", "", sizes],
+                mode="linear",
+                coordinate_transformation_mode="pytorch_half_pixel",
+            )
+        return self.op(
+            "Resize",
+            [x, "", "", sizes],
+            mode="nearest",
+            coordinate_transformation_mode="asymmetric",
+            nearest_mode="floor",
+        )
+
+
+def _value(name: str) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * 4)
+
+
+def _forward(b: _Builder, plan: list[Layer]) -> str | None:
+    steps = iter(plan)
+    x = b.conv_norm("image", next(steps))
+    full = x
+    x = x and b.conv_norm(x, next(steps))
+    half = x
+    x = x and b.conv_norm(x, next(steps))
+    residual_layers = len(plan) - 6
+    for _ in range(residual_layers // 2):
+        first = x and b.conv_norm(x, next(steps))
+        second = first and b.conv_norm(first, next(steps))
+        x = second and b.op("Add", [x, second])
+    x = x and b.conv_norm(b.resize_like(x, half), next(steps))
+    x = x and b.conv_norm(b.resize_like(x, full), next(steps))
+    x = x and b.conv_norm(x, next(steps))
+    return x and b.op("Sigmoid", [x])
+
+
+def build_graph(
+    weights: dict[str, np.ndarray],
+    num_residual: int,
+    fixed: bool = False,
+    stop_at: int | None = None,
+    upsample: str = "nearest",
+) -> onnx.ModelProto:
+    """The network as an ONNX model: input ``image`` ``[N, 3, H, W]`` (each side at least
+    16 px) and per norm layer *k* ``gamma{k}``/``beta{k}`` (or, ``fixed``, ``scale{k}``/
+    ``shift{k}``), each ``[N, C, 1, 1]`` or per pixel ``[N, C, H_k, W_k]``. Output
+    ``stylized``, or with ``stop_at`` = *k* the input of norm *k* as ``probe``. ``upsample``
+    is the decoder's resize (``nearest`` or ``bilinear``, the model's ``net.upsample``)."""
+    weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
+    builder = _Builder(weights, fixed, stop_at, upsample)
+    out = _forward(builder, layers(num_residual))
+    result = builder.probe if out is None else out
+    output_name = "probe" if out is None else "stylized"
+    builder.nodes.append(helper.make_node("Identity", [result], [output_name]))
+    graph = helper.make_graph(
+        builder.nodes, "fastnst", builder.inputs, [_value(output_name)], builder.inits
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    return model

@@ -1,0 +1,283 @@
+"""Stylize with onnxruntime: the model file's graph (:mod:`fastnst.runtime.graph`) on NumPy
+arrays, with the same blends, strength, colour keeping, per-pixel region weights and
+seamless tiling as the torch :class:`~fastnst.infer.stylize.Stylizer`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from fastnst.errors import UserError
+from fastnst.modelfile import ModelFileError, ModelInfo, read_model_file
+from fastnst.runtime import tiles
+from fastnst.runtime.arrays import pad_to_min_side, preserve_color, resize_bilinear
+from fastnst.runtime.graph import EPS, build_graph, layers
+from fastnst.runtime.styles import parse_style_spec
+
+# Whole-image runs hold several activations of the first layer's width at full size; above
+# this many bytes of one such activation the image is tiled (4K: 1 GB each at full width).
+TILE_ACTIVATION_BYTES = 160 * 2**20
+AUTO_TILE = 1024
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def default_threads() -> int:
+    """``FASTNST_NUM_THREADS`` if set (the project's CPU lock sets it), else the CPUs this
+    process may run on: onnxruntime's own default counts every core of the machine."""
+    if os.environ.get("FASTNST_NUM_THREADS"):
+        return max(1, int(os.environ["FASTNST_NUM_THREADS"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def pick_providers(device: str) -> list[str]:
+    """``auto``: CUDA (TensorRT first) when this onnxruntime has it, else the CPU."""
+    available = ort.get_available_providers()
+    gpu = [p for p in GPU_PROVIDERS if p in available]
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device.startswith("cuda"):
+        if not gpu:
+            raise UserError(
+                "--device cuda was asked for but this onnxruntime has no CUDA provider "
+                "(pip install onnxruntime-gpu, or --backend torch)"
+            )
+        return [*gpu, "CPUExecutionProvider"]
+    if device != "auto":
+        raise UserError(f"unsupported device {device!r}; use auto, cpu or cuda")
+    return [*gpu, "CPUExecutionProvider"]
+
+
+@dataclass
+class OnnxStylizer:
+    """A model file as onnxruntime sessions; images are float32 NumPy ``[N, 3, H, W]``."""
+
+    info: ModelInfo
+    weights: dict[str, np.ndarray]
+    providers: list[str]
+    threads: int
+    session: ort.InferenceSession
+    _tiling: dict[int | None, ort.InferenceSession] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
+        info, stored = read_model_file(path)
+        weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
+        residual = info.net.get("num_residual")
+        expected = expected_shapes(info.net)
+        found = {key: value.shape for key, value in weights.items()}
+        if found != expected:
+            wrong = sorted(
+                k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k)
+            )
+            raise ModelFileError(
+                f"{path}: weights do not match the architecture (e.g. {wrong[0]}: "
+                f"{found.get(wrong[0])} in the file, {expected.get(wrong[0])} expected)"
+            )
+        providers = pick_providers(device)
+        threads = threads or default_threads()
+        upsample = info.net.get("upsample", "nearest")
+        if upsample not in ("nearest", "bilinear"):
+            raise ModelFileError(f"{path}: unknown upsampling {upsample!r} in its header")
+        session = _session(build_graph(weights, residual, upsample=upsample), providers, threads)
+        return cls(info, weights, providers, threads, session)
+
+    @property
+    def style_names(self) -> list[str]:
+        return list(self.info.style_names)
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.providers[0] != "CPUExecutionProvider"
+
+    @property
+    def first_width(self) -> int:
+        return self.weights["encoder.0.conv.bias"].shape[0]
+
+    def styles(self, spec: str) -> list[tuple[str, np.ndarray]]:
+        return parse_style_spec(spec, self.style_names)
+
+    def auto_tile(self, shape: tuple[int, ...]) -> int:
+        """Tile when one first-layer activation of the whole image would pass
+        :data:`TILE_ACTIVATION_BYTES`: keeps a 4K photo's peak memory near 1 GB."""
+        need = shape[-1] * shape[-2] * self.first_width * 4
+        return AUTO_TILE if need > TILE_ACTIVATION_BYTES else 0
+
+    def _tables(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        layer_list = layers(self.info.net["num_residual"])
+        return [
+            (self.weights[f"{ly.name}.norm.gamma"], self.weights[f"{ly.name}.norm.beta"])
+            for ly in layer_list
+        ]
+
+    def affine(
+        self, weights: np.ndarray, batch: int, size: tuple[int, int]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per norm layer γ and β: ``[N, C, 1, 1]`` from ``[S]``/``[N, S]`` weights, or per
+        pixel ``[N, C, H_k, W_k]`` from ``[N, S, H, W]`` maps resampled to each layer."""
+        weights = np.asarray(weights, dtype=np.float32)
+        if weights.ndim == 1:
+            weights = np.broadcast_to(weights, (batch, weights.shape[0]))
+        if weights.ndim == 2:
+            return [
+                ((weights @ g)[:, :, None, None], (weights @ b)[:, :, None, None])
+                for g, b in self._tables()
+            ]
+        weights = np.broadcast_to(weights, (batch, *weights.shape[1:]))
+        resampled: dict[tuple[int, int], np.ndarray] = {}
+        out = []
+        for (g, b), layer_size in zip(
+            self._tables(), layer_sizes(size, self.info.net["num_residual"]), strict=True
+        ):
+            if layer_size not in resampled:
+                resampled[layer_size] = resize_bilinear(weights, layer_size)
+            w = resampled[layer_size]
+            out.append((np.einsum("nshw,sc->nchw", w, g), np.einsum("nshw,sc->nchw", w, b)))
+        return out
+
+    def __call__(
+        self,
+        images: np.ndarray,
+        weights: np.ndarray,
+        strength: float = 1.0,
+        keep_color: bool = False,
+        tile: int = 0,
+    ) -> np.ndarray:
+        """Stylize float RGB ``images`` in [0, 1] (float32 ``[N, 3, H, W]``).
+
+        ``weights`` is ``[S]`` (a style or a blend) or ``[1, S, H, W]`` per pixel (regions,
+        run whole). ``tile`` > 0 runs larger images tile by tile with whole-image norm
+        statistics (:func:`stylize_tiled`)."""
+        photo = np.ascontiguousarray(images, dtype=np.float32)
+        height, width = photo.shape[-2:]
+        batch = pad_to_min_side(photo)
+        if weights.ndim != 4 and tile > 0 and max(height, width) > tile:
+            rows = np.broadcast_to(np.asarray(weights, np.float32), (len(batch), weights.shape[-1]))
+            out = np.concatenate(
+                [
+                    self.stylize_tiled(batch[i : i + 1], rows[i : i + 1], tile)
+                    for i in range(len(batch))
+                ]
+            )
+        else:
+            feeds = {"image": batch}
+            for k, (gamma, beta) in enumerate(self.affine(weights, len(batch), batch.shape[-2:])):
+                feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
+            out = self.session.run(None, feeds)[0]
+        out = out[..., :height, :width]
+        if keep_color:
+            out = preserve_color(out, photo)
+        if strength < 1.0:
+            out = photo + (out - photo) * np.float32(strength)
+        return out
+
+    def _tiling_session(self, stop_at: int | None) -> ort.InferenceSession:
+        if stop_at not in self._tiling:
+            net = self.info.net
+            graph = build_graph(
+                self.weights, net["num_residual"], True, stop_at, net.get("upsample", "nearest")
+            )
+            self._tiling[stop_at] = _session(graph, self.providers, self.threads)
+        return self._tiling[stop_at]
+
+    def stylize_tiled(self, image: np.ndarray, weights: np.ndarray, tile: int) -> np.ndarray:
+        """One ``[1, 3, H, W]`` image tile by tile, matching a whole-image run (the scheme of
+        :mod:`fastnst.infer.tiling`): pass *k* runs each tile up to norm *k* with the
+        statistics found so far and sums its core; a last pass blends feathered tiles."""
+        height, width = image.shape[-2:]
+        margin = tiles.halo(self.info.net["num_residual"])
+        plan = [
+            (rows, cols)
+            for rows in tiles.plan_spans(height, tile, margin)
+            for cols in tiles.plan_spans(width, tile, margin)
+        ]
+        affine = self.affine(weights, 1, (1, 1))
+        fixed: dict[str, np.ndarray] = {}
+        for k, (gamma, beta) in enumerate(affine):
+            sums = np.zeros((2, gamma.shape[1]), np.float64)
+            count = 0
+            session = self._tiling_session(k)
+            for rows, cols in plan:
+                crop = image[:, :, rows.crop[0] : rows.crop[1], cols.crop[0] : cols.crop[1]]
+                probe = session.run(None, {"image": crop, **fixed})[0]
+                core = probe[
+                    0,
+                    :,
+                    tiles.core_slice(rows, probe.shape[-2], height),
+                    tiles.core_slice(cols, probe.shape[-1], width),
+                ].astype(np.float64)
+                sums += (core.sum(axis=(1, 2)), np.square(core).sum(axis=(1, 2)))
+                count += core.shape[-2] * core.shape[-1]
+            mean = sums[0] / count
+            var = np.maximum(sums[1] / count - mean**2, 0)
+            scale = gamma[0, :, 0, 0] / np.sqrt(var + EPS)
+            shift = beta[0, :, 0, 0] - mean * scale
+            fixed[f"scale{k}"] = scale.astype(np.float32)[None, :, None, None]
+            fixed[f"shift{k}"] = shift.astype(np.float32)[None, :, None, None]
+        total = np.zeros((1, 3, height, width), np.float32)
+        weight_sum = np.zeros((1, 1, height, width), np.float32)
+        session = self._tiling_session(None)
+        for rows, cols in plan:
+            (y0, y1), (x0, x1) = rows.crop, cols.crop
+            out = session.run(None, {"image": image[:, :, y0:y1, x0:x1], **fixed})[0]
+            feather = np.outer(
+                tiles.feather_weights(rows, height), tiles.feather_weights(cols, width)
+            ).astype(np.float32)
+            total[:, :, y0:y1, x0:x1] += out * feather
+            weight_sum[:, :, y0:y1, x0:x1] += feather
+        return total / weight_sum
+
+
+def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:
+    """Every weight's shape for the header's ``net`` (as :class:`fastnst.model.NetConfig`
+    sizes the network: channels ``max(4, round(c * width))`` for 32/64/128)."""
+    try:
+        styles, width, residual = (
+            int(net["num_styles"]),
+            float(net.get("width", 1.0)),
+            int(net.get("num_residual", 5)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"damaged network description ({exc})") from None
+    c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
+    ins_outs = [
+        (3, c1),
+        (c1, c2),
+        (c2, c3),
+        *[(c3, c3)] * (2 * residual),
+        (c3, c2),
+        (c2, c1),
+        (c1, 3),
+    ]
+    shapes = {}
+    for layer, (cin, cout) in zip(layers(residual), ins_outs, strict=True):
+        shapes[f"{layer.name}.conv.weight"] = (cout, cin, layer.kernel, layer.kernel)
+        shapes[f"{layer.name}.conv.bias"] = (cout,)
+        shapes[f"{layer.name}.norm.gamma"] = (styles, cout)
+        shapes[f"{layer.name}.norm.beta"] = (styles, cout)
+    return shapes
+
+
+def layer_sizes(size: tuple[int, int], num_residual: int) -> list[tuple[int, int]]:
+    """The spatial size at each norm layer for an input of ``size`` (stride-2 convs round
+    up; the decoder returns to each encoder stage's size)."""
+    full = (int(size[0]), int(size[1]))
+    half = (-(-full[0] // 2), -(-full[1] // 2))
+    quarter = (-(-half[0] // 2), -(-half[1] // 2))
+    return [full, half, quarter, *[quarter] * (2 * num_residual), half, full, full]
+
+
+def _session(model: object, providers: list[str], threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # No arena: tiles of varying size would keep the largest allocations forever.
+    options.enable_cpu_mem_arena = False
+    options.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), options, providers=providers)

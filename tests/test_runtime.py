@@ -1,0 +1,155 @@
+"""The onnxruntime backend: the graph built from a model file matches the torch network
+(every bundled model, blends, per-pixel maps, tiling), and the stylize command on it
+imports no torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import perturbed_model
+from PIL import Image
+
+from fastnst.errors import UserError
+from fastnst.export import load_model
+from fastnst.infer import main
+from fastnst.models import bundled_models
+from fastnst.runtime.backends import choose_backend
+from fastnst.runtime.onnx_backend import OnnxStylizer, layer_sizes
+
+REPO = Path(__file__).resolve().parents[1]
+# Largest difference from the torch network seen on the bundled models: about 3e-6 (fp32
+# rounding); the bound leaves room for other CPUs' kernels.
+TOLERANCE = 5e-5
+
+
+def _torch(net: torch.nn.Module, images: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    with torch.inference_mode():
+        rows = torch.from_numpy(weights)
+        if rows.dim() == 1:
+            rows = rows.expand(len(images), -1)
+        return net(torch.from_numpy(images), rows).numpy()
+
+
+@pytest.mark.parametrize("name", sorted(bundled_models()))
+def test_bundled_models_match_torch(name: str) -> None:
+    onnx_net, (net, _) = OnnxStylizer.load(name, "cpu"), load_model(name)
+    rng = np.random.default_rng(0)
+    images = rng.random((2, 3, 45, 61), dtype=np.float32)
+    count = len(onnx_net.style_names)
+    blend = onnx_net.styles(f"0:0.6,{count - 1}:0.4")[0][1]
+    for weights in (np.eye(count, dtype=np.float32)[1], blend):
+        error = np.abs(onnx_net(images, weights) - _torch(net, images, weights)).max()
+        assert error < TOLERANCE, error
+    other = _torch(net, images, np.eye(count, dtype=np.float32)[0])
+    assert np.abs(onnx_net(images, blend) - other).max() > 0.01  # the styles really differ
+
+
+def test_per_pixel_weights_tiling_and_small_images_match_torch(tmp_path: Path) -> None:
+    path = perturbed_model(tmp_path / "m.safetensors", ["a", "b", "c"], 0.5)
+    onnx_net, (net, _) = OnnxStylizer.load(path, "cpu"), load_model(path)
+    rng = np.random.default_rng(1)
+    images = rng.random((1, 3, 37, 53), dtype=np.float32)
+    maps = rng.random((1, 3, 37, 53), dtype=np.float32)
+    maps /= maps.sum(1, keepdims=True)
+    assert np.abs(onnx_net(images, maps) - _torch(net, images, maps)).max() < TOLERANCE
+    tiny = rng.random((1, 3, 7, 11), dtype=np.float32)  # under the network's 16 px
+    one = np.eye(3, dtype=np.float32)[2]
+    assert onnx_net(tiny, one).shape == tiny.shape
+    assert np.abs(onnx_net(tiny, one) - _torch(net, tiny, one)).max() < TOLERANCE
+    big = rng.random((1, 3, 150, 217), dtype=np.float32)
+    tiled = onnx_net(big, one, tile=64)
+    assert np.abs(tiled - _torch(net, big, one)).max() < 1e-4
+
+
+def test_bilinear_upsampling_matches_torch(tmp_path: Path) -> None:
+    from fastnst.export import ModelInfo, save_model
+    from fastnst.model import NetConfig, TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, upsample="bilinear"))
+    path = save_model(net, tmp_path / "b.safetensors", ModelInfo(net={}, style_names=["a", "b"]))
+    images = np.random.default_rng(4).random((1, 3, 41, 30), dtype=np.float32)
+    style = np.eye(2, dtype=np.float32)[1]
+    out = OnnxStylizer.load(path, "cpu")(images, style)
+    assert np.abs(out - _torch(net.eval(), images, style)).max() < TOLERANCE
+
+
+def test_strength_and_colour() -> None:
+    onnx_net = OnnxStylizer.load("classics-lite", "cpu")
+    images = np.random.default_rng(2).random((1, 3, 32, 32), dtype=np.float32)
+    style = np.eye(len(onnx_net.style_names), dtype=np.float32)[0]
+    assert np.array_equal(onnx_net(images, style, strength=0.0), images)
+    full, half = onnx_net(images, style), onnx_net(images, style, strength=0.5)
+    assert np.allclose(half, (full + images) / 2, atol=1e-6)
+    kept = onnx_net(images, style, keep_color=True)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]
+    assert np.abs((kept * luma).sum(1) - (full * luma).sum(1)).mean() < 0.01  # its brightness
+    assert np.abs(kept - full).mean() > 0.01  # with the photo's colours
+
+
+def test_layer_sizes_follow_the_strides() -> None:
+    sizes = layer_sizes((37, 16), 1)
+    assert sizes == [(37, 16), (19, 8), (10, 4), (10, 4), (10, 4), (19, 8), (37, 16), (37, 16)]
+
+
+def test_backend_choice() -> None:
+    assert choose_backend("auto", "cpu", "auto") == "onnx"
+    assert choose_backend("torch", "cpu", "auto") == "torch"
+    with pytest.raises(UserError, match="needs --backend torch"):
+        choose_backend("onnx", "cpu", "fp16")
+
+
+def test_cli_backends_agree(tmp_path: Path, shared_data: Path) -> None:
+    photo = shared_data / "content" / "chelsea.png"
+    outputs = {}
+    for backend in ("onnx", "torch"):
+        out = tmp_path / f"{backend}.png"
+        args = ["--model", "classics-lite", "--input", str(photo), "--output", str(out)]
+        assert main([*args, "--backend", backend, "--style", "1:0.5,2:0.5"]) == 0
+        outputs[backend] = np.asarray(Image.open(out), dtype=np.float64)
+    mse = np.mean((outputs["onnx"] - outputs["torch"]) ** 2)
+    assert 10 * np.log10(255**2 / max(mse, 1e-12)) >= 45
+
+
+def _run_without_torch(*argv: str) -> None:
+    """``fastnst`` in a fresh interpreter; fails if torch was imported."""
+    code = (
+        "import sys\nfrom fastnst.cli import main\nrc = main(sys.argv[1:])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\nsys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_core_stylize_imports_no_torch(tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 255, (70, 90, 3), np.uint8)).save(photo)
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.arange(90, dtype=np.uint8) * 2, (70, 1))).save(mask)
+    model = ["stylize", "--model", "classics-lite", "--backend", "onnx", "--input", str(photo)]
+    _run_without_torch(*model, "--output", str(tmp_path / "a.png"), "--style", "0:1,3:1")
+    _run_without_torch(*model, "--output", str(tmp_path / "b.png"), "--mask", str(mask))
+    _run_without_torch(
+        *model, "--output", str(tmp_path / "c.png"), "--tile", "64", "--preserve-color"
+    )
+    for name in ("a", "b", "c"):
+        assert Image.open(tmp_path / f"{name}.png").size == (90, 70)
+
+
+def test_video_on_onnx_imports_no_torch(tmp_path: Path, shared_data: Path) -> None:
+    pytest.importorskip("av")
+    out = tmp_path / "out.mp4"
+    video = shared_data / "video" / "cockatoo.mp4"
+    _run_without_torch(
+        "stylize", "--model", "classics-lite", "--backend", "onnx", "--video", str(video),
+        "--output", str(out), "--max-frames", "3", "--quiet",
+    )
+    assert out.stat().st_size > 0
