@@ -178,7 +178,7 @@ def save_frontier_plot(
     ax.set_xlabel("style loss (lower = closer to the style)")
     ax.set_ylabel("warping error / the input's own (log)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="best")
     ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
     fig.tight_layout()
     suffix = path.suffix.lower().lstrip(".") or "png"
