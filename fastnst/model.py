@@ -35,8 +35,13 @@ class NetConfig:
     def channels(self) -> tuple[int, int, int]:
         return tuple(max(4, round(c * self.width)) for c in (32, 64, 128))  # type: ignore[return-value]
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, float | int | str]:
+        """The fields as stored in model files; the default upsampling is left out, so files
+        of the original architecture still load in fastnst versions that predate the field."""
+        fields = asdict(self)
+        if fields["upsample"] == "nearest":
+            del fields["upsample"]
+        return fields
 
 
 def pad_to_min_side(images: torch.Tensor) -> torch.Tensor:
