@@ -109,6 +109,7 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
     for extra, message in (
         (["--blends", "1.5"], "error: --blends weights must be in [0, 1), got 1.5"),
         (["--frontier", "--target", "0", "10"], "error: --target needs X_FLOOR > 0"),
+        (["--plot", str(tmp_path / "f.txt")], "error: --plot must end in .png"),
     ):
         assert fastnst([*base, *extra]) == 1
         assert capsys.readouterr().err.startswith(message)

@@ -65,6 +65,7 @@ from fastnst.video.metrics import flicker_map, warping_errors
 from fastnst.video.pairs import read_frames
 
 BATCH = 8
+PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 
 
 def style_sets(info: ModelInfo, styles_dir: Path | None, spiderverse_root: Path) -> list[StyleSet]:
@@ -263,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[],
         metavar="A",
-        help="also score each model's output smoothed by stylize --temporal-blend A, and by "
-        "the plain blend of consecutive outputs at the same weight",
+        help="also score each model's output smoothed by stylize --temporal-blend A and/or "
+        "by the plain blend of consecutive outputs at the same weight (--blend-kind); "
+        "0 is the per-frame output",
     )
     parser.add_argument(
         "--blend-kind",
@@ -325,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UserError("--frontier, --target and --plot need at least one --model")
         if args.target is not None:
             Target(*args.target)
+        if args.plot and args.plot.suffix.lower() not in PLOT_SUFFIXES:
+            raise UserError(f"--plot must end in {', '.join(PLOT_SUFFIXES)}: {args.plot}")
         report = evaluate(args)
         path = args.json or Path("outputs/eval_video") / f"{args.video.stem}.json"
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
