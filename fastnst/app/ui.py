@@ -25,6 +25,7 @@ from fastnst.app.core import (
     ModelShelf,
     Workspace,
     blend_spec,
+    number,
     safe_name,
     stylize_clip,
     stylize_photo,
@@ -44,6 +45,11 @@ POLL_S = 1.0
 CSS = """
 #style-gallery .thumbnail-item { aspect-ratio: 1; }
 """
+
+
+# Photos, clips and the API share one concurrency group: each event would otherwise get a
+# queue of its own, and a photo sent while a clip ran was stylized beside it.
+DEVICE_QUEUE = "device"
 
 
 def friendly(fn: Callable) -> Callable:
@@ -176,7 +182,7 @@ class StyleApp:
             spec,
             strength,
             keep_color,
-            int(max_size or 0),
+            int(number(max_size or 0, "max size", 0, 1e6)),
             self.limits,
             name,
         )
@@ -249,7 +255,8 @@ class StyleApp:
                 raise UserError("a style is already training; wait for it or cancel it")
             folder = self.workspace.job_dir("style")
             try:
-                job = StyleJob(source, style_name, images, folder, int(steps), self.train_overrides)
+                count = int(number(steps, "steps", 1, MAX_STEPS))
+                job = StyleJob(source, style_name, images, folder, count, self.train_overrides)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
@@ -459,6 +466,7 @@ def build(app: StyleApp) -> gr.Blocks:
             [model, photo, style, blend, strength, keep_color, max_size, *sliders],
             [compare, download, result_note],
             preprocess=False,
+            concurrency_id=DEVICE_QUEUE,
             api_name="stylize_page",
             api_visibility="undocumented",
         )
@@ -467,6 +475,7 @@ def build(app: StyleApp) -> gr.Blocks:
             [api_image, api_style, api_strength, api_model],
             api_out,
             preprocess=False,
+            concurrency_id=DEVICE_QUEUE,
             api_name="stylize",
         )
         clip_go.click(
@@ -474,6 +483,7 @@ def build(app: StyleApp) -> gr.Blocks:
             [model, clip, clip_style, clip_strength, clip_keep],
             [clip_out, clip_note],
             preprocess=False,
+            concurrency_id=DEVICE_QUEUE,
             api_name="stylize_video",
             api_visibility="undocumented",
         )

@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
         return path
 
-    return run_command(body, "the report was not written")
+    return run_command(body, "the report was not written", args)
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
