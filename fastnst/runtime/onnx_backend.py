@@ -69,17 +69,8 @@ class OnnxStylizer:
     def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
         info, stored = read_model_file(path)
         weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
+        check_weights(path, info, weights)
         residual = info.net.get("num_residual")
-        expected = expected_shapes(info.net)
-        found = {key: value.shape for key, value in weights.items()}
-        if found != expected:
-            wrong = sorted(
-                k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k)
-            )
-            raise ModelFileError(
-                f"{path}: weights do not match the architecture (e.g. {wrong[0]}: "
-                f"{found.get(wrong[0])} in the file, {expected.get(wrong[0])} expected)"
-            )
         providers = pick_providers(device)
         threads = threads or default_threads()
         upsample = info.net.get("upsample", "nearest")
@@ -95,6 +86,11 @@ class OnnxStylizer:
     @property
     def on_gpu(self) -> bool:
         return self.providers[0] != "CPUExecutionProvider"
+
+    @property
+    def engine(self) -> str:
+        """Where it runs, in words: ``onnxruntime on CPU`` (or ``CUDA``, ``Tensorrt``)."""
+        return f"onnxruntime on {self.providers[0].removesuffix('ExecutionProvider')}"
 
     @property
     def first_width(self) -> int:
@@ -232,6 +228,18 @@ class OnnxStylizer:
             total[:, :, y0:y1, x0:x1] += out * feather
             weight_sum[:, :, y0:y1, x0:x1] += feather
         return total / weight_sum
+
+
+def check_weights(path: str | Path, info: ModelInfo, weights: dict[str, np.ndarray]) -> None:
+    """Refuse a file whose weights do not fit the network its header describes."""
+    expected = expected_shapes(info.net)
+    found = {key: value.shape for key, value in weights.items()}
+    if found != expected:
+        wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        raise ModelFileError(
+            f"{path}: weights do not match the architecture (e.g. {wrong[0]}: "
+            f"{found.get(wrong[0])} in the file, {expected.get(wrong[0])} expected)"
+        )
 
 
 def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:
