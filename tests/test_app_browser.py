@@ -187,7 +187,15 @@ def test_webcam_tab_streams_stylized_frames_in_chromium(
             ]
         )
         tab[0].click()
-        wait.until(lambda d: click_button(d, "#camera", "record", "start"))
+        # Gradio asks for the camera on a click, then offers Record (chromium's fake UI
+        # grants the permission without a prompt).
+        wait.until(lambda d: click_button(d, "#camera", "access webcam"))
+        try:
+            wait.until(lambda d: click_button(d, "#camera", "record"))
+        except Exception:
+            buttons = driver.find_elements(By.CSS_SELECTOR, "#camera button")
+            labels = [(b.text, b.get_attribute("aria-label"), b.is_displayed()) for b in buttons]
+            raise AssertionError(f"no record button in the camera box: {labels}") from None
         wait.until(lambda d: len(served) >= 3 and shown_image(d, url, "#live-out"))
         started, count_before = time.monotonic(), len(served)
         sources, checked = set(), 0

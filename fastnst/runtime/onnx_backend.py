@@ -155,12 +155,11 @@ class OnnxStylizer:
         batch = pad_to_min_side(photo)
         if weights.ndim != 4 and tile > 0 and max(height, width) > tile:
             rows = np.broadcast_to(np.asarray(weights, np.float32), (len(batch), weights.shape[-1]))
-            out = np.concatenate(
-                [
-                    self.stylize_tiled(batch[i : i + 1], rows[i : i + 1], tile)
-                    for i in range(len(batch))
-                ]
-            )
+            parts = [
+                self.stylize_tiled(batch[i : i + 1], rows[i : i + 1], tile)
+                for i in range(len(batch))
+            ]
+            out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
             feeds = {"image": batch}
             for k, (gamma, beta) in enumerate(self.affine(weights, len(batch), batch.shape[-2:])):
@@ -225,9 +224,10 @@ class OnnxStylizer:
             feather = np.outer(
                 tiles.feather_weights(rows, height), tiles.feather_weights(cols, width)
             ).astype(np.float32)
-            total[:, :, y0:y1, x0:x1] += out * feather
+            out *= feather
+            total[:, :, y0:y1, x0:x1] += out
             weight_sum[:, :, y0:y1, x0:x1] += feather
-        return total / weight_sum
+        return np.divide(total, weight_sum, out=total)
 
 
 def check_weights(path: str | Path, info: ModelInfo, weights: dict[str, np.ndarray]) -> None:
