@@ -118,7 +118,13 @@ def _train(argv: list[str]) -> int:
     at :mod:`fastnst.train` while it runs, so every rank trains with the same overrides."""
     import __main__
     from fastnst import train
+    from fastnst.errors import UserError
 
+    try:
+        train.check_config_dir(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     saved_argv, saved_spec = sys.argv, getattr(__main__, "__spec__", None)
     sys.argv = [train.__file__, *argv]
     __main__.__spec__ = importlib.util.find_spec("fastnst.train")

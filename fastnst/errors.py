@@ -3,10 +3,13 @@ them as one ``error: …`` line and exit non-zero, instead of showing a tracebac
 command shares these, so they sit below all of them; :mod:`fastnst.cli` only dispatches."""
 
 import argparse
+import math
 import shlex
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 # The extras of pyproject.toml: what each is called in messages, and the top-level modules
 # whose absence means that extra is not installed.
@@ -74,10 +77,41 @@ def terminate_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _raise)
 
 
-def run_command(body: Callable[[], object], interrupted: str) -> int:
-    """Run a command-line tool's body: user errors become one ``error:`` line and exit 1,
-    Ctrl-C exits 130 saying what was not written, success prints ``wrote <result>``."""
+@contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """Hold SIGTERM back while the block runs (a temporary file being made, threads being
+    started): its :class:`Terminated` comes right after the block, when the cleanup that
+    follows knows of everything the block made. Only the main thread can hold it back."""
+    if not hasattr(signal, "pthread_sigmask") or (
+        threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def check_finite(args: argparse.Namespace) -> None:
+    """Every number given to a command is finite: NaN passes every ``x < 0`` check and
+    infinity every ``x > 0`` one, so each option's own bounds would let them through."""
+    for name, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            option = "--" + name.replace("_", "-")
+            raise UserError(f"{option} must be a finite number, got {value}")
+
+
+def run_command(
+    body: Callable[[], object], interrupted: str, args: argparse.Namespace | None = None
+) -> int:
+    """Run a command-line tool's body: user errors become one ``error:`` line and exit 1,
+    Ctrl-C exits 130 saying what was not written, success prints ``wrote <result>``.
+    ``args``, when given, are checked by :func:`check_finite` first."""
+    try:
+        if args is not None:
+            check_finite(args)
         result = body()
     except (UserError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -103,7 +137,7 @@ def run_report_tool(
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     args.command = " ".join([parser.prog, *map(shlex.quote, argv)])
-    return run_command(lambda: body(args), "the report was not written")
+    return run_command(lambda: body(args), "the report was not written", args)
 
 
 def run_main(command: str, body: Callable[[], int]) -> int:

@@ -24,6 +24,7 @@ from fastnst.modelfile import (  # noqa: F401 - re-exported: the names callers i
     FORMAT_VERSION,
     ModelFileError,
     ModelInfo,
+    non_finite,
     read_model_file,
 )
 
@@ -46,9 +47,17 @@ def save_model(
     info.net = net.config.to_dict()
     info.created = info.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
     state = {k: v.detach().cpu().to(dtype).contiguous() for k, v in net.state_dict().items()}
-    reference = net
+    broken = non_finite({k: v.float().numpy() for k, v in state.items()})
+    if broken:
+        raise ModelFileError(
+            f"not writing {path}: the network has NaN or infinite weights ({broken}); "
+            "training diverged (lower the learning rate or the loss weights)"
+        )
+    # The check runs on the CPU in fp32 whatever device trained the network: a GPU's TF32
+    # convolutions (cuDNN's default) differ from fp32 by ~1e-3, far above the check's 1e-5,
+    # and that difference says nothing about the file.
+    reference = copy.deepcopy(net).to("cpu", torch.float32)
     if dtype != torch.float32:
-        reference = TransformerNet(net.config).to(next(net.parameters()).device)
         reference.load_state_dict({k: v.float() for k, v in state.items()})
 
     def write(tmp: Path) -> None:
@@ -62,14 +71,13 @@ def save_model(
 
 @torch.no_grad()
 def _check_same_output(original: TransformerNet, reloaded: TransformerNet) -> None:
-    device = next(original.parameters()).device
     probe = torch.rand(1, 3, 37, 45, generator=torch.Generator().manual_seed(0))
     styles = torch.arange(original.num_styles) % original.num_styles
     was_training = original.training
     original.eval()
     try:
         for style in styles.tolist():
-            a = original(probe.to(device), style).float().cpu()
+            a = original(probe, style)
             b = reloaded(probe, style)
             if not torch.allclose(a, b, atol=1e-5, rtol=0):
                 raise RuntimeError(
@@ -82,7 +90,29 @@ def _check_same_output(original: TransformerNet, reloaded: TransformerNet) -> No
 def read_info(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     """Parse a model file (:func:`fastnst.modelfile.read_model_file`) with torch weights."""
     info, arrays = read_model_file(path)
-    return info, {key: torch.from_numpy(value.copy()) for key, value in arrays.items()}
+    state = {key: torch.from_numpy(value.copy()) for key, value in arrays.items()}
+    _check_weights(Path(path), info, state)
+    return info, state
+
+
+def _check_weights(path: Path, info: ModelInfo, state: dict[str, torch.Tensor]) -> None:
+    """The header's network fits the stored tensors, checked on the meta device (no memory)
+    before anything is built: a header claiming width 1000 would otherwise allocate tens of
+    GB. (Finite weights are checked by :func:`fastnst.modelfile.read_model_file`.)"""
+    described = info.net.get("num_residual")
+    blocks = {key.split(".")[1] for key in state if key.startswith("residuals.")}
+    if type(described) is not int or described != len(blocks):
+        raise ModelFileError(
+            f"{path}: the header says {described!r} residual blocks, the weights hold {len(blocks)}"
+        )
+    try:
+        with torch.device("meta"):
+            skeleton = TransformerNet(NetConfig(**info.net))
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has a damaged network description ({exc})") from None
+    mismatch = _state_mismatch(skeleton.state_dict(), state)
+    if mismatch:
+        raise ModelFileError(f"{path}: weights do not match the architecture ({mismatch})")
 
 
 def load_model(
@@ -90,13 +120,7 @@ def load_model(
 ) -> tuple[TransformerNet, ModelInfo]:
     """Build the network a model file describes, in eval mode, on ``device``."""
     info, state = read_info(path)
-    try:
-        net = TransformerNet(NetConfig(**info.net))
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path} has a damaged network description ({exc})") from None
-    mismatch = _state_mismatch(net.state_dict(), state)
-    if mismatch:
-        raise ModelFileError(f"{path}: weights do not match the architecture ({mismatch})")
+    net = TransformerNet(NetConfig(**info.net))
     net.load_state_dict(state, strict=True)
     return net.to(device).eval(), info
 
@@ -199,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
         description="Export a checkpoint to a model file, and a model to ONNX/TorchScript.",
     )
     parser.add_argument("checkpoint", help="Lightning .ckpt from training, or a .safetensors model")
-    parser.add_argument("-o", "--output", help="model file to write (default: beside the .ckpt)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        help="model file to write (default: beside the .ckpt); from a model file, the one "
+        "--onnx or --torchscript file",
+    )
     parser.add_argument("--onnx", nargs="?", const="", help="also write ONNX (default: beside it)")
     parser.add_argument(
         "--torchscript", nargs="?", const="", help="also write TorchScript .pt (default: beside it)"
@@ -210,6 +239,17 @@ def main(argv: list[str] | None = None) -> int:
         if source.suffix == ".safetensors":
             if args.onnx is None and args.torchscript is None:
                 raise ModelFileError(f"{source} is a model file already: add --onnx/--torchscript")
+            if args.output:  # -o names the one runtime file asked for
+                if args.onnx is not None and args.torchscript is not None:
+                    raise ModelFileError(
+                        "-o names one file: give the paths as --onnx PATH --torchscript PATH"
+                    )
+                if args.onnx or args.torchscript:
+                    raise ModelFileError("give the output once: -o or --onnx/--torchscript PATH")
+                if args.onnx is not None:
+                    args.onnx = args.output
+                else:
+                    args.torchscript = args.output
             path = source
         else:
             path = export_checkpoint(source, args.output)

@@ -82,8 +82,30 @@ def open_rgb(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
                 )
             image.load()
             return to_rgb(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except UnidentifiedImageError:
+        raise ImageReadError(f"cannot read image {path}: {_unknown_format(path)}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
         raise ImageReadError(f"cannot read image {path}: {exc}") from None
+
+
+# ISO media brands of HEIF files (iPhone photos) and AVIF, which Pillow cannot read.
+HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"mif1": "HEIF", b"avif": "AVIF"}
+
+
+def _unknown_format(path: Path) -> str:
+    """Why Pillow could not identify ``path``, naming HEIC/AVIF and what is supported."""
+    with path.open("rb") as handle:
+        head = handle.read(12)
+    supported = "use JPEG, PNG, WebP, BMP, TIFF or GIF"
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return f"{HEIF_BRANDS[head[8:12]]} images are not supported; {supported}"
+    return f"not an image in a supported format; {supported}"
+
+
+def animation_frames(path: str | Path) -> int:
+    """How many frames an image file holds (1 for a still; GIF, APNG, WebP can hold more)."""
+    with Image.open(path) as image:
+        return int(getattr(image, "n_frames", 1))
 
 
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:

@@ -35,8 +35,13 @@ class NetConfig:
     def channels(self) -> tuple[int, int, int]:
         return tuple(max(4, round(c * self.width)) for c in (32, 64, 128))  # type: ignore[return-value]
 
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, float | int | str]:
+        """The fields as stored in model files; the default upsampling is left out, so files
+        of the original architecture still load in fastnst versions that predate the field."""
+        fields = asdict(self)
+        if fields["upsample"] == "nearest":
+            del fields["upsample"]
+        return fields
 
 
 def pad_to_min_side(images: torch.Tensor) -> torch.Tensor:
@@ -94,6 +99,26 @@ def norm_affine(
     )
 
 
+def normalize(
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    gamma: torch.Tensor,
+    beta: torch.Tensor,
+    eps: float,
+) -> torch.Tensor:
+    """``(x - mean) / sqrt(var + eps) * gamma + beta`` in fp32, returned in ``x``'s dtype.
+
+    fp32 input takes one fused multiply-add with a precomputed shift. fp16/bf16 input has
+    its mean taken off first, in fp32: on a flat frame (a fade to black, a white card) the
+    variance is ~0, the scale ~1/sqrt(eps) = 316, and the fused form cancels two large
+    products that bf16's 8-bit mantissa cannot hold (a black frame came out at 7 dB PSNR)."""
+    scale = gamma.float() * torch.rsqrt(var.float() + eps)
+    if x.dtype == torch.float32:
+        return torch.addcmul(beta.float() - mean.float() * scale, x, scale)
+    return torch.addcmul(beta.float(), x.float() - mean.float(), scale).to(x.dtype)
+
+
 class ConditionalInstanceNorm2d(nn.Module):
     """Instance norm whose scale and shift come from ``[num_styles, C]`` tables.
 
@@ -108,9 +133,14 @@ class ConditionalInstanceNorm2d(nn.Module):
         self.beta = nn.Parameter(torch.zeros(num_styles, channels))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        normed = F.instance_norm(x, eps=self.eps)
-        gamma, beta = norm_affine(weights, self.gamma, self.beta, tuple(x.shape[-2:]))
-        return normed * gamma.to(x.dtype) + beta.to(x.dtype)
+        # Statistics and the affine mix in fp32 whatever the precision or autocast (bf16
+        # statistics wreck flat frames, see `normalize`); the result is in x's dtype.
+        with torch.autocast(x.device.type, enabled=False):
+            normed = F.instance_norm(x.float(), eps=self.eps)
+            gamma, beta = norm_affine(
+                weights.float(), self.gamma.float(), self.beta.float(), tuple(x.shape[-2:])
+            )
+            return (normed * gamma + beta).to(x.dtype)
 
 
 class ConvCIN(nn.Module):

@@ -77,7 +77,21 @@ def read_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, np.ndarray]]
     except TypeError as exc:
         raise ModelFileError(f"{path} has an unexpected fastnst header ({exc})") from None
     _check_header(path, info)
+    broken = non_finite(state)
+    if broken:
+        raise ModelFileError(f"{path} has NaN or infinite weights ({broken}): a damaged model")
     return info, state
+
+
+def non_finite(state: dict[str, np.ndarray]) -> str:
+    """The first array holding NaN or infinity and how many it holds, or "": NaN weights
+    stylize every photo to black without a word."""
+    for key, value in state.items():
+        if np.issubdtype(value.dtype, np.floating):
+            bad = int((~np.isfinite(value)).sum())
+            if bad:
+                return f"{bad} in {key}"
+    return ""
 
 
 def _check_header(path: Path, info: ModelInfo) -> None:

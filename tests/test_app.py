@@ -447,6 +447,62 @@ def test_api_reports_bad_input_and_keeps_serving(served, tmp_path: Path, photo: 
     assert Path(client.predict(handle_file(str(photo)), "ink", 1.0, api_name="/stylize")).is_file()
 
 
+def test_api_names_the_bad_field(served, photo: Path) -> None:
+    """Whatever a client sends as a number (text, null, NaN) is one line naming the field."""
+    app, client = served
+    for strength, said in (("abc", "'abc'"), (None, "None")):
+        with pytest.raises(Exception, match=f"strength must be a number, got {said}"):
+            client.predict(handle_file(str(photo)), "sea", strength, api_name="/stylize")
+    # NaN cannot travel as JSON: the handler itself gets it from other clients
+    with pytest.raises(gr.Error, match="strength must be between 0 and 1, got nan"):
+        friendly(app.stylize_api)(str(photo), "sea", float("nan"), "")
+    with pytest.raises(gr.Error, match="steps must be between 1 and"):
+        list(friendly(app.add_style)(app.default_model, [str(photo)], "new", float("nan")))
+
+
+def test_a_photo_waits_for_a_running_clip(
+    served, photo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Photos, clips and the API share the device's one queue (on a CPU, one job at a time):
+    a photo sent while a clip runs starts after it."""
+    import fastnst.app.handlers as handlers
+
+    app, client = served
+    clip = _make_clip(tmp_path / "clip.mp4", frames=4, audio=False)
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def counted(work):
+        def run(*args, **kwargs):
+            with lock:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            time.sleep(0.5)  # the photo request arrives while this runs
+            try:
+                return work(*args, **kwargs)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+        return run
+
+    monkeypatch.setattr(handlers, "stylize_clip", counted(stylize_clip))
+    monkeypatch.setattr(handlers, "stylize_photo", counted(stylize_photo))
+    video = client.submit(
+        app.default_model,
+        handle_file(str(clip)),
+        "sea",
+        1.0,
+        False,
+        api_name="/stylize_video",
+    )
+    time.sleep(0.2)
+    image = client.submit(handle_file(str(photo)), "ink", 1.0, api_name="/stylize")
+    assert Path(image.result(timeout=120)).is_file()
+    assert Path(video.result(timeout=120)[0]).is_file()
+    assert most[0] == 1
+
+
 def test_requests_during_a_job_are_queued_not_lost(
     served, photo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -33,6 +33,7 @@ class Row:
     stderr: str  # expected start of stderr's first line ("" = stderr empty)
     files: tuple[str, ...]
     command: str = "stylize"
+    contains: str = ""  # also somewhere in that first line
 
 
 def _photo(path: Path, size: tuple[int, int] = (40, 30)) -> Path:
@@ -243,6 +244,87 @@ def _wrong_names(header: dict) -> dict:
     return {**header, "style_names": ["a", "b", "c"]}
 
 
+def _nan_weights(t: Path) -> Path:
+    model = _model(t / "m.safetensors")
+    with safe_open(str(model), framework="pt") as handle:
+        state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+        metadata = handle.metadata()
+    state["head.conv.weight"][0, 0, 0, 0] = float("nan")
+    save_file(state, str(model), metadata=metadata)
+    return model
+
+
+def _with_nan_model(t: Path) -> list[str]:
+    _photo(t / "in.png")
+    return _stylize(t, model=_nan_weights(t))
+
+
+def _wide(header: dict) -> dict:
+    """A header claiming width 1000: built as described, the network would take ~74 GB."""
+    return {**header, "net": {**header["net"], "width": 1000}}
+
+
+def _deep(header: dict) -> dict:
+    return {**header, "net": {**header["net"], "num_residual": 10**9}}
+
+
+def _export_model(change: Callable[[dict], object]) -> Callable[[Path], list[str]]:
+    def setup(t: Path) -> list[str]:
+        model = _rewrite_header(_model(t / "m.safetensors"), change)
+        return [str(model), "--onnx"]
+
+    return setup
+
+
+def _map(t: Path, size: tuple[int, int], *extra: str) -> list[str]:
+    _photo(t / "in.png")
+    Image.new("L", size, 255).save(t / "mask.png")
+    return _stylize(t, "--mask", str(t / "mask.png"), *extra)
+
+
+def _animated(t: Path) -> list[str]:
+    frames = [Image.new("RGB", (40, 30), (40 * i, 90, 200)) for i in range(3)]
+    frames[0].save(t / "in.gif", save_all=True, append_images=frames[1:], duration=100)
+    return _stylize(t, photo="in.gif")
+
+
+def _heic(t: Path) -> list[str]:
+    """The start of an iPhone photo: an ISO media box of brand heic (Pillow reads none)."""
+    (t / "in.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
+    return _stylize(t, photo="in.heic")
+
+
+def _text_npy(t: Path) -> list[str]:
+    _photo(t / "in.png")
+    (t / "map.npy").write_text("1 0\n0 1\n")
+    return _stylize(t, "--regions", str(t / "map.npy"), "--style", "a")
+
+
+def _few_photos(count: int, *overrides: str) -> Callable[[Path], list[str]]:
+    def setup(t: Path) -> list[str]:
+        (t / "photos").mkdir()
+        for i in range(count):
+            _photo(t / "photos" / f"p{i}.png", (64, 64))
+        return _train(t, "data=folder", f"data.dir={t / 'photos'}", *overrides)
+
+    return setup
+
+
+def _bad_yaml(t: Path) -> list[str]:
+    (t / "conf" / "style").mkdir(parents=True)
+    (t / "conf" / "style" / "mine.yaml").write_text("name: mine\nsets: [unclosed\n")
+    return ["--config-dir", str(t / "conf"), *_train(t, "style=mine")]
+
+
+def _truncated_checkpoint(t: Path) -> Path:
+    """The first 2 kB of a real checkpoint, as a full disk left last.ckpt."""
+    whole = t / "whole.ckpt"
+    torch.save({"state_dict": {"w": torch.rand(4000)}, "global_step": 3}, whole)
+    (t / "last.ckpt").write_bytes(whole.read_bytes()[:2000])
+    whole.unlink()
+    return t / "last.ckpt"
+
+
 def _train(t: Path, *overrides: str) -> list[str]:
     return [*overrides, f"hydra.run.dir={t / 'run'}", "trainer.max_steps=1"]
 
@@ -336,7 +418,13 @@ ROWS: dict[str, Row] = {
         ("in.mp4", *BASE),
     ),
     "truncated video": Row(_truncated_video, 0, "warning: ", ("in.mp4", "o.mp4", *BASE)),
-    "unreadable video": Row(_junk_video, 1, "error: cannot read video", ("in.mp4", *BASE)),
+    "unreadable video": Row(
+        _junk_video,
+        1,
+        "error: cannot read video",
+        ("in.mp4", *BASE),
+        contains="Invalid data found when processing input",
+    ),
     # model files
     "model is not safetensors": Row(
         _model_file(b"\x80\x05 a pickle payload"), 1, "error: ", ("in.png", *BASE)
@@ -358,7 +446,142 @@ ROWS: dict[str, Row] = {
         "error: ",
         ("in.png", *BASE),
     ),
+    "header claims width 1000": Row(
+        _with_model(_wide), 1, "error: ", ("in.png", *BASE), contains="do not match"
+    ),
+    "header claims 10**9 residual blocks": Row(
+        _with_model(_deep), 1, "error: ", ("in.png", *BASE), contains="residual blocks"
+    ),
+    "model with a NaN weight": Row(
+        _with_nan_model, 1, "error: ", ("in.png", *BASE), contains="NaN or infinite weights"
+    ),
+    "export --onnx of a NaN model": Row(
+        lambda t: [str(_nan_weights(t)), "--onnx"],
+        1,
+        "error: ",
+        BASE,
+        command="export",
+        contains="NaN or infinite weights",
+    ),
+    "export --onnx of a width-1000 header": Row(
+        _export_model(_wide), 1, "error: ", BASE, command="export", contains="do not match"
+    ),
+    "export a truncated checkpoint": Row(
+        lambda t: [str(_truncated_checkpoint(t)), "-o", str(t / "m.safetensors")],
+        1,
+        "error: ",
+        ("last.ckpt",),
+        command="export",
+        contains="not a PyTorch checkpoint",
+    ),
+    # numbers: NaN passes `x < 0`, infinity passes `x > 0`
+    "--feather nan": Row(
+        _with_photo("--feather", "nan"), 1, "error: --feather must be a finite", ("in.png", *BASE)
+    ),
+    "--max-megapixels inf": Row(
+        _with_photo("--max-megapixels", "inf"),
+        1,
+        "error: --max-megapixels must be a finite",
+        ("in.png", *BASE),
+    ),
+    "--strength nan": Row(_with_photo("--strength", "nan"), 1, "error: --", ("in.png", *BASE)),
+    # silent acceptance
+    "--temporal-blend on an image": Row(
+        _with_photo("--temporal-blend", "0.5"),
+        1,
+        "error: --temporal-blend applies to video",
+        ("in.png", *BASE),
+    ),
+    "--blend-plain without a blend": Row(
+        lambda t: _video(t, *TO_MP4, "--blend-plain"),
+        1,
+        "error: --blend-plain changes --temporal-blend",
+        ("in.mp4", *BASE),
+    ),
+    "mask of another aspect": Row(
+        lambda t: _map(t, (40, 60)),
+        1,
+        "error: ",
+        ("in.png", "mask.png", *BASE),
+        contains="is 40x60 but the photo is 40x30",
+    ),
+    "mask of the same aspect, twice the size": Row(
+        lambda t: _map(t, (80, 60)), 0, "", ("in.png", "mask.png", "out.png", *BASE)
+    ),
+    "animated image": Row(
+        _animated, 0, "warning: ", ("in.gif", "out.png", *BASE), contains="animated (3 frames)"
+    ),
+    "HEIC photo": Row(
+        _heic, 1, "error: cannot read image", ("in.heic", *BASE), contains="HEIC images are not"
+    ),
+    "text .npy regions": Row(
+        _text_npy,
+        1,
+        "error: cannot read weight map",
+        ("in.png", "map.npy", *BASE),
+        contains="not a numeric .npy array",
+    ),
+    # app
+    "app --port 70000": Row(
+        lambda t: ["--port", "70000"], 1, "error: --port must be in 1..65535", (), command="app"
+    ),
+    "app --max-upload-mb nan": Row(
+        lambda t: ["--max-upload-mb", "nan"],
+        1,
+        "error: --max-upload-mb must be a finite number",
+        (),
+        command="app",
+    ),
     # training
+    "3 photos, batch of 4": Row(
+        _few_photos(3),
+        1,
+        "error: 3 content photo(s) make no training batch: data.batch_size=4 needs at least 4",
+        (),
+        command="train",
+    ),
+    "1 photo, num_val=1": Row(
+        _few_photos(1, "data.num_val=1"),
+        1,
+        "error: 1 content photo(s) make no training batch",
+        (),
+        command="train",
+    ),
+    "stage=distill without a teacher": Row(
+        lambda t: _train(t, "stage=distill"),
+        1,
+        "error: distill.teacher is required",
+        (),
+        command="train",
+    ),
+    "data=folder without data.dir": Row(
+        lambda t: _train(t, "data=folder"), 1, "error: data.dir is required", (), command="train"
+    ),
+    "malformed YAML under --config-dir": Row(
+        _bad_yaml, 1, "error: malformed YAML in", (), command="train", contains="mine.yaml line 3"
+    ),
+    "NaN learning rate": Row(
+        lambda t: _train(t, "model.optim.lr=nan"),
+        1,
+        "error: model.optim.lr must be a finite number, got nan",
+        (),
+        command="train",
+    ),
+    "inf style weight": Row(
+        lambda t: _train(t, "loss.style_weight=inf"),
+        1,
+        "error: loss.style_weight must be a finite",
+        (),
+        command="train",
+    ),
+    "truncated ckpt_path": Row(
+        lambda t: _train(t, f"ckpt_path={_truncated_checkpoint(t)}"),
+        1,
+        "error: ckpt_path: ",
+        (),
+        command="train",
+        contains="truncated or not a checkpoint",
+    ),
     "negative style weight": Row(
         lambda t: _train(t, "loss.style_weight=-1"),
         1,
@@ -418,6 +641,10 @@ def test_bad_input_row(
         assert len(lines) == 1, err  # one line, no listing after it
     else:
         assert not any(line.startswith(("error:", "warning:")) for line in lines), err
-    if row.command == "stylize":
+    if row.contains:
+        assert row.contains in lines[0], lines[0]
+    if row.command in ("stylize", "export"):
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(row.files)
+    if row.command == "train" and row.code:
+        assert not (tmp_path / "run").exists()  # a start that failed leaves no run folder
     assert not list(tmp_path.rglob(".*.tmp")) and not list(tmp_path.glob(".out.*"))

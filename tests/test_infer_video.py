@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -178,6 +180,46 @@ def test_sigterm_during_video_leaves_nothing_behind(model: Path, tmp_path: Path)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_sigterm_between_stage_starts_stops_every_stage(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race behind the crash on a loaded CPU: SIGTERM right after the decoder thread
+    started. Every stage must be stopped before the source and output are closed (a decoder
+    still demuxing a closed container crashed the process at exit), and no file is left."""
+    from fastnst.errors import Terminated, terminate_on_sigterm
+    from fastnst.infer import video as video_module
+    from fastnst.infer.stylize import Stylizer
+
+    clip = _make_clip(tmp_path / "in.mp4", frames=60, audio=False)
+    stylizer = Stylizer.load(model, "cpu")
+    started: list[threading.Thread] = []
+    start = video_module._Stage.start
+
+    def start_then_signal(stage: threading.Thread) -> None:
+        start(stage)
+        started.append(stage)
+        if len(started) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(video_module._Stage, "start", start_then_signal)
+    previous = signal.getsignal(signal.SIGTERM)
+    terminate_on_sigterm()
+    try:
+        with pytest.raises(Terminated):
+            video_module.stylize_video(
+                clip,
+                tmp_path / "out.mp4",
+                lambda frames: stylizer(frames, torch.tensor([1.0, 0.0])),
+                torch.device("cpu"),
+                batch_size=1,
+                show_progress=False,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert started and not any(stage.is_alive() for stage in started)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 

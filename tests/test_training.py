@@ -280,3 +280,33 @@ def test_compiled_training_step_trains_and_exports_plain_keys(tmp_path: Path) ->
     x = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         assert torch.allclose(module.net.eval().float()(x, 1), loaded(x, 1), atol=1e-5)
+
+
+def test_failed_checkpoint_write_keeps_the_previous_one(
+    trained: tuple[DictConfig, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-save (simulated: torch.save writes part of the file, then fails):
+    last.ckpt stays the previous, whole checkpoint, no temporary file is left beside it,
+    and the failure is the one-line OSError every command reports."""
+    import fastnst.files
+
+    cfg, result = trained
+    trainer = result["trainer"]
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    last = folder / "last.ckpt"
+    before = last.read_bytes()
+
+    def fill_the_disk(obj: object, target: object, *args: object, **kwargs: object) -> None:
+        Path(target).write_bytes(before[:2000])  # type: ignore[arg-type]
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
+    monkeypatch.setattr(torch, "save", fill_the_disk)
+    monkeypatch.setattr(
+        fastnst.files.shutil, "disk_usage", lambda path: type("Usage", (), {"free": 0})()
+    )
+    with pytest.raises(OSError, match="no space left"):
+        trainer.save_checkpoint(last)
+    monkeypatch.undo()
+    assert last.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["last.ckpt"]
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == 2

@@ -12,7 +12,7 @@ import gradio as gr
 from fastnst.app.core import Limits, ModelShelf, Workspace
 from fastnst.app.handlers import StyleApp
 from fastnst.app.ui import CSS, build, device_concurrency
-from fastnst.errors import UserError
+from fastnst.errors import UserError, check_finite
 from fastnst.models import bundled_models
 from fastnst.runtime.backends import BACKENDS
 
@@ -87,6 +87,14 @@ def create(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        check_finite(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not 1 <= args.port <= 65535:
+        print(f"error: --port must be in 1..65535, got {args.port}", file=sys.stderr)
+        return 1
     limits = Limits(
         args.max_upload_mb, args.max_megapixels, args.max_video_seconds, args.max_video_megapixels
     )

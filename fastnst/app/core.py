@@ -203,7 +203,11 @@ def image_from_uri(uri: str) -> Image.Image:
 
 def blend_spec(names: list[str], weights: list[float]) -> str:
     """Blend slider values → a style spec ``a:0.6,b:0.4`` (weights are normalised later)."""
-    parts = [f"{n}:{w:g}" for n, w in zip(names, weights, strict=False) if w and w > 0]
+    weights = [
+        number(w or 0, f"the weight of {n}", 0, 1e6)
+        for n, w in zip(names, weights, strict=False)
+    ]
+    parts = [f"{n}:{w:g}" for n, w in zip(names, weights, strict=False) if w > 0]
     if not parts:
         raise UserError("move at least one blend slider above 0")
     return ",".join(parts)
@@ -216,11 +220,20 @@ def one_style(stylizer: Any, spec: str) -> np.ndarray:
     return stylizer.styles(spec)[0][1]
 
 
+def number(value: object, field: str, low: float, high: float) -> float:
+    """A request's numeric field as a float in [low, high], or one line naming the field:
+    the API passes on whatever a client sent (text, null, NaN)."""
+    try:
+        result = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UserError(f"{field} must be a number, got {value!r}") from None
+    if not low <= result <= high:  # NaN fails too
+        raise UserError(f"{field} must be between {low:g} and {high:g}, got {value!r}")
+    return result
+
+
 def check_strength(strength: float) -> float:
-    strength = float(strength)
-    if not 0.0 <= strength <= 1.0:
-        raise UserError(f"strength must be between 0 and 1, got {strength:g}")
-    return strength
+    return number(strength, "strength", 0.0, 1.0)
 
 
 def stylize_photo(

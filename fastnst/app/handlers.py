@@ -24,12 +24,13 @@ from fastnst.app.core import (
     ModelShelf,
     Workspace,
     blend_spec,
+    number,
     one_style,
     safe_name,
     stylize_clip,
     stylize_photo,
 )
-from fastnst.app.finetune import StyleJob
+from fastnst.app.finetune import MAX_STEPS, StyleJob
 from fastnst.app.live import LiveStats, stylize_frame
 from fastnst.errors import UserError
 from fastnst.files import atomic_write
@@ -173,7 +174,7 @@ class StyleApp:
             spec,
             strength,
             keep_color,
-            int(max_size or 0),
+            int(number(max_size or 0, "max size", 0, 1e6)),
             self.limits,
             name,
         )
@@ -244,7 +245,12 @@ class StyleApp:
         stylizer = self.shelf.stylizer(model)
         started = time.perf_counter()
         out = stylize_frame(
-            stylizer, frame, one_style(stylizer, style), int(size), strength, bool(keep_color)
+            stylizer,
+            frame,
+            one_style(stylizer, style),
+            int(number(size, "size", 16, 4096)),
+            number(strength, "strength", 0.0, 1.0),
+            bool(keep_color),
         )
         seconds = time.perf_counter() - started
         return out, stats.record(seconds, out.shape, stylizer.engine), stats
@@ -270,7 +276,8 @@ class StyleApp:
                 raise UserError("a style is already training; wait for it or cancel it")
             folder = self.workspace.job_dir("style")
             try:
-                job = StyleJob(source, style_name, images, folder, int(steps), self.train_overrides)
+                count = int(number(steps, "steps", 1, MAX_STEPS))
+                job = StyleJob(source, style_name, images, folder, count, self.train_overrides)
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise

@@ -15,6 +15,10 @@ from fastnst.infer.cli import describe_model
 LIVE_EVERY_S = 0.02
 LIVE_SECONDS = 300
 
+# Photos, clips and the API share one concurrency group: each event would otherwise get a
+# queue of its own, and a photo sent while a clip ran was stylized beside it.
+DEVICE_QUEUE = "device"
+
 CSS = """
 #style-gallery .thumbnail-item { aspect-ratio: 1; }
 """
@@ -194,6 +198,7 @@ def build(app: StyleApp) -> gr.Blocks:
             [model, photo, style, blend, strength, keep_color, max_size, *sliders],
             [compare, download, result_note],
             preprocess=False,
+            concurrency_id=DEVICE_QUEUE,
             api_name="stylize_page",
             api_visibility="undocumented",
         )
@@ -202,6 +207,7 @@ def build(app: StyleApp) -> gr.Blocks:
             [api_image, api_style, api_strength, api_model],
             api_out,
             preprocess=False,
+            concurrency_id=DEVICE_QUEUE,
             api_name="stylize",
         )
         clip_go.click(
@@ -209,6 +215,7 @@ def build(app: StyleApp) -> gr.Blocks:
             [model, clip, clip_style, clip_strength, clip_keep],
             [clip_out, clip_note],
             preprocess=False,
+            concurrency_id=DEVICE_QUEUE,
             api_name="stylize_video",
             api_visibility="undocumented",
         )

@@ -16,6 +16,14 @@ use ``--loss`` (default: the packaged default, the models' own settings) against
 
     fastnst eval-video clip.mp4 --model classics --style 0 --stylized optimised.mp4 \
         --target-style ../shared/data/styles/candy.jpg --long-side 256 --max-frames 16
+
+``--frontier`` adds the flicker-against-style frontier: one row per model and blend weight
+(warping error as a multiple of the floor, style loss, and style against the first model
+per frame), the Pareto-optimal rows marked, ``--target X PCT`` checked, ``--plot FILE``
+drawn, and the rows under ``"frontier"`` in the JSON:
+
+    fastnst eval-video clip.mp4 --model classics --model classics-video --blends 0.3 0.5 \
+        --blend-kind flow --frontier --target 2 10 --plot frontier.png
 """
 
 from __future__ import annotations
@@ -32,6 +40,14 @@ from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
 from fastnst.devices import pick_device
 from fastnst.errors import UserError, run_command
+from fastnst.evaluation.frontier import (
+    FrontierPoint,
+    Target,
+    build_frontier,
+    frontier_json,
+    print_frontier,
+    save_frontier_plot,
+)
 from fastnst.evaluation.report import pyplot
 from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
@@ -49,6 +65,7 @@ from fastnst.video.metrics import flicker_map, warping_errors
 from fastnst.video.pairs import read_frames
 
 BATCH = 8
+PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 
 
 def style_sets(info: ModelInfo, styles_dir: Path | None, spiderverse_root: Path) -> list[StyleSet]:
@@ -65,12 +82,24 @@ def style_sets(info: ModelInfo, styles_dir: Path | None, spiderverse_root: Path)
     return [found[name] for name in info.style_names]
 
 
-def blend_variants(args: argparse.Namespace) -> list[tuple[str, TemporalBlend | None]]:
-    """Per-frame output, then for each ``--blends`` weight the flow-guided and plain blends."""
-    variants: list[tuple[str, TemporalBlend | None]] = [("", None)]
-    for alpha in args.blends:
-        variants.append((f" + flow blend {alpha:g}", TemporalBlend(alpha, args.flow_size)))
-        variants.append((f" + plain blend {alpha:g}", TemporalBlend(alpha, plain=True)))
+# One way to show a model's frames: label suffix, blend kind ("none", "flow", "plain"),
+# blend weight, and the blend (None: the per-frame output).
+Variant = tuple[str, str, float, TemporalBlend | None]
+
+
+def blend_variants(args: argparse.Namespace) -> list[Variant]:
+    """Per-frame output, then for each ``--blends`` weight above 0 the flow-guided and/or
+    plain blend (``--blend-kind``); weight 0 is the per-frame output itself."""
+    variants: list[Variant] = [("", "none", 0.0, None)]
+    for alpha in dict.fromkeys(args.blends):
+        if alpha == 0:
+            continue
+        if args.blend_kind in ("flow", "both"):
+            blend = TemporalBlend(alpha, args.flow_size)
+            variants.append((f" + flow blend {alpha:g}", "flow", alpha, blend))
+        if args.blend_kind in ("plain", "both"):
+            blend = TemporalBlend(alpha, plain=True)
+            variants.append((f" + plain blend {alpha:g}", "plain", alpha, blend))
     return variants
 
 
@@ -81,7 +110,7 @@ def stylize_and_score(
     style: int,
     args: argparse.Namespace,
     device: torch.device,
-) -> list[tuple[str, torch.Tensor, dict[str, float]]]:
+) -> list[tuple[Variant, torch.Tensor, dict[str, float]]]:
     """Every frame through the model (and each blend of its outputs): per variant, the
     outputs and their mean style and content losses."""
     net, info = load_model(path, device)
@@ -99,7 +128,7 @@ def stylize_and_score(
     for batch in iter_batches(list(frames), BATCH):
         images = torch.stack(batch).to(device)
         plain_out = net(images, style)
-        for i, (_, blend) in enumerate(variants):
+        for i, (*_, blend) in enumerate(variants):
             out = plain_out if blend is None else blend(images, plain_out)
             _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
             style_sums[i] += parts["style"].item() * len(batch)
@@ -107,8 +136,8 @@ def stylize_and_score(
             outputs[i].append(out.float().cpu())
     count = frames.shape[0]
     return [
-        (label, torch.cat(outs), {"style": s / count, "content": c / count})
-        for (label, _), outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True)
+        (variant, torch.cat(outs), {"style": s / count, "content": c / count})
+        for variant, outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True)
     ]
 
 
@@ -235,10 +264,38 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[],
         metavar="A",
-        help="also score each model's output smoothed by stylize --temporal-blend A, and by "
-        "the plain blend of consecutive outputs at the same weight",
+        help="also score each model's output smoothed by stylize --temporal-blend A and/or "
+        "by the plain blend of consecutive outputs at the same weight (--blend-kind); "
+        "0 is the per-frame output",
+    )
+    parser.add_argument(
+        "--blend-kind",
+        choices=("flow", "plain", "both"),
+        default="both",
+        help="which blends --blends adds (default both)",
     )
     parser.add_argument("--flow-size", type=int, default=320, help="long side for the blend")
+    parser.add_argument(
+        "--frontier",
+        action="store_true",
+        help="also print the flicker-against-style frontier of the models and blends",
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("X_FLOOR", "STYLE_PCT"),
+        help="with --frontier: mark the rows within X_FLOOR times the input's warping error "
+        "and STYLE_PCT %% of the first model's per-frame style loss (issue 21: 2 10)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="draw the frontier: warping error x floor against style loss (implies --frontier)",
+    )
     parser.add_argument(
         "--peer",
         type=int,
@@ -263,12 +320,21 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> Path:
         if not args.models and not args.stylized:
             raise UserError("nothing to score: give --model and/or --stylized")
+        bad = [a for a in args.blends if not 0 <= a < 1]
+        if bad:
+            raise UserError(f"--blends weights must be in [0, 1), got {bad[0]:g}")
+        if (args.frontier or args.plot or args.target) and not args.models:
+            raise UserError("--frontier, --target and --plot need at least one --model")
+        if args.target is not None:
+            Target(*args.target)
+        if args.plot and args.plot.suffix.lower() not in PLOT_SUFFIXES:
+            raise UserError(f"--plot must end in {', '.join(PLOT_SUFFIXES)}: {args.plot}")
         report = evaluate(args)
         path = args.json or Path("outputs/eval_video") / f"{args.video.stem}.json"
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
         return path
 
-    return run_command(body, "the report was not written")
+    return run_command(body, "the report was not written", args)
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -276,9 +342,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     device = pick_device(args.device)
     frames = read_frames(args.video, args.long_side, args.max_frames, args.frame_step)
     names, outputs, losses = ["input (floor)"], [frames], [None]
+    variants: dict[int, tuple[str, Variant]] = {}  # row -> the model and how it was shown
     for path in args.models:
-        for label, out, model_losses in stylize_and_score(path, frames, args.style, args, device):
-            names.append(f"{path}{label}")
+        for variant, out, model_losses in stylize_and_score(path, frames, args.style, args, device):
+            variants[len(names)] = (str(path), variant)
+            names.append(f"{path}{variant[0]}")
             outputs.append(out)
             losses.append(model_losses)
     for path in args.stylized:
@@ -305,6 +373,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     )
     for i, (name, error, loss) in enumerate(zip(names, errors, losses, strict=True)):
         row = {"source": name, "warping_error": error.mean, "per_pair": error.per_pair}
+        if i in variants:
+            model, (_, kind, alpha, _) = variants[i]
+            row.update(model=model, blend_kind=kind, blend=alpha)
         ratio = error.mean / floor if floor > 0 else float("inf")
         style_text, content_text = f"{'-':>12}", f"{'-':>14}"
         if loss is not None:
@@ -328,7 +399,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     print(f"{'t':>4}" + "".join(f"{i:>12}" for i in range(len(names))))
     for t in range(len(errors[0].per_pair)):
         print(f"{t + 1:>4}" + "".join(f"{e.per_pair[t]:>12.6f}" for e in errors))
-    return {
+    report = {
         "video": str(args.video),
         "frames": frames.shape[0],
         "size": list(frames.shape[-2:]),
@@ -337,3 +408,33 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "style": args.style,
         "results": rows,
     }
+    if args.frontier or args.plot or args.target:
+        report["frontier"] = frontier(rows, args, f"{frames.shape[-1]}x{frames.shape[-2]}")
+    return report
+
+
+def frontier(rows: list[dict[str, Any]], args: argparse.Namespace, size: str) -> list[dict]:
+    """The models' rows as frontier points against the first model per frame: printed,
+    plotted with ``--plot``, returned for the JSON."""
+    target = Target(*args.target) if args.target else None
+    points = [
+        FrontierPoint(
+            source=row["source"],
+            model=row["model"],
+            blend=row["blend"],
+            blend_kind=row["blend_kind"],
+            warping_error=row["warping_error"],
+            x_floor=row["x_floor"],
+            style_loss=row["style_loss"],
+            content_loss=row["content_loss"],
+        )
+        for row in rows
+        if "model" in row
+    ]
+    reference = points[0]
+    points = build_frontier(points, 0, target)
+    print_frontier(points, reference.source, target)
+    if args.plot:
+        title = f"{args.video.name}, {size}, style {args.style}, {len(points)} points"
+        save_frontier_plot(args.plot, points, title, reference.style_loss, target)
+    return frontier_json(points)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fastnst.datasets.extract import ExtractOptions, extract_frames
 from fastnst.datasets.quality import QualityThresholds
-from fastnst.errors import UserError
+from fastnst.errors import UserError, check_finite
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        check_finite(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.min_spacing < 0 or args.max_per_scene < 1 or args.max_side < 0:
         print(
             "error: --min-spacing and --max-side must be >= 0, --max-per-scene >= 1",

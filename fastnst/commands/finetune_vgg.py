@@ -92,4 +92,4 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: run(args), "no weight file was written")
+    return run_command(lambda: run(args), "no weight file was written", args)

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fastnst.errors import Terminated, UserError
+from fastnst.errors import Terminated, UserError, check_finite
 from fastnst.files import atomic_write
-from fastnst.images import DEFAULT_MAX_PIXELS, find_images, open_rgb
+from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, open_rgb
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
 from fastnst.runtime.arrays import array_to_pil, pil_to_array, resize_long_side
@@ -132,6 +132,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--feather cannot be negative")
     if not 0.0 <= args.temporal_blend < 1.0:
         raise UserError(f"--temporal-blend must be in [0, 1), got {args.temporal_blend}")
+    if args.temporal_blend and args.input:
+        raise UserError("--temporal-blend applies to video and webcam, not to images")
+    if args.blend_plain and not args.temporal_blend:
+        raise UserError("--blend-plain changes --temporal-blend: give --temporal-blend A too")
     if args.flow_size < 16:
         raise UserError("--flow-size must be at least 16 px")
     source = args.input or args.video
@@ -239,6 +243,13 @@ def _stylize_one(
     if Image.registered_extensions().get(out.suffix.lower()) is None:
         raise UserError(f"unknown image format for output {out}")
     photo = pil_to_array(open_rgb(path, int(args.max_megapixels * 1e6)))
+    frames = animation_frames(path)
+    if frames > 1:
+        print(
+            f"warning: {path} is animated ({frames} frames): only its first frame is "
+            "stylized (--video stylizes every frame)",
+            file=sys.stderr,
+        )
     if args.max_size and max(photo.shape[-2:]) > args.max_size:
         photo = resize_long_side(photo, args.max_size)
     batch = photo[None]
@@ -347,6 +358,7 @@ def webcam(args: argparse.Namespace, stylizer: Any) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_finite(args)
         _check_args(args)
         if args.list_models:
             print(list_models())

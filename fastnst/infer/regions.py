@@ -51,15 +51,22 @@ def _open(path: Path) -> Image.Image:
         raise ImageReadError(f"cannot read map {path}: {exc}") from None
 
 
-def _resize(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``[K, h, w]`` float maps → ``[1, K, H, W]`` at the photo's size."""
+def _resize(maps: np.ndarray, size: tuple[int, int], path: Path) -> np.ndarray:
+    """``[K, h, w]`` float maps → ``[1, K, H, W]`` at the photo's size. A map of another
+    aspect ratio (beyond a pixel or 2 %) is refused: stretched, it would style the wrong places."""
+    (h, w), (height, width) = maps.shape[-2:], size
+    if abs(h * width / w - height) > max(1.0, 0.02 * height):
+        raise UserError(
+            f"{path} is {w}x{h} but the photo is {width}x{height}: a map must have the "
+            "photo's aspect ratio (it is scaled to the photo's size)"
+        )
     return resize_bilinear(maps.astype(np.float32)[None], size)
 
 
 def load_mask(path: Path, size: tuple[int, int], feather: float) -> np.ndarray:
     """A mask image (white = styled, black = photo; grey = partly) as ``[1, 1, H, W]``."""
     gray = np.asarray(_open(path).convert("L"), dtype=np.float32) / 255.0
-    return np.clip(feathered(_resize(gray[None], size), feather), 0, 1)
+    return np.clip(feathered(_resize(gray[None], size, path), feather), 0, 1)
 
 
 def load_regions(path: Path, size: tuple[int, int], count: int, feather: float) -> np.ndarray:
@@ -73,7 +80,9 @@ def load_regions(path: Path, size: tuple[int, int], count: int, feather: float) 
         try:
             maps = np.load(path, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise UserError(f"cannot read weight map {path}: {exc}") from None
+            # numpy's message for a text or pickled file advises loading it unsafely
+            reason = "not a numeric .npy array (save one with numpy.save)"
+            raise UserError(f"cannot read weight map {path}: {reason}") from exc
         if maps.ndim != 3 or maps.shape[0] != count:
             raise UserError(
                 f"{path} holds an array of shape {maps.shape}; expected ({count}, H, W) "
@@ -81,7 +90,7 @@ def load_regions(path: Path, size: tuple[int, int], count: int, feather: float) 
             )
         if not np.isfinite(maps).all() or maps.min() < 0:
             raise UserError(f"{path}: weights must be finite and non-negative")
-        weights = _resize(maps, size)
+        weights = _resize(maps, size, path)
     else:
         rgb = np.asarray(_open(path).convert("RGB"))
         colours = sorted(
@@ -93,7 +102,7 @@ def load_regions(path: Path, size: tuple[int, int], count: int, feather: float) 
                 f"style(s) were listed: give one style per colour"
             )
         labels = np.stack([(rgb == np.array(c, dtype=rgb.dtype)).all(-1) for c in colours])
-        weights = _resize(labels.astype(np.float32), size)
+        weights = _resize(labels.astype(np.float32), size, path)
     weights = feathered(weights, feather)
     total = weights.sum(1, keepdims=True)
     return np.where(total > 1, weights / np.maximum(total, 1e-6), weights)

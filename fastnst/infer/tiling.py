@@ -16,7 +16,7 @@ import contextlib
 
 import torch
 
-from fastnst.model import ConditionalInstanceNorm2d, TransformerNet, norm_affine
+from fastnst.model import ConditionalInstanceNorm2d, TransformerNet, norm_affine, normalize
 from fastnst.runtime.tiles import Span, core_slice, feather_weights, halo, plan_spans
 
 
@@ -59,9 +59,7 @@ class _NormHooks:
                 raise _StopAtProbe
             mean, var = self.stats[index]
             gamma, beta = norm_affine(weights, module.gamma, module.beta, tuple(x.shape[-2:]))
-            gamma, beta = gamma.float(), beta.float()
-            scale = gamma * torch.rsqrt(var + module.eps)
-            return torch.addcmul((beta - mean * scale).to(x.dtype), x, scale.to(x.dtype))
+            return normalize(x, mean, var, gamma, beta, module.eps)
 
         return forward
 

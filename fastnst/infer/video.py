@@ -19,9 +19,9 @@ from __future__ import annotations
 import os
 import queue
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,8 +31,8 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from fastnst.errors import UserError
-from fastnst.files import FILE_MODE, check_replaceable
+from fastnst.errors import UserError, sigterm_deferred
+from fastnst.files import FILE_MODE, check_replaceable, temp_beside
 from fastnst.runtime.arrays import array_to_frames, frames_to_array
 
 if TYPE_CHECKING:  # tensors only with a torch device: the onnx path runs on NumPy
@@ -83,7 +83,7 @@ def open_video(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise VideoReadError(f"cannot read video {path}: {exc}") from None
+        raise VideoReadError(f"cannot read video {path}: {_reason(exc)}") from None
     if not container.streams.video:
         container.close()
         raise VideoReadError(f"{path} has no video stream")
@@ -291,16 +291,12 @@ def stylize_video(
     fmt = output_format(target)
     check_replaceable(target)
     container = open_video(Path(source))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
     failed = threading.Event()
     decoded, encoded = _Pipe(failed), _Pipe(failed)
     count = 0
+    stack = ExitStack()
     try:
+        tmp = stack.enter_context(temp_beside(target, target.suffix))
         in_video = container.streams.video[0]
         try:
             output = av.open(str(tmp), "w")
@@ -330,9 +326,12 @@ def stylize_video(
                     failed,
                 ),
             ]
-            for stage in stages:
-                stage.start()
             try:
+                # Started with SIGTERM held back: a signal between two starts would leave a
+                # decoder demuxing the container closed below (the process then crashes).
+                with sigterm_deferred():
+                    for stage in stages:
+                        stage.start()
                 for item in decoded:
                     if item[0] == "video":
                         frames = frames_to_tensor(item[1], device)
@@ -362,12 +361,17 @@ def stylize_video(
         os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, target)
     finally:
+        stack.close()
         container.close()
-        tmp.unlink(missing_ok=True)
     return count
+
+
+def _reason(error: BaseException) -> str:
+    """FFmpeg's words for an error, without PyAV's ``[Errno 1094995529]`` and the path."""
+    return getattr(error, "strerror", None) or str(error)
 
 
 def _as_user_error(error: BaseException, source: Path) -> BaseException:
     if isinstance(error, av.error.FFmpegError):
-        return VideoReadError(f"video {source} failed: {error}")
+        return VideoReadError(f"video {source} failed: {_reason(error)}")
     return error

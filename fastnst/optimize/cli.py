@@ -139,4 +139,4 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(lambda: run(args), "nothing written for the final image")
+    return run_command(lambda: run(args), "nothing written for the final image", args)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torchvision.utils import make_grid
 
@@ -146,6 +147,20 @@ def _preview(module: L.LightningModule, photo: torch.Tensor, path: Path) -> None
     tensor_to_pil(row).save(path, format="JPEG", quality=90)
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file beside their place, then renamed over it.
+    Lightning's own atomic save goes through the system's temporary folder and is then
+    moved across filesystems: on a full disk that left a truncated ``last.ckpt``. Here a
+    failed write leaves the previous checkpoint as it was."""
+
+    def save_checkpoint(
+        self, checkpoint: dict, path: str | Path, storage_options: object = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        atomic_write(Path(path), lambda tmp: torch.save(checkpoint, tmp))
+
+
 class CheckpointOnInterrupt(L.Callback):
     """On SIGTERM (a scheduler's pre-emption) or Ctrl-C, write ``last.ckpt`` at the current
     step, so at most the step in flight is lost (interval checkpoints lose up to an interval).
@@ -162,10 +177,7 @@ class CheckpointOnInterrupt(L.Callback):
         if not isinstance(exception, (SIGTERMException, KeyboardInterrupt)):
             return
         path = self.dirpath / "last.ckpt"
-        if trainer.world_size > 1:
-            trainer.save_checkpoint(path)  # every rank must call it; rank zero writes
-        else:
-            atomic_write(path, lambda tmp: trainer.save_checkpoint(tmp))
+        trainer.save_checkpoint(path)  # every rank calls it; rank zero writes (atomically)
         self.saved = path
 
 

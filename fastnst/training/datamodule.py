@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from fastnst.data.content import ContentDataset, ContentItem, validation_images
+from fastnst.errors import UserError
 
 
 class ContentDataModule(L.LightningDataModule):
@@ -39,6 +40,19 @@ class ContentDataModule(L.LightningDataModule):
         self.num_val = num_val
         self.val_size = val_size
         self.samples_per_epoch = samples_per_epoch
+        # Too few for one batch: Lightning would run no step ("No training batches") and the
+        # untrained network would be exported as a model.
+        if samples_per_epoch is not None and samples_per_epoch < batch_size:
+            raise UserError(
+                f"data.samples_per_epoch={samples_per_epoch} is less than one batch "
+                f"(data.batch_size={batch_size})"
+            )
+        if samples_per_epoch is None and len(self.source) < batch_size:
+            raise UserError(
+                f"{len(self.source)} content photo(s) make no training batch: "
+                f"data.batch_size={batch_size} needs at least {batch_size} photos "
+                "(or set data.samples_per_epoch to revisit the few there are)"
+            )
         self.val_images: torch.Tensor = validation_images(self.source, num_val, val_size)
 
     def train_dataloader(self) -> DataLoader:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import shlex
 import sys
 import warnings
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastnst.devices import describe_machine, training_precision
 from fastnst.errors import UserError
 from fastnst.export import load_model, save_model
-from fastnst.training.callbacks import CheckpointOnInterrupt, write_samples
+from fastnst.training.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt, write_samples
 from fastnst.training.module import StyleTransferModule
 
 log = logging.getLogger("fastnst")
@@ -31,8 +33,9 @@ logging.getLogger("lightning").handlers.clear()
 # The VGG loss network stays in eval mode by design; Lightning warns about it at every fit.
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
 
-# Errors whose message is the whole story for the user: no traceback.
-USER_ERRORS = (UserError, FileNotFoundError)
+# Errors whose message is the whole story for the user: no traceback. OSError: a full or
+# read-only disk under the run folder.
+USER_ERRORS = (UserError, OSError)
 
 
 def user_error(exc: BaseException) -> BaseException | None:
@@ -42,6 +45,42 @@ def user_error(exc: BaseException) -> BaseException | None:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return UserError("out of GPU memory: lower data.batch_size or data.image_size")
     return exc if isinstance(exc, USER_ERRORS) else None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Every mandatory value (``???``: ``data.dir`` of ``data=folder``, the teacher of
+    ``stage=distill``) is given, and no number is NaN or infinite: NaN passes every
+    ``x < 0`` check (and training with a NaN learning rate runs to NaN weights)."""
+
+    def walk(node: object, key: str) -> None:
+        if isinstance(node, dict):
+            for name, value in node.items():
+                walk(value, f"{key}.{name}" if key else str(name))
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                walk(value, f"{key}[{index}]")
+        elif node == "???":
+            raise UserError(f"{key} is required: give {key}=... on the command line")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise UserError(f"{key} must be a finite number, got {node}")
+
+    config = OmegaConf.to_container(cfg, resolve=False)
+    walk({k: v for k, v in config.items() if k != "hydra"}, "")  # type: ignore[union-attr]
+
+
+def check_checkpoint(path: str | Path) -> None:
+    """``ckpt_path`` is a whole checkpoint (a zip archive whose every member reads back with
+    its checksum), so a truncated one gets one line instead of torch's traceback."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"ckpt_path: no such checkpoint: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise UserError(f"ckpt_path: {path} is truncated or not a checkpoint ({exc})") from None
+    if damaged is not None:
+        raise UserError(f"ckpt_path: {path} is damaged ({damaged} fails its checksum)")
 
 
 def resolve_precision(trainer_cfg: DictConfig) -> str | int:
@@ -102,7 +141,11 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, 
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=logger, precision=resolve_precision(cfg.trainer)
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=logger,
+        precision=resolve_precision(cfg.trainer),
+        plugins=[AtomicCheckpointIO()],
     )
     return module, datamodule, trainer
 
@@ -144,6 +187,9 @@ def provenance(cfg: DictConfig, steps: int) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Train, then (on rank zero) export the model and write sample stylizations."""
+    check_config(cfg)
+    if cfg.get("ckpt_path"):
+        check_checkpoint(cfg.ckpt_path)
     L.seed_everything(cfg.seed, workers=True)
     module, datamodule, trainer = build(cfg)
     log.info("styles: %s", ", ".join(module.style_names))

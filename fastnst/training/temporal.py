@@ -4,11 +4,18 @@ Seed idea: Ruder et al. 2016's temporal loss with occlusion masks; the feed-forw
 ReCoNet's (Gao et al. 2018): an output-level loss that lets the stylized change follow the
 input's own luminance change, and a feature-level loss on the encoder's activations.
 The perceptual losses stay, on both frames, so the style does not wash out.
+
+Options for the frontier study (docs/VIDEO.md), each off by default: Xu et al. 2021's
+frame-difference loss, per-style weights of the temporal terms from the trace of each
+style's Gram matrix (Gupta et al. 2017), and compound regularisation (``loss.compound_*``,
+:mod:`fastnst.regularizers`) on both frames of every pair.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import lightning as L
@@ -18,11 +25,18 @@ from torch.utils.data import ConcatDataset, DataLoader
 from torchvision.utils import make_grid
 
 from fastnst.data.content import ContentItem
+from fastnst.errors import UserError
 from fastnst.images import resize_long_side
+from fastnst.regularizers import compound_loss
 from fastnst.training.callbacks import EveryNSteps
 from fastnst.training.datamodule import ContentDataModule
 from fastnst.training.module import StyleTransferModule
-from fastnst.video.losses import feature_temporal_loss, output_temporal_loss
+from fastnst.video.losses import (
+    feature_temporal_loss,
+    frame_difference_loss,
+    output_temporal_loss,
+    style_trace_weights,
+)
 from fastnst.video.metrics import flicker_map, masked_warp_error
 from fastnst.video.pairs import (
     ClipSettings,
@@ -34,20 +48,58 @@ from fastnst.video.pairs import (
 )
 
 
-class TemporalStyleModule(StyleTransferModule):
-    """:class:`StyleTransferModule` on frame pairs, plus the two temporal losses.
+@dataclass(frozen=True)
+class TemporalSettings:
+    """``model.temporal``: the weight of each temporal term (0 turns a term off) and
+    ``trace_power``, how strongly each style's Gram trace scales its pairs' temporal terms
+    (0: every style alike; 1: in proportion to the normalised trace)."""
 
-    ``temporal`` holds ``output_weight`` and ``feature_weight``; both frames of a pair get
-    the same random style.
+    output_weight: float = 1.0
+    feature_weight: float = 1.0
+    frame_difference_weight: float = 0.0
+    trace_power: float = 0.0
+
+    def __post_init__(self) -> None:
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if not math.isfinite(value) or value < 0:
+                raise UserError(
+                    f"model.temporal.{field.name} must be a finite number >= 0, got {value}"
+                )
+
+    @classmethod
+    def from_config(cls, settings: Mapping[str, float] | None) -> TemporalSettings:
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(settings or {}) - known)
+        if unknown:
+            raise UserError(
+                f"unknown model.temporal option(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return cls(**{k: float(v) for k, v in (settings or {}).items()})
+
+
+class TemporalStyleModule(StyleTransferModule):
+    """:class:`StyleTransferModule` on frame pairs, plus the temporal losses.
+
+    ``temporal`` holds :class:`TemporalSettings`' keys; both frames of a pair get the same
+    random style. ``loss.compound_weight`` > 0 adds compound regularisation on both frames.
     """
 
     def __init__(
         self, *args: Any, temporal: Mapping[str, float] | None = None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        settings = dict(temporal or {})
-        self.output_weight = float(settings.get("output_weight", 1.0))
-        self.feature_weight = float(settings.get("feature_weight", 1.0))
+        self.temporal = TemporalSettings.from_config(temporal)
+        self.trace_weights: torch.Tensor | None = None
+
+    def prepare_style_targets(self) -> None:
+        """The style targets, then (with ``trace_power``) each style's temporal weight."""
+        super().prepare_style_targets()
+        if self.temporal.trace_power > 0:
+            self.trace_weights = style_trace_weights(
+                self.loss_fn.target_grams(), self.temporal.trace_power
+            )
 
     def training_step(self, batch: Pair, batch_idx: int) -> torch.Tensor:
         previous, current, flow, mask = batch
@@ -56,32 +108,42 @@ class TemporalStyleModule(StyleTransferModule):
             current = current.contiguous(memory_format=torch.channels_last)
         indices = torch.randint(self.net.num_styles, (previous.shape[0],), device=previous.device)
         mix = F.one_hot(indices, self.net.num_styles).float()
-        feats = self.net.encode(torch.cat([previous, current]), torch.cat([mix, mix]))
-        outputs = self.net.decode(feats, torch.cat([mix, mix]))
-        perceptual, parts = self.loss_fn(
-            outputs, torch.cat([previous, current]), torch.cat([mix, mix])
-        )
+        images, both_mix = torch.cat([previous, current]), torch.cat([mix, mix])
+        feats = self.net.encode(images, both_mix)
+        outputs = self.net.decode(feats, both_mix)
+        perceptual, parts = self.loss_fn(outputs, images, both_mix)
         out_previous, out_current = outputs.chunk(2)
         feat_previous, feat_current = feats[-1].chunk(2)
-        temporal_out = output_temporal_loss(
-            out_previous, out_current, previous, current, flow, mask
+        weights = None if self.trace_weights is None else self.trace_weights[indices]
+        settings = self.temporal
+        terms = {
+            "temporal_output": output_temporal_loss(
+                out_previous, out_current, previous, current, flow, mask, weights
+            ),
+            "temporal_feature": feature_temporal_loss(
+                feat_previous, feat_current, flow, mask, weights
+            ),
+        }
+        total = (
+            perceptual
+            + settings.output_weight * terms["temporal_output"]
+            + settings.feature_weight * terms["temporal_feature"]
         )
-        temporal_feat = feature_temporal_loss(feat_previous, feat_current, flow, mask)
-        total = perceptual + self.output_weight * temporal_out + self.feature_weight * temporal_feat
-        self.check_finite(
-            total,
-            {
-                "perceptual": perceptual,
-                "temporal_output": temporal_out,
-                "temporal_feature": temporal_feat,
-            },
-            "the temporal weights",
-        )
+        if settings.frame_difference_weight > 0:
+            terms["temporal_frame_difference"] = frame_difference_loss(
+                out_previous, out_current, previous, current, weights
+            )
+            total = total + settings.frame_difference_weight * terms["temporal_frame_difference"]
+        if self.compound.weight > 0:
+            terms["compound"], _ = compound_loss(
+                self.net_step, images, both_mix, outputs, self.compound
+            )
+            total = total + self.compound.weight * terms["compound"]
+        self.check_finite(total, {"perceptual": perceptual, **terms}, "the temporal weights")
         self.log("loss/total", total, prog_bar=True)
         self.log("loss/perceptual", perceptual)
-        self.log("loss/temporal_output", temporal_out, prog_bar=True)
-        self.log("loss/temporal_feature", temporal_feat)
-        self.log_dict({f"loss/{name}": value for name, value in parts.items()})
+        self.log("loss/temporal_output", terms.pop("temporal_output"), prog_bar=True)
+        self.log_dict({f"loss/{name}": value for name, value in {**terms, **parts}.items()})
         return total
 
 

@@ -1,11 +1,18 @@
 """Losses between consecutive results: how much a stylized frame disagrees with the previous
 one moved along the flow, where the flow can be trusted. Ruder et al. 2016's short-term loss
 drives video by optimisation (:mod:`fastnst.optimize.video`); ReCoNet's (Gao et al. 2018)
-output- and feature-level losses drive the temporal training stage
-(:mod:`fastnst.training.temporal`). Every term is computed in fp32.
+output- and feature-level losses and Xu et al. 2021's frame-difference loss drive the
+temporal training stage (:mod:`fastnst.training.temporal`), optionally weighted per style
+by the trace of its Gram matrix (Gupta et al. 2017). Every term is computed in fp32.
+
+The stage's losses take ``weights`` (``[N]``, one per pair, e.g. its style's weight from
+:func:`style_trace_weights`): the batch mean becomes a weighted mean, so a busier style's
+pairs count more.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +44,11 @@ def luminance(images: torch.Tensor) -> torch.Tensor:
     return (images * weights).sum(1, keepdim=True)
 
 
+def _batch_mean(per_pair: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean over the pairs, each scaled by its weight (plain mean without weights)."""
+    return per_pair.mean() if weights is None else (weights.float() * per_pair).mean()
+
+
 def output_temporal_loss(
     out_previous: torch.Tensor,
     out_current: torch.Tensor,
@@ -44,6 +56,7 @@ def output_temporal_loss(
     in_current: torch.Tensor,
     flow: torch.Tensor,
     mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Masked ‖(O_t − W(O_{t−1})) − (Y(I_t) − Y(W(I_{t−1})))‖² per trusted pixel (ReCoNet):
     the output may change only as much as the input's luminance does along the motion.
@@ -52,11 +65,16 @@ def output_temporal_loss(
     out_change = out_current - warp(out_previous, flow)
     in_change = luminance(in_current) - luminance(warp(in_previous, flow))
     per_pixel = (out_change - in_change).pow(2).sum(1, keepdim=True)
-    return ((mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)).mean()
+    per_pair = (mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
+    return _batch_mean(per_pair, weights)
 
 
 def feature_temporal_loss(
-    feat_previous: torch.Tensor, feat_current: torch.Tensor, flow: torch.Tensor, mask: torch.Tensor
+    feat_previous: torch.Tensor,
+    feat_current: torch.Tensor,
+    flow: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Masked mean squared difference of encoder features after warping at their own scale;
     a feature cell is trusted only if every pixel it covers is. Computed in fp32."""
@@ -65,6 +83,36 @@ def feature_temporal_loss(
     small_flow = downscale_flow(flow.float(), size)
     small_mask = 1 - F.adaptive_max_pool2d(1 - mask.float(), size)
     per_cell = (feat_current - warp(feat_previous, small_flow)).pow(2).mean(1, keepdim=True)
-    return (
-        (small_mask * per_cell).sum((1, 2, 3)) / small_mask.sum((1, 2, 3)).clamp_min(1.0)
-    ).mean()
+    per_pair = (small_mask * per_cell).sum((1, 2, 3)) / small_mask.sum((1, 2, 3)).clamp_min(1.0)
+    return _batch_mean(per_pair, weights)
+
+
+def frame_difference_loss(
+    out_previous: torch.Tensor,
+    out_current: torch.Tensor,
+    in_previous: torch.Tensor,
+    in_current: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Xu et al. 2021: ‖(O_t − O_{t−1}) − (I_t − I_{t−1})‖² per pixel (summed over RGB,
+    mean over pixels). The output may change between frames only as the input does, in
+    place, without flow: no flow error and no occlusion mask to get wrong, and a texture
+    that changes where the photo does not (flicker on a still background) pays in full."""
+    out_change = out_current.float() - out_previous.float()
+    in_change = in_current.float() - in_previous.float()
+    per_pair = (out_change - in_change).pow(2).sum(1).mean((1, 2))
+    return _batch_mean(per_pair, weights)
+
+
+def style_trace_weights(target_grams: Mapping[str, torch.Tensor], power: float) -> torch.Tensor:
+    """One temporal weight per style (``[S]``, mean 1) from its Gram matrices' traces
+    (Gupta et al. 2017: the larger the trace, the less stable the stylized video).
+
+    Each layer's traces are divided by their mean over the styles (the layers' raw scales
+    differ by orders of magnitude), averaged over the layers, raised to ``power`` (0: all
+    1, 1: proportional) and scaled to mean 1, so the temporal weights keep their meaning
+    on average and only move between styles."""
+    per_layer = [grams.float().diagonal(dim1=1, dim2=2).sum(1) for grams in target_grams.values()]
+    relative = torch.stack([t / t.mean().clamp_min(1e-12) for t in per_layer]).mean(0)
+    weights = relative.clamp_min(1e-12).pow(power)
+    return weights / weights.mean()

@@ -1,0 +1,190 @@
+"""The flicker-against-style frontier of ``fastnst eval-video --frontier`` (issue 21).
+
+Every scored source that has losses (a model per frame, a model with a blend) is one point:
+its warping error as a multiple of the input's own (the floor) and its style loss. A point
+is on the frontier (Pareto-optimal) when no other point is at least as steady and at least
+as stylish and strictly better in one. Style is also given relative to a reference (the
+first model per frame, by default), since the goal is stated that way: at most ``x`` times
+the floor with style loss at most ``pct`` % above the reference's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastnst.errors import UserError
+from fastnst.evaluation.report import pyplot
+from fastnst.files import atomic_write
+
+
+@dataclass(frozen=True)
+class Target:
+    """At most ``x_floor`` times the input's warping error, with style loss at most
+    ``style_pct`` % above the reference's."""
+
+    x_floor: float
+    style_pct: float
+
+    def __post_init__(self) -> None:
+        if not self.x_floor > 0 or not self.style_pct >= 0:
+            raise UserError(
+                f"--target needs X_FLOOR > 0 and STYLE_PCT >= 0, got {self.x_floor} "
+                f"{self.style_pct}"
+            )
+
+
+@dataclass
+class FrontierPoint:
+    """One source on the frontier; ``blend`` is 0 for the per-frame output."""
+
+    source: str
+    model: str
+    blend: float
+    blend_kind: str  # "none", "flow" or "plain"
+    warping_error: float
+    x_floor: float
+    style_loss: float
+    content_loss: float
+    style_vs_reference_pct: float = 0.0
+    pareto: bool = False
+    meets_target: bool | None = None
+    target_excess: float | None = None
+
+
+def pareto_flags(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """For (flicker, style) pairs, lower both better: which no other pair dominates."""
+    return [
+        not any(
+            a <= x and b <= y and (a < x or b < y)
+            for j, (a, b) in enumerate(points)
+            if j != i
+        )
+        for i, (x, y) in enumerate(points)
+    ]
+
+
+def target_excess(point: FrontierPoint, target: Target) -> float:
+    """How far a point misses the target, as the sum of its relative overshoots (0: met)."""
+    flicker = max(0.0, point.x_floor / target.x_floor - 1)
+    style = max(0.0, (100 + point.style_vs_reference_pct) / (100 + target.style_pct) - 1)
+    return flicker + style
+
+
+def build_frontier(
+    points: list[FrontierPoint], reference: int = 0, target: Target | None = None
+) -> list[FrontierPoint]:
+    """Fill in style against ``points[reference]``, the Pareto flags and, with a target,
+    which points meet it; sorted by style loss (the plot's reading order)."""
+    if not points:
+        return []
+    base = points[reference].style_loss
+    for point in points:
+        point.style_vs_reference_pct = 100 * (point.style_loss - base) / base if base else 0.0
+    flags = pareto_flags([(p.x_floor, p.style_loss) for p in points])
+    for point, flag in zip(points, flags, strict=True):
+        point.pareto = flag
+        if target is not None:
+            point.target_excess = target_excess(point, target)
+            point.meets_target = point.target_excess == 0
+    return sorted(points, key=lambda p: (p.style_loss, p.x_floor))
+
+
+def print_frontier(points: list[FrontierPoint], reference: str, target: Target | None) -> None:
+    print(f"\nfrontier (style against {reference}; * = on the frontier):")
+    goal = "" if target is None else f"{'target':>8}"
+    print(f"{'x floor':>9}{'style loss':>12}{'style %':>9}{'content':>9}{goal}    source")
+    for p in points:
+        mark = "*" if p.pareto else " "
+        met = "" if p.meets_target is None else f"{'yes' if p.meets_target else 'no':>8}"
+        print(
+            f"{p.x_floor:>9.2f}{p.style_loss:>12.4f}{p.style_vs_reference_pct:>+9.1f}"
+            f"{p.content_loss:>9.4f}{met}  {mark} {p.source}"
+        )
+    if target is not None:
+        meeting = [p for p in points if p.meets_target]
+        label = f"<= {target.x_floor:g}x the floor at <= +{target.style_pct:g}% style"
+        if meeting:
+            best = min(meeting, key=lambda p: (p.x_floor, p.style_loss))
+            print(f"target {label}: met by {len(meeting)}; steadiest: {best.source}")
+        else:
+            nearest = min(points, key=lambda p: p.target_excess or 0.0)
+            print(
+                f"target {label}: not met; nearest: {nearest.source} "
+                f"({nearest.x_floor:.2f}x, {nearest.style_vs_reference_pct:+.1f}% style)"
+            )
+
+
+def save_frontier_plot(
+    path: Path,
+    points: list[FrontierPoint],
+    title: str,
+    reference_style: float,
+    target: Target | None,
+) -> None:
+    """Warping error × floor (log) against style loss: one colour per model, one marker
+    shape per blend kind, frontier points ringed and joined by a staircase, the target as
+    a shaded box (style up to ``reference_style`` plus its allowance)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    models = list(dict.fromkeys(p.model for p in points))
+    colours = plt.get_cmap("tab10")
+    shapes = {"none": "o", "flow": "s", "plain": "^"}
+    names = {"none": "per frame", "flow": "flow-guided blend", "plain": "plain blend"}
+    for p in points:
+        ax.scatter(
+            p.style_loss,
+            p.x_floor,
+            marker=shapes[p.blend_kind],
+            color=colours(models.index(p.model) % 10),
+            edgecolors="black" if p.pareto else "none",
+            s=50,
+            zorder=3,
+        )
+        label = Path(p.model).name
+        if p.blend_kind != "none":
+            label += f" {p.blend_kind} {p.blend:g}"
+        ax.annotate(
+            label, (p.style_loss, p.x_floor), fontsize=7, xytext=(4, 3), textcoords="offset points"
+        )
+    front = sorted((p for p in points if p.pareto), key=lambda p: p.style_loss)
+    if len(front) > 1:
+        ax.step(
+            [p.style_loss for p in front],
+            [p.x_floor for p in front],
+            where="post",
+            color="grey",
+            linewidth=1,
+            zorder=2,
+            label="frontier",
+        )
+    if target is not None:
+        ax.fill_between(
+            [0, reference_style * (1 + target.style_pct / 100)],
+            1,
+            target.x_floor,
+            color="green",
+            alpha=0.12,
+            label=f"target: <= {target.x_floor:g}x, <= +{target.style_pct:g}% style",
+        )
+    for kind, shape in shapes.items():
+        if any(p.blend_kind == kind for p in points):
+            ax.scatter([], [], marker=shape, color="grey", label=names[kind])
+    ax.axhline(1.0, color="black", linewidth=0.6, linestyle=":")
+    ax.set_yscale("log")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("style loss (lower = closer to the style)")
+    ax.set_ylabel("warping error / the input's own (log)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
+    fig.tight_layout()
+    suffix = path.suffix.lower().lstrip(".") or "png"
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=suffix, dpi=110))
+    plt.close(fig)
+
+
+def frontier_json(points: list[FrontierPoint]) -> list[dict[str, Any]]:
+    return [asdict(p) for p in points]

@@ -1,0 +1,119 @@
+"""`fastnst eval-video --frontier`: flicker against style over models and blend weights."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import panning_frames, perturbed_model, write_clip
+from PIL import Image
+
+from fastnst import CONF_DIR
+from fastnst.cli import main as fastnst
+from fastnst.errors import UserError
+from fastnst.evaluation.frontier import FrontierPoint, Target, build_frontier, pareto_flags
+from fastnst.export import load_model, save_model
+from fastnst.images import tensor_to_pil
+
+
+def point(name: str, x_floor: float, style: float) -> FrontierPoint:
+    return FrontierPoint(name, name, 0.0, "none", x_floor / 1000, x_floor, style, 0.5)
+
+
+def test_pareto_flags_keep_only_undominated_points() -> None:
+    #         steady+stylish  flickery+stylish  steady+plain  dominated   duplicate of the first
+    points = [(2.0, 1.0), (10.0, 0.5), (1.5, 3.0), (12.0, 1.2), (2.0, 1.0)]
+    assert pareto_flags(points) == [True, True, True, False, True]
+
+
+def test_build_frontier_compares_style_with_the_reference_and_checks_the_target() -> None:
+    points = [
+        point("classics", 18.0, 1.00),
+        point("video", 1.6, 1.58),
+        point("both", 1.9, 1.08),  # within 2x and +10 %
+        point("worse", 20.0, 1.20),
+    ]
+    result = build_frontier(points, 0, Target(2.0, 10.0))
+    assert [p.source for p in result] == ["classics", "both", "worse", "video"]  # by style
+    by_name = {p.source: p for p in result}
+    assert by_name["video"].style_vs_reference_pct == pytest.approx(58.0)
+    assert [by_name[n].meets_target for n in ("classics", "both", "video")] == [False, True, False]
+    assert by_name["both"].target_excess == 0
+    assert by_name["video"].target_excess == pytest.approx(1.58 / 1.1 - 1)
+    assert not by_name["worse"].pareto and by_name["both"].pareto
+    with pytest.raises(UserError, match="--target"):
+        Target(0.0, 10.0)
+
+
+def model_with_loss(path: Path, scale: float, seed: int) -> Path:
+    """A tiny model that records loss settings (random VGG weights), as eval-video needs."""
+    perturbed_model(path, ["ink", "paint"], scale, seed)
+    loss = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
+    loss["vgg_weights"] = "random"
+    net, info = load_model(path)
+    info.loss = loss
+    return save_model(net, path, info)
+
+
+def test_eval_video_prints_and_plots_the_frontier(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("cv2")
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(6, 48, 64))
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name, seed in (("ink", 3), ("paint", 4)):
+        tensor_to_pil(panning_frames(1, 48, 48, seed=seed)[0]).save(styles / f"{name}.png")
+    first = model_with_loss(tmp_path / "a.safetensors", 0.02, 1)
+    second = model_with_loss(tmp_path / "b.safetensors", 0.2, 2)
+    report, plot = tmp_path / "report.json", tmp_path / "frontier.png"
+    argv = ["eval-video", str(clip), "--model", str(first), "--model", str(second)]
+    argv += ["--styles", str(styles), "--style-size", "32", "--blends", "0", "0.5"]
+    argv += ["--blend-kind", "flow", "--target", "1000", "50", "--plot", str(plot)]
+    assert fastnst([*argv, "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "frontier (style against" in out and "target <= 1000x" in out
+
+    data = json.loads(report.read_text())
+    rows = data["frontier"]
+    # Two models x (per frame, flow blend 0.5): weight 0 is the per-frame row, not a copy.
+    assert sorted((Path(r["model"]).name, r["blend_kind"], r["blend"]) for r in rows) == [
+        ("a.safetensors", "flow", 0.5),
+        ("a.safetensors", "none", 0.0),
+        ("b.safetensors", "flow", 0.5),
+        ("b.safetensors", "none", 0.0),
+    ]
+    results = {r["source"]: r for r in data["results"]}
+    for row in rows:  # the same numbers as the main table, against the first model per frame
+        assert row["x_floor"] == pytest.approx(results[row["source"]]["x_floor"])
+        assert row["style_loss"] == results[row["source"]]["style_loss"]
+    reference = next(r for r in rows if r["source"] == str(first))
+    assert reference["style_vs_reference_pct"] == 0.0
+    assert [r["style_loss"] for r in rows] == sorted(r["style_loss"] for r in rows)
+    expected = pareto_flags([(r["x_floor"], r["style_loss"]) for r in rows])
+    assert [r["pareto"] for r in rows] == expected and any(expected)
+    # The flow blend steadies each model: it is below its per-frame point.
+    for model in (first, second):
+        mine = {r["blend_kind"]: r for r in rows if r["model"] == str(model)}
+        assert mine["flow"]["x_floor"] < mine["none"]["x_floor"]
+    assert all(r["meets_target"] == (r["target_excess"] == 0) for r in rows)
+    with Image.open(plot) as picture:
+        assert picture.format == "PNG" and picture.size[0] > 500
+        assert len(picture.convert("RGB").getcolors(1 << 16) or []) > 20  # drawn, not blank
+
+
+def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, capsys) -> None:
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(3, 32, 32))
+    model = model_with_loss(tmp_path / "a.safetensors", 0.02, 1)
+    base = ["eval-video", str(clip), "--model", str(model), "--json", str(tmp_path / "r.json")]
+    for extra, message in (
+        (["--blends", "1.5"], "error: --blends weights must be in [0, 1), got 1.5"),
+        (["--frontier", "--target", "0", "10"], "error: --target needs X_FLOOR > 0"),
+        (["--plot", str(tmp_path / "f.txt")], "error: --plot must end in .png"),
+    ):
+        assert fastnst([*base, *extra]) == 1
+        assert capsys.readouterr().err.startswith(message)
+    plot = tmp_path / "p.png"
+    assert fastnst(["eval-video", str(clip), "--stylized", str(clip), "--plot", str(plot)]) == 1
+    assert "need at least one --model" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists() and not plot.exists()

@@ -1,0 +1,147 @@
+"""The temporal stage's optional methods (issue 21's frontier study): the frame-difference
+loss, per-style weights from the Gram trace, and compound regularisation in the stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from fastnst import CONF_DIR
+from fastnst.data.styles import StyleSet
+from fastnst.errors import UserError
+from fastnst.training.temporal import TemporalSettings, TemporalStyleModule
+from fastnst.video.losses import (
+    frame_difference_loss,
+    output_temporal_loss,
+    style_trace_weights,
+)
+
+
+def smooth(h: int, w: int, seed: int, n: int = 1) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, h // 8, w // 8, generator=g)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic").clamp(0, 1)
+
+
+def test_frame_difference_loss_is_zero_when_the_output_changes_like_the_input() -> None:
+    previous, current = smooth(32, 40, 0, 2), smooth(32, 40, 1, 2)
+    texture = 0.3 * smooth(32, 40, 2, 2)  # the "style": the same on both frames
+    follows = frame_difference_loss(previous + texture, current + texture, previous, current)
+    assert follows < 1e-10
+    # A texture that changes on its own (flicker) costs, and so does a frozen output that
+    # ignores the input's change.
+    flicker = frame_difference_loss(
+        previous + texture, current + texture.roll(3, -1), previous, current
+    )
+    frozen = frame_difference_loss(previous, previous, previous, current)
+    assert flicker > 1e-3 and frozen > 1e-3
+    # The size: RGB summed, pixels averaged.
+    expected = ((previous - current) ** 2).sum(1).mean()
+    assert frozen == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_per_pair_weights_give_a_weighted_mean() -> None:
+    previous, current = smooth(16, 16, 0, 2), smooth(16, 16, 1, 2)
+    out_previous, out_current = previous, current.flip(-1)
+    flow, mask = torch.zeros(2, 2, 16, 16), torch.ones(2, 1, 16, 16)
+    weights = torch.tensor([0.5, 1.5])
+    for loss in (
+        lambda w: frame_difference_loss(out_previous, out_current, previous, current, w),
+        lambda w: output_temporal_loss(out_previous, out_current, previous, current, flow, mask, w),
+    ):
+        first = loss(torch.tensor([2.0, 0.0]))  # the first pair alone, counted twice
+        second = loss(torch.tensor([0.0, 2.0]))
+        assert first != pytest.approx(float(second))
+        assert loss(weights) == pytest.approx(float(0.25 * first + 0.75 * second), rel=1e-5)
+        assert loss(None) == pytest.approx(float(0.5 * first + 0.5 * second), rel=1e-5)
+
+
+def test_style_trace_weights_favour_the_busier_style() -> None:
+    grams = {  # two layers whose scales differ by 10^4; style 1 has 3x the trace of style 0
+        "a": torch.stack([torch.eye(4), 3 * torch.eye(4)]),
+        "b": torch.stack([1e4 * torch.eye(8), 3e4 * torch.eye(8)]),
+    }
+    assert torch.allclose(style_trace_weights(grams, 1.0), torch.tensor([0.5, 1.5]))
+    assert torch.allclose(style_trace_weights(grams, 0.0), torch.ones(2))
+    half = style_trace_weights(grams, 0.5)
+    assert half.mean() == pytest.approx(1.0) and 1.0 < half[1] / half[0] < 3.0
+    # Off-diagonal entries do not count: only the trace.
+    grams["a"][1] += 5.0 * (1 - torch.eye(4))
+    assert torch.allclose(style_trace_weights(grams, 1.0), torch.tensor([0.5, 1.5]))
+
+
+def test_temporal_settings_refuse_negative_and_unknown_options() -> None:
+    assert TemporalSettings.from_config(None) == TemporalSettings()
+    with pytest.raises(UserError, match="frame_difference_weight"):
+        TemporalSettings.from_config({"frame_difference_weight": -1.0})
+    with pytest.raises(UserError, match="unknown model.temporal option.*frame_diff"):
+        TemporalSettings.from_config({"frame_diff": 1.0})
+
+
+def make_module(temporal: dict[str, float], compound_weight: float = 0.0) -> TemporalStyleModule:
+    loss = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
+    loss.update(vgg_weights="random", compound_weight=compound_weight)
+    flat = torch.full((3, 32, 32), 0.5)
+    busy = smooth(32, 32, 7)[0].mul(4).sub(1.5).clamp(0, 1)  # strong contrast everywhere
+    torch.manual_seed(0)
+    module = TemporalStyleModule(
+        net={"width": 0.25, "num_residual": 1},
+        loss=loss,
+        optim={"lr": 1e-3},
+        style_names=["flat", "busy"],
+        style_size=32,
+        styles=[StyleSet("flat", images=[flat]), StyleSet("busy", images=[busy])],
+        temporal=temporal,
+    )
+    module.prepare_style_targets()
+    return module
+
+
+def step(module: TemporalStyleModule) -> tuple[float, dict[str, float]]:
+    """One training step on a fixed pair batch: the total and every logged value."""
+    logged: dict[str, float] = {}
+
+    def log(name: str, value: torch.Tensor, **_: Any) -> None:
+        logged[name] = float(value)
+
+    module.log = log  # type: ignore[method-assign]
+    module.log_dict = lambda values, **_: [log(k, v) for k, v in values.items()]  # type: ignore[method-assign]
+    previous, current = smooth(32, 32, 1, 2), smooth(32, 32, 2, 2)
+    batch = (previous, current, torch.zeros(2, 2, 32, 32), torch.ones(2, 1, 32, 32))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        total = module.training_step(batch, 0)
+    return float(total), logged
+
+
+BASE = {"output_weight": 1.0, "feature_weight": 1.0}
+
+
+def test_the_stage_adds_each_option_with_its_weight() -> None:
+    total, logged = step(make_module(BASE))
+    assert "loss/temporal_frame_difference" not in logged and "loss/compound" not in logged
+    # Frame difference: the same step plus weight x the term, logged on its own.
+    with_fd, logged_fd = step(make_module({**BASE, "frame_difference_weight": 10.0}))
+    term = logged_fd["loss/temporal_frame_difference"]
+    assert term > 0 and with_fd - total == pytest.approx(10 * term, rel=1e-4)
+    # Compound regularisation from the loss config, through fastnst.regularizers.
+    with_compound, logged_c = step(make_module(BASE, compound_weight=20.0))
+    term = logged_c["loss/compound"]
+    assert term > 0 and with_compound - total == pytest.approx(20 * term, rel=1e-4)
+
+
+def test_trace_power_weights_each_style_by_its_gram_trace() -> None:
+    assert make_module(BASE).trace_weights is None
+    module = make_module({**BASE, "trace_power": 1.0})
+    weights = module.trace_weights
+    assert weights is not None and weights.mean() == pytest.approx(1.0)
+    assert weights[1] > weights[0]  # the busy style's pairs count more
+    plain_total, plain = step(make_module(BASE))
+    weighted_total, weighted = step(module)
+    # Same pairs and styles (same seed), so only the temporal terms' weighting differs.
+    assert weighted["loss/perceptual"] == pytest.approx(plain["loss/perceptual"])
+    assert weighted["loss/temporal_output"] != pytest.approx(plain["loss/temporal_output"])

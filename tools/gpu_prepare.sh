@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Prepare, here (a machine that reaches PyPI), everything tools/gpu_run.sh needs on a lent GPU:
+# the carry folder .gpu_carry/ (git-ignored) with wheels for what the device lacks, styles and
+# as many training photos as fit in the device tool's 64 MiB with the checkout
+# (tools/gpu_carry.py says how). Run it in the checkout the session was started in: that is
+# the repo the device tool sends, whichever worktree calls it.
+#
+#   tools/gpu_prepare.sh [--photos DIR] [--styles DIR] [--margin BYTES]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+if ! git check-ignore -q .gpu_carry/; then
+    echo "error: .gpu_carry is not git-ignored here: it would travel twice" >&2
+    exit 1
+fi
+"$PY" tools/gpu_carry.py "$@"
+cat <<'CALL'
+Next, when `status` says can_start_another: true, one call of the device tool:
+  run(command="bash tools/gpu_run.sh $OUT", carry=[".gpu_carry"], timeout_s=480)
+(docs/BENCHMARKS.md, "Measuring the GPU rows", says what comes back and how to rerun a step.)
+CALL
