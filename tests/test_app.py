@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -27,20 +29,22 @@ from fastnst.app.core import (
     stylize_photo,
     thumbnail_uri,
 )
-from fastnst.app.finetune import StyleJob
+from fastnst.app.finetune import NEEDS_TRAINING, StyleJob
+from fastnst.app.live import DEFAULT_LIVE_SIZE, LiveStats, shrink_frame, stylize_frame
 from fastnst.cli import main
 from fastnst.data.textures import universe_textures
 from fastnst.errors import UserError
 from fastnst.export import ModelFileError, ModelInfo, add_styles, load_model, save_model
-from fastnst.images import pil_to_tensor, tensor_to_pil
-from fastnst.infer.stylize import Stylizer
+from fastnst.images import tensor_to_pil
 from fastnst.model import TransformerNet
+from fastnst.runtime.arrays import array_to_pil, pil_to_array
+from fastnst.runtime.backends import load_stylizer
 
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
 from fastnst.app.cli import create  # noqa: E402
-from fastnst.app.ui import friendly  # noqa: E402
+from fastnst.app.handlers import friendly  # noqa: E402
 
 STYLES = ["ink", "rust", "sea"]
 # Tiny fine-tune runs: the tiny network of the training tests, three steps at 32 px.
@@ -78,27 +82,36 @@ def as_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.int16)
 
 
-def direct(model: Path, photo: Path, weights: torch.Tensor) -> np.ndarray:
+def on_cpu(model: Path):
+    """The model as ``fastnst stylize --device cpu`` loads it (onnxruntime)."""
+    return load_stylizer(model, "auto", "cpu")
+
+
+def style(index: int) -> np.ndarray:
+    return np.eye(len(STYLES), dtype=np.float32)[index]
+
+
+def direct(model: Path, photo: Path, weights: np.ndarray) -> np.ndarray:
     """What ``fastnst stylize`` computes for ``photo``: the reference for the app's output."""
-    stylizer = Stylizer.load(model, "cpu")
-    out = stylizer(pil_to_tensor(Image.open(photo))[None], weights)
-    return out[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy().astype(np.int16)
+    out = on_cpu(model)(pil_to_array(Image.open(photo))[None], weights)
+    return as_array(array_to_pil(out))
 
 
 # Photos ------------------------------------------------------------------------------------------
 
 
 def test_photo_is_stylized_at_full_size_like_the_cli(model: Path, photo: Path) -> None:
-    before, after = stylize_photo(Stylizer.load(model, "cpu"), photo, "rust")
+    before, after = stylize_photo(on_cpu(model), photo, "rust")
     assert after.size == before.size == (70, 45)
-    assert np.array_equal(as_array(after), direct(model, photo, torch.eye(3)[1]))
+    assert np.array_equal(as_array(after), direct(model, photo, style(1)))
     assert np.abs(as_array(after) - as_array(before)).mean() > 10  # not the photo
 
 
 def test_blend_strength_and_max_size(model: Path, photo: Path) -> None:
-    stylizer = Stylizer.load(model, "cpu")
+    stylizer = on_cpu(model)
     _, blend = stylize_photo(stylizer, photo, "ink:3,sea:1")
-    assert np.array_equal(as_array(blend), direct(model, photo, torch.tensor([0.75, 0, 0.25])))
+    blended = np.array([0.75, 0, 0.25], np.float32)
+    assert np.array_equal(as_array(blend), direct(model, photo, blended))
     before, none = stylize_photo(stylizer, photo, "ink", strength=0.0)
     assert np.array_equal(as_array(none), as_array(before))
     small_before, small = stylize_photo(stylizer, photo, "ink", max_size=35)
@@ -116,15 +129,13 @@ def test_bad_photo_is_a_message_naming_the_upload(
     path.parent.mkdir()
     path.write_bytes(content)
     with pytest.raises(UserError, match=message) as caught:
-        stylize_photo(Stylizer.load(model, "cpu"), path, "ink", name="holiday.jpg")
+        stylize_photo(on_cpu(model), path, "ink", name="holiday.jpg")
     assert "tmp123" not in str(caught.value)  # the server's path is not shown
 
 
 def test_photo_over_the_pixel_limit_is_refused(model: Path, photo: Path) -> None:
     with pytest.raises(UserError, match="over the limit"):
-        stylize_photo(
-            Stylizer.load(model, "cpu"), photo, "ink", limits=Limits(image_megapixels=1e-3)
-        )
+        stylize_photo(on_cpu(model), photo, "ink", limits=Limits(image_megapixels=1e-3))
 
 
 def test_workspace_sweeps_old_jobs_and_closes_empty(tmp_path: Path) -> None:
@@ -230,7 +241,7 @@ def test_clip_is_stylized_with_sound_and_progress(model: Path, tmp_path: Path) -
     out = tmp_path / "out.mp4"
     seen: list[tuple[int, int]] = []
     count = stylize_clip(
-        Stylizer.load(model, "cpu"), clip, out, "sea", on_frames=lambda d, t: seen.append((d, t))
+        on_cpu(model), clip, out, "sea", on_frames=lambda d, t: seen.append((d, t))
     )
     assert count == _describe(clip)["frames"] == _describe(out)["frames"]
     assert _describe(out)["audio"] == 1
@@ -239,7 +250,7 @@ def test_clip_is_stylized_with_sound_and_progress(model: Path, tmp_path: Path) -
 
 
 def test_clip_limits_and_corrupt_video_are_messages(model: Path, tmp_path: Path) -> None:
-    stylizer = Stylizer.load(model, "cpu")
+    stylizer = on_cpu(model)
     clip = _make_clip(tmp_path / "in.mp4")  # 12 frames at 15 fps, 64x48
     with pytest.raises(UserError, match=r"0\.8 s long; this app takes clips up to 0\.5 s"):
         stylize_clip(stylizer, clip, tmp_path / "a.mp4", "ink", limits=Limits(video_seconds=0.5))
@@ -306,6 +317,90 @@ def test_add_style_handler_trains_and_extends_the_model(
     assert list(workspace.jobs.iterdir()) == []  # the run's folder is gone
 
 
+def test_without_the_training_extras_the_tab_says_so_in_one_line(
+    model: Path, workspace: Workspace, photo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastnst.app.finetune as finetune
+
+    monkeypatch.setattr(finetune, "TRAINING_MODULES", ("torch", "no_such_module_here"))
+    app, page = create(str(model), workspace=workspace, device="cpu")
+    shown = [c.value for c in page.blocks.values() if isinstance(c, gr.Markdown)]
+    assert NEEDS_TRAINING in shown and "\n" not in NEEDS_TRAINING
+    with pytest.raises(gr.Error, match=r"pip install 'fastnst\[train\]'"):
+        list(friendly(app.add_style)("tiny", [str(photo)], "chalk", 3, lambda *a, **k: None))
+    assert list(workspace.jobs.iterdir()) == []
+
+
+# Image and video tabs without torch --------------------------------------------------------------
+
+NO_TORCH = """
+import sys
+from pathlib import Path
+from fastnst.app.cli import create
+from fastnst.app.core import Workspace
+
+model, photo, clip, folder = sys.argv[1:]
+workspace = Workspace(folder)
+app, _ = create(model, device="cpu", workspace=workspace)
+_, download, note = app.stylize("tiny", photo, "rust", False, 1.0, False, 0)
+assert Path(download["value"]).is_file() and "onnxruntime" in note, note
+out, count = app.stylize_video("tiny", clip, "sea", 1.0, False, lambda *a, **k: None)
+assert Path(out).is_file() and count.startswith("12 frames"), count
+print(sorted(name for name in sys.modules if name.partition(".")[0] == "torch"))
+"""
+
+
+def test_app_stylizes_photos_and_clips_without_importing_torch(
+    model: Path, photo: Path, tmp_path: Path
+) -> None:
+    """The app's image and video handlers on the default backend of a CPU (onnxruntime),
+    in a fresh interpreter: torch is installed here, and must not be imported."""
+    clip = _make_clip(tmp_path / "clip.mp4")
+    proc = subprocess.run(
+        [sys.executable, "-c", NO_TORCH, str(model), str(photo), str(clip), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+# The webcam tab ----------------------------------------------------------------------------------
+
+
+def test_live_frame_is_shrunk_then_stylized_like_the_cli(model: Path) -> None:
+    rng = np.random.default_rng(4)
+    frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    stylizer = on_cpu(model)
+    out = stylize_frame(stylizer, frame, style(2), DEFAULT_LIVE_SIZE)
+    assert out.shape == (240, 320, 3) and out.dtype == np.uint8
+    small = shrink_frame(frame, DEFAULT_LIVE_SIZE)
+    expected = stylizer(pil_to_array(Image.fromarray(small))[None], style(2))
+    assert np.array_equal(out, np.asarray(array_to_pil(expected)))
+    assert np.abs(out.astype(np.int16) - small).mean() > 10  # stylized, not the camera
+    assert shrink_frame(frame[:100, :120], DEFAULT_LIVE_SIZE).shape == (100, 120, 3)  # kept
+
+
+def test_live_handler_streams_frames_and_reports_the_rate(model: Path, workspace: Workspace):
+    app, _ = create(str(model), workspace=workspace, device="cpu")
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[:, 320:] = 200
+    stats = None
+    notes = []
+    for _ in range(4):
+        out, note, stats = app.live("tiny", frame, "ink", 1.0, False, 240, stats)
+        notes.append(note)
+    assert out.shape == (180, 240, 3)
+    assert notes[0].startswith("starting") and "240×180 px" in notes[0]
+    assert "frames/s" in notes[-1] and "onnxruntime on CPU" in notes[-1]
+    assert isinstance(stats, LiveStats) and stats.frames == 4
+    none = app.live("tiny", frame, "ink", 0.0, False, 240, stats)[0]
+    assert np.abs(none.astype(np.int16) - shrink_frame(frame, 240)).max() <= 1  # strength 0
+    with pytest.raises(gr.Error, match="unknown style"):
+        friendly(app.live)("tiny", frame, "nope", 1.0, False, 240, stats)
+
+
 # The served app and its /stylize API -------------------------------------------------------------
 
 
@@ -335,7 +430,7 @@ def test_stylize_api_returns_the_stylized_image_at_the_input_size(
     result = client.predict(handle_file(str(photo)), "sea", 1.0, api_name="/stylize")
     with Image.open(result) as image:
         assert image.size == (70, 45)
-        assert np.array_equal(as_array(image), direct(model, photo, torch.eye(3)[2]))
+        assert np.array_equal(as_array(image), direct(model, photo, style(2)))
     half = client.predict(handle_file(str(photo)), "sea", 0.5, api_name="/stylize")
     full, original = as_array(Image.open(result)), as_array(Image.open(photo))
     assert np.abs(as_array(Image.open(half)) - (full + original) / 2).max() <= 1.5
@@ -370,7 +465,7 @@ def test_a_photo_waits_for_a_running_clip(
 ) -> None:
     """Photos, clips and the API share the device's one queue (on a CPU, one job at a time):
     a photo sent while a clip runs starts after it."""
-    import fastnst.app.ui as ui
+    import fastnst.app.handlers as handlers
 
     app, client = served
     clip = _make_clip(tmp_path / "clip.mp4", frames=4, audio=False)
@@ -391,8 +486,8 @@ def test_a_photo_waits_for_a_running_clip(
 
         return run
 
-    monkeypatch.setattr(ui, "stylize_clip", counted(stylize_clip))
-    monkeypatch.setattr(ui, "stylize_photo", counted(stylize_photo))
+    monkeypatch.setattr(handlers, "stylize_clip", counted(stylize_clip))
+    monkeypatch.setattr(handlers, "stylize_photo", counted(stylize_photo))
     video = client.submit(
         app.default_model,
         handle_file(str(clip)),
@@ -412,7 +507,7 @@ def test_requests_during_a_job_are_queued_not_lost(
     served, photo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Six requests at once on a CPU queue: they run one at a time, every one is answered."""
-    import fastnst.app.ui as ui
+    import fastnst.app.handlers as handlers
 
     _, client = served
     active, most = [0], [0]
@@ -429,7 +524,7 @@ def test_requests_during_a_job_are_queued_not_lost(
             with lock:
                 active[0] -= 1
 
-    monkeypatch.setattr(ui, "stylize_photo", one_at_a_time)
+    monkeypatch.setattr(handlers, "stylize_photo", one_at_a_time)
     jobs = [
         client.submit(handle_file(str(photo)), STYLES[i % 3], 1.0, api_name="/stylize")
         for i in range(6)

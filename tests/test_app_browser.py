@@ -1,21 +1,25 @@
 """End to end in a real browser: Debian's headless ``chromium`` driven by Selenium through
 the system ``chromedriver`` (no browser download) uploads a photo to ``fastnst app``,
-stylizes it, downloads the result and checks it is the stylized image at the photo's size.
-Skips where chromium, chromedriver or Selenium is missing (``apt-get install chromium
-chromium-driver``)."""
+stylizes it, downloads the result and checks it is the stylized image at the photo's size;
+and streams chromium's fake camera through the Webcam tab, checking that stylized frames
+come back to the page. Skips where chromium, chromedriver or Selenium is missing
+(``apt-get install chromium chromium-driver``)."""
 
 from __future__ import annotations
 
+import base64
+import io
 import shutil
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import perturbed_model
 from PIL import Image
-from test_app import STYLES, as_array, direct, free_port
+from test_app import STYLES, as_array, direct, free_port, style
 
 pytest.importorskip("gradio")
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -25,7 +29,9 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from fastnst.app.cli import create  # noqa: E402
 from fastnst.app.core import Workspace  # noqa: E402
+from fastnst.app.live import DEFAULT_LIVE_SIZE, shrink_frame  # noqa: E402
 
+WATCH_S = 10.0  # how long the webcam test watches the stream
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
@@ -34,14 +40,18 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def chromium(downloads: Path):
-    """Headless chromium that saves downloads into ``downloads`` without asking."""
+def chromium(downloads: Path, camera: bool = False):
+    """Headless chromium that saves downloads into ``downloads`` without asking; with
+    ``camera``, its fake camera (a moving test pattern) granted without a prompt."""
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(flag)
+    if camera:
+        options.add_argument("--use-fake-ui-for-media-stream")
+        options.add_argument("--use-fake-device-for-media-stream")
     options.add_argument("--window-size=1400,1300")
     options.add_experimental_option(
         "prefs",
@@ -107,9 +117,114 @@ def test_upload_stylize_download_in_chromium(model: Path, tiny_photo: Path, tmp_
         with Image.open(files[0]) as result:
             assert result.size == (120, 90)  # the photo's own size
             got = as_array(result)
-        assert np.array_equal(got, direct(model, tiny_photo, torch.eye(3)[1]))
+        assert np.array_equal(got, direct(model, tiny_photo, style(1)))
         assert np.abs(got - as_array(Image.open(tiny_photo))).mean() > 10  # stylized
     finally:
+        driver.quit()
+        page.close()
+        workspace.close()
+
+
+def shown_image(driver, url: str, selector: str) -> tuple[str, np.ndarray] | None:
+    """The ``src`` of the image in ``selector`` and its pixels (a data URI or a file the
+    server serves), or None while there is none."""
+    found = driver.find_elements(By.CSS_SELECTOR, f"{selector} img")
+    src = found[0].get_attribute("src") if found else None
+    if not src:
+        return None
+    if src.startswith("data:"):
+        data = base64.b64decode(src.partition("base64,")[2])
+    else:
+        with urllib.request.urlopen(src if "://" in src else url.rstrip("/") + src) as reply:
+            data = reply.read()
+    return src, as_array(Image.open(io.BytesIO(data)))
+
+
+def click_button(driver, root: str, *labels: str) -> bool:
+    """Click the first visible button under ``root`` whose text or aria-label holds one of
+    ``labels`` (case-insensitive); False if there is none yet."""
+    for button in driver.find_elements(By.CSS_SELECTOR, f"{root} button"):
+        text = f"{button.text} {button.get_attribute('aria-label') or ''}".lower()
+        if button.is_displayed() and any(label in text for label in labels):
+            button.click()
+            return True
+    return False
+
+
+@pytest.mark.slow
+def test_webcam_tab_streams_stylized_frames_in_chromium(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Chromium's fake camera through the Webcam tab: the page shows a stream of images
+    that are the server's stylized frames (not the camera's), at the tab's default size,
+    and the frames/s readout is filled in. Prints the rate the page received."""
+    import fastnst.app.handlers as handlers
+
+    served: list[tuple[np.ndarray, np.ndarray]] = []  # (camera frame as run, stylized)
+    lock = threading.Lock()
+    real = handlers.stylize_frame
+
+    def recorded(stylizer, frame, weights, size, *rest):
+        out = real(stylizer, frame, weights, size, *rest)
+        with lock:
+            served.append((shrink_frame(frame, size).astype(np.int16), out.astype(np.int16)))
+        return out
+
+    monkeypatch.setattr(handlers, "stylize_frame", recorded)
+    workspace = Workspace(tmp_path)
+    _, page = create(str(model), workspace=workspace, device="cpu")
+    _, url, _ = page.launch(
+        server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
+    )
+    driver = chromium(tmp_path, camera=True)
+    try:
+        driver.get(url)
+        wait = WebDriverWait(driver, 60)
+        tab = wait.until(
+            lambda d: [
+                t
+                for t in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                if t.text.strip() == "Webcam"
+            ]
+        )
+        tab[0].click()
+        # Gradio asks for the camera on a click, then offers Record (chromium's fake UI
+        # grants the permission without a prompt).
+        wait.until(lambda d: click_button(d, "#camera", "access webcam"))
+        try:
+            wait.until(lambda d: click_button(d, "#camera", "record"))
+        except Exception:
+            buttons = driver.find_elements(By.CSS_SELECTOR, "#camera button")
+            labels = [(b.text, b.get_attribute("aria-label"), b.is_displayed()) for b in buttons]
+            raise AssertionError(f"no record button in the camera box: {labels}") from None
+        wait.until(lambda d: len(served) >= 3 and shown_image(d, url, "#live-out"))
+        started, count_before = time.monotonic(), len(served)
+        sources, checked = set(), 0
+        while time.monotonic() - started < WATCH_S:
+            src, pixels = shown_image(driver, url, "#live-out")
+            if src not in sources:
+                sources.add(src)
+                with lock:
+                    pairs = list(served)
+                # The page's image is one the server made (JPEG-compressed), and it is not
+                # the camera frame it came from.
+                distances = [
+                    np.abs(pixels - out).mean() for _, out in pairs if out.shape == pixels.shape
+                ]
+                assert distances and min(distances) < 6, distances[-3:]
+                camera = pairs[int(np.argmin(distances))][0]
+                assert np.abs(pixels - camera).mean() > 20
+                checked += 1
+            time.sleep(0.05)
+        rate = (len(served) - count_before) / (time.monotonic() - started)
+        note = driver.find_element(By.CSS_SELECTOR, "#live-note").text
+        shown = len(sources) / WATCH_S
+        print(f"webcam tab: {rate:.1f} frames/s stylized, {shown:.1f}/s new images seen; {note}")
+        assert checked >= 3 and len(sources) >= 3  # a stream, not one picture
+        assert max(served[-1][1].shape[:2]) == DEFAULT_LIVE_SIZE
+        assert "frames/s" in note and "ms a frame" in note
+    finally:
+        click_button(driver, "#camera", "stop")
         driver.quit()
         page.close()
         workspace.close()

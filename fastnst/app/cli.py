@@ -10,9 +10,11 @@ import sys
 import gradio as gr
 
 from fastnst.app.core import Limits, ModelShelf, Workspace
-from fastnst.app.ui import CSS, StyleApp, build, device_concurrency
+from fastnst.app.handlers import StyleApp
+from fastnst.app.ui import CSS, build, device_concurrency
 from fastnst.errors import UserError, check_finite
 from fastnst.models import bundled_models
+from fastnst.runtime.backends import BACKENDS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=7860, help="port (default %(default)s)")
     parser.add_argument(
         "--share", action="store_true", help="also open a public gradio.live link (off by default)"
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=BACKENDS,
+        help="as fastnst stylize's: auto is torch on a CUDA GPU when installed, else onnxruntime",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     limits = Limits()
@@ -63,15 +71,16 @@ def create(
     device: str = "auto",
     workspace: Workspace | None = None,
     train_overrides: tuple[str, ...] = (),
+    backend: str = "auto",
 ) -> tuple[StyleApp, gr.Blocks]:
     """The app's state and its page, queued for the device: what ``fastnst app`` serves
     (tests launch it on a free port). ``model`` is a bundled name or a model file."""
     workspace = workspace or Workspace()
-    shelf = ModelShelf(workspace, device)
+    shelf = ModelShelf(workspace, device, backend)
     name = model if model in bundled_models() else shelf.add(model)
     app = StyleApp(shelf, limits or Limits(), name, train_overrides)
     page = build(app)
-    concurrency = device_concurrency(shelf.stylizer(name).device)
+    concurrency = device_concurrency(shelf.stylizer(name).on_gpu)
     page.queue(default_concurrency_limit=concurrency)
     return app, page
 
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.root / "gradio"))
     app = None
     try:
-        app, page = create(args.model, limits, args.device, workspace)
+        app, page = create(args.model, limits, args.device, workspace, backend=args.backend)
         _, local, public = page.launch(
             server_name=args.host,
             server_port=args.port,

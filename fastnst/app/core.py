@@ -1,7 +1,10 @@
 """What the web app does, without the web page: the models on offer, stylizing an uploaded
 photo or clip within the app's limits, the style gallery, and one folder for its files.
 
-Gradio-free, so every handler is tested in-process; :mod:`fastnst.app.ui` puts them on a page.
+Gradio-free, so every handler is tested in-process; :mod:`fastnst.app.handlers` and
+:mod:`fastnst.app.ui` put them on a page.
+Models run through the same backend choice as ``fastnst stylize`` (onnxruntime on a CPU, so
+stylizing here imports no torch) and images travel as NumPy arrays.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 
 from fastnst.errors import UserError
-from fastnst.export import ModelFileError, load_model, read_info
-from fastnst.images import center_square, open_rgb, pil_to_tensor, resize_long_side, tensor_to_pil
-from fastnst.infer.stylize import Stylizer
-from fastnst.infer.torch_backend import auto_tile
+from fastnst.images import open_rgb
+from fastnst.modelfile import ModelFileError, read_model_file
 from fastnst.models import SUFFIX, bundled_models
+from fastnst.runtime.arrays import array_to_pil, pil_to_array, resize_long_side
+from fastnst.runtime.backends import load_stylizer
+from fastnst.runtime.onnx_backend import check_weights
 
 # Chelsea the cat, from scikit-image's sample data (CC0, photographer Stefan van der Walt):
 # each style's gallery tile when the model carries no image of the style.
@@ -99,13 +104,15 @@ def shown(error: Exception, path: str | Path, name: str) -> UserError:
 
 class ModelShelf:
     """The models a user can pick: the bundled ones, then those uploaded or made in the app.
-    Each is loaded once on the app's device (a few kept, least recently used dropped)."""
+    Each is loaded once on the app's backend and device (a few kept, least recently used
+    dropped); ``backend`` is ``fastnst stylize --backend``'s choice."""
 
-    def __init__(self, workspace: Workspace, device: str = "auto") -> None:
+    def __init__(self, workspace: Workspace, device: str = "auto", backend: str = "auto") -> None:
         self.workspace = workspace
         self.device = device
+        self.backend = backend
         self.paths: dict[str, Path] = dict(bundled_models())
-        self._loaded: OrderedDict[Path, Stylizer] = OrderedDict()
+        self._loaded: OrderedDict[Path, Any] = OrderedDict()
         self._galleries: dict[Path, list[tuple[Image.Image, str]]] = {}
         self._lock = threading.Lock()
 
@@ -128,7 +135,7 @@ class ModelShelf:
         if not source.name.endswith(SUFFIX):
             raise UserError(f"{label} is not a {SUFFIX} model file")
         try:
-            load_model(source)
+            check_weights(source, *read_model_file(source))
         except ModelFileError as exc:
             raise shown(exc, source, label) from None
         base = safe_name(name or source.name[: -len(SUFFIX)])
@@ -143,13 +150,15 @@ class ModelShelf:
         return unique
 
     def style_names(self, name: str) -> list[str]:
-        return list(read_info(self.path(name))[0].style_names)
+        return list(read_model_file(self.path(name))[0].style_names)
 
-    def stylizer(self, name: str) -> Stylizer:
+    def stylizer(self, name: str) -> Any:
+        """The model as :func:`~fastnst.runtime.backends.load_stylizer` makes it: NumPy
+        images in and out, on onnxruntime or torch."""
         path = self.path(name)
         with self._lock:
             if path not in self._loaded:
-                self._loaded[path] = Stylizer.load(path, self.device)
+                self._loaded[path] = load_stylizer(path, self.backend, self.device)
                 while len(self._loaded) > LOADED_MODELS:
                     self._loaded.popitem(last=False)
             self._loaded.move_to_end(path)
@@ -161,25 +170,29 @@ class ModelShelf:
         path = self.path(name)
         if path not in self._galleries:
             stylizer = self.stylizer(name)
-            carried = stylizer.info.extra.get("style_thumbnails") or {}
-            sample = center_square(pil_to_tensor(open_rgb(SAMPLE_PHOTO)), THUMB_SIZE)[None]
-            eye = torch.eye(len(stylizer.style_names))
+            carried = read_model_file(path)[0].extra.get("style_thumbnails") or {}
+            sample = pil_to_array(square(open_rgb(SAMPLE_PHOTO)))[None]
+            eye = np.eye(len(stylizer.style_names), dtype=np.float32)
             tiles = []
             for index, style in enumerate(stylizer.style_names):
                 if style in carried:
                     tile = image_from_uri(carried[style])
                 else:
-                    tile = tensor_to_pil(stylizer(sample, eye[index]))
+                    tile = array_to_pil(stylizer(sample, eye[index]))
                 tiles.append((tile, style))
             self._galleries[path] = tiles
         return self._galleries[path]
 
 
+def square(image: Image.Image) -> Image.Image:
+    """The centre square of ``image`` at :data:`THUMB_SIZE` px: a gallery tile's shape."""
+    return ImageOps.fit(image, (THUMB_SIZE, THUMB_SIZE), Image.Resampling.BILINEAR)
+
+
 def thumbnail_uri(image: Image.Image) -> str:
     """A small centre square of ``image`` as a JPEG data URI (a style's gallery tile)."""
-    square = center_square(pil_to_tensor(image), THUMB_SIZE)
     buffer = io.BytesIO()
-    tensor_to_pil(square).save(buffer, format="JPEG", quality=85)
+    square(image.convert("RGB")).save(buffer, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -200,7 +213,7 @@ def blend_spec(names: list[str], weights: list[float]) -> str:
     return ",".join(parts)
 
 
-def one_style(stylizer: Stylizer, spec: str) -> torch.Tensor:
+def one_style(stylizer: Any, spec: str) -> np.ndarray:
     """The weights of one style or blend; ``all`` and empty choices are refused."""
     if not spec or spec.strip() == "all":
         raise UserError("choose a style")
@@ -224,7 +237,7 @@ def check_strength(strength: float) -> float:
 
 
 def stylize_photo(
-    stylizer: Stylizer,
+    stylizer: Any,
     photo_path: str | Path,
     spec: str,
     strength: float = 1.0,
@@ -241,12 +254,12 @@ def stylize_photo(
         image = open_rgb(photo_path, int(limits.image_megapixels * 1e6))
     except UserError as exc:
         raise shown(exc, photo_path, name or Path(photo_path).name) from None
-    photo = pil_to_tensor(image)
+    photo = pil_to_array(image)
     if max_size and max_size > 0 and max(photo.shape[-2:]) > max_size:
         photo = resize_long_side(photo, int(max_size))
     batch = photo[None]
-    out = stylizer(batch, weights, strength, bool(keep_color), auto_tile(batch, stylizer))
-    return tensor_to_pil(photo), tensor_to_pil(out)
+    out = stylizer(batch, weights, strength, bool(keep_color), stylizer.auto_tile(batch.shape))
+    return array_to_pil(photo), array_to_pil(out)
 
 
 @dataclass(frozen=True)
@@ -294,7 +307,7 @@ def probe_clip(path: str | Path, limits: Limits, name: str = "") -> Clip:
 
 
 def stylize_clip(
-    stylizer: Stylizer,
+    stylizer: Any,
     source: str | Path,
     target: Path,
     spec: str,
@@ -313,7 +326,7 @@ def stylize_clip(
     clip = probe_clip(source, limits, name)
     done = 0
 
-    def frames_fn(frames: torch.Tensor) -> torch.Tensor:
+    def frames_fn(frames: Any) -> Any:
         nonlocal done
         out = stylizer(frames, weights, strength, bool(keep_color))
         done += frames.shape[0]
@@ -321,10 +334,10 @@ def stylize_clip(
             on_frames(done, max(done, clip.frames))
         return out
 
-    batch = 8 if stylizer.device.type == "cuda" else 2
+    # Tensors straight from the decoder on torch's GPU, NumPy frames on onnxruntime.
+    device = getattr(stylizer, "tensor_device", None)
+    batch = 8 if stylizer.on_gpu else 2
     try:
-        return stylize_video(
-            Path(source), target, frames_fn, stylizer.device, batch, show_progress=False
-        )
+        return stylize_video(Path(source), target, frames_fn, device, batch, show_progress=False)
     except UserError as exc:
         raise shown(exc, source, name or Path(source).name) from None

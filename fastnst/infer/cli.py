@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except RuntimeError as exc:
-        if not _out_of_gpu_memory(exc):
+        if not out_of_gpu_memory(exc):
             raise
         print(
             "error: out of GPU memory; try --tile 512, a smaller --batch or --max-size",
@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _out_of_gpu_memory(exc: BaseException) -> bool:
+def out_of_gpu_memory(exc: BaseException) -> bool:
     """torch's CUDA out-of-memory error, recognised without importing torch."""
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)

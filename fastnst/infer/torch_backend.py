@@ -44,6 +44,10 @@ class TorchBackend:
     def on_gpu(self) -> bool:
         return self.stylizer.device.type == "cuda"
 
+    @property
+    def engine(self) -> str:
+        return f"torch on {self.stylizer.device}"
+
     def styles(self, spec: str) -> list[tuple[str, np.ndarray]]:
         return parse_style_spec(spec, self.style_names)
 

@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from fastnst.errors import UserError
+from fastnst.infer.fps import FpsMeter
 from fastnst.infer.video import frames_to_tensor, tensor_to_frames
 
 if TYPE_CHECKING:
@@ -58,22 +59,6 @@ def _window() -> object | None:
         return cv2
     except Exception:  # noqa: BLE001 - no cv2, or a headless build
         return None
-
-
-class FpsMeter:
-    """Frames per second smoothed over the last second or so."""
-
-    def __init__(self, smoothing: float = 0.9) -> None:
-        self.smoothing, self.fps, self.last = smoothing, 0.0, time.perf_counter()
-
-    def tick(self) -> float:
-        now = time.perf_counter()
-        instant = 1.0 / max(now - self.last, 1e-6)
-        self.fps = (
-            instant if self.fps == 0 else self.smoothing * self.fps + (1 - self.smoothing) * instant
-        )
-        self.last = now
-        return self.fps
 
 
 def run_webcam(

@@ -4,7 +4,11 @@ seamless tiling as the torch :class:`~fastnst.infer.stylize.Stylizer`."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import os
+import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +27,21 @@ from fastnst.runtime.styles import parse_style_spec
 TILE_ACTIVATION_BYTES = 160 * 2**20
 AUTO_TILE = 1024
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+# glibc's mallopt: allocations above this many bytes are mappings, handed back when freed.
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 8 * 2**20
+
+
+@functools.cache
+def keep_big_buffers_returnable() -> None:
+    """Fix glibc's mmap threshold before tiling. By default glibc raises it after each large
+    free (up to 32 MB), so the tiles' activations then come from the heap, which fragments and
+    is never returned: a 4K photo's run peaked at 2.0 GB, against 0.67 GB with the threshold
+    held (docs/BENCHMARKS.md). Other C libraries are left as they are."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
 
 
 def default_threads() -> int:
@@ -69,17 +88,8 @@ class OnnxStylizer:
     def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
         info, stored = read_model_file(path)
         weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
+        check_weights(path, info, weights)
         residual = info.net.get("num_residual")
-        expected = expected_shapes(info.net)
-        found = {key: value.shape for key, value in weights.items()}
-        if found != expected:
-            wrong = sorted(
-                k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k)
-            )
-            raise ModelFileError(
-                f"{path}: weights do not match the architecture (e.g. {wrong[0]}: "
-                f"{found.get(wrong[0])} in the file, {expected.get(wrong[0])} expected)"
-            )
         providers = pick_providers(device)
         threads = threads or default_threads()
         upsample = info.net.get("upsample", "nearest")
@@ -95,6 +105,11 @@ class OnnxStylizer:
     @property
     def on_gpu(self) -> bool:
         return self.providers[0] != "CPUExecutionProvider"
+
+    @property
+    def engine(self) -> str:
+        """Where it runs, in words: ``onnxruntime on CPU`` (or ``CUDA``, ``Tensorrt``)."""
+        return f"onnxruntime on {self.providers[0].removesuffix('ExecutionProvider')}"
 
     @property
     def first_width(self) -> int:
@@ -159,12 +174,11 @@ class OnnxStylizer:
         batch = pad_to_min_side(photo)
         if weights.ndim != 4 and tile > 0 and max(height, width) > tile:
             rows = np.broadcast_to(np.asarray(weights, np.float32), (len(batch), weights.shape[-1]))
-            out = np.concatenate(
-                [
-                    self.stylize_tiled(batch[i : i + 1], rows[i : i + 1], tile)
-                    for i in range(len(batch))
-                ]
-            )
+            parts = [
+                self.stylize_tiled(batch[i : i + 1], rows[i : i + 1], tile)
+                for i in range(len(batch))
+            ]
+            out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
             feeds = {"image": batch}
             for k, (gamma, beta) in enumerate(self.affine(weights, len(batch), batch.shape[-2:])):
@@ -190,6 +204,7 @@ class OnnxStylizer:
         """One ``[1, 3, H, W]`` image tile by tile, matching a whole-image run (the scheme of
         :mod:`fastnst.infer.tiling`): pass *k* runs each tile up to norm *k* with the
         statistics found so far and sums its core; a last pass blends feathered tiles."""
+        keep_big_buffers_returnable()
         height, width = image.shape[-2:]
         margin = tiles.halo(self.info.net["num_residual"])
         plan = [
@@ -229,9 +244,22 @@ class OnnxStylizer:
             feather = np.outer(
                 tiles.feather_weights(rows, height), tiles.feather_weights(cols, width)
             ).astype(np.float32)
-            total[:, :, y0:y1, x0:x1] += out * feather
+            out *= feather
+            total[:, :, y0:y1, x0:x1] += out
             weight_sum[:, :, y0:y1, x0:x1] += feather
-        return total / weight_sum
+        return np.divide(total, weight_sum, out=total)
+
+
+def check_weights(path: str | Path, info: ModelInfo, weights: dict[str, np.ndarray]) -> None:
+    """Refuse a file whose weights do not fit the network its header describes."""
+    expected = expected_shapes(info.net)
+    found = {key: value.shape for key, value in weights.items()}
+    if found != expected:
+        wrong = sorted(k for k in expected.keys() | found.keys() if expected.get(k) != found.get(k))
+        raise ModelFileError(
+            f"{path}: weights do not match the architecture (e.g. {wrong[0]}: "
+            f"{found.get(wrong[0])} in the file, {expected.get(wrong[0])} expected)"
+        )
 
 
 def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:

@@ -1,0 +1,74 @@
+"""The live webcam tab without the page: each camera frame the browser streams is shrunk to
+the tab's size and run through the model, and the tab shows the rate it keeps.
+
+The default size is the largest at which ``classics-lite`` keeps real time (15 frames/s)
+on one thread of the 2-core CPU on onnxruntime (docs/BENCHMARKS.md, "Live webcam").
+Gradio-free, like :mod:`fastnst.app.core`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fastnst.images import long_side_shape
+from fastnst.infer.fps import FpsMeter
+from fastnst.runtime.arrays import array_to_frames, frames_to_array
+
+LIVE_SIZES = (240, 320, 400, 480, 640)
+DEFAULT_LIVE_SIZE = 320
+RESTART_S = 1.0  # a longer gap between frames is a new stream: its rate starts afresh
+
+
+def shrink_frame(frame: np.ndarray, size: int) -> np.ndarray:
+    """A camera frame (uint8 ``[H, W, 3]``) with its long side cut to ``size`` px; never
+    enlarged (a small camera is stylized at its own size)."""
+    height, width = frame.shape[:2]
+    if max(height, width) <= size:
+        return frame
+    new_h, new_w = long_side_shape(height, width, size)
+    image = Image.fromarray(np.ascontiguousarray(frame[..., :3]), "RGB")
+    return np.asarray(image.resize((new_w, new_h), Image.Resampling.BILINEAR))
+
+
+def stylize_frame(
+    stylizer: Any,
+    frame: np.ndarray,
+    weights: np.ndarray,
+    size: int,
+    strength: float = 1.0,
+    keep_color: bool = False,
+) -> np.ndarray:
+    """One camera frame (uint8 ``[H, W, 3]``) at ``size`` px on its long side, stylized
+    (uint8, the shrunk frame's size)."""
+    small = shrink_frame(frame, size)
+    out = stylizer(frames_to_array(small[None]), weights, strength, keep_color)
+    return array_to_frames(out)[0]
+
+
+@dataclass
+class LiveStats:
+    """One viewer's stream: the stylized frames per second it receives and the model's time
+    per frame (what the CPU could reach without the browser's round trip)."""
+
+    meter: FpsMeter = field(default_factory=FpsMeter)
+    model_s: float = 0.0
+    frames: int = 0
+
+    def record(self, model_seconds: float, shape: tuple[int, ...], engine: str) -> str:
+        """Count one frame served; returns the tab's readout."""
+        if not self.frames or time.perf_counter() - self.meter.last > RESTART_S:
+            self.meter, self.model_s, self.frames = FpsMeter(), model_seconds, 0
+            shown = "starting"
+        else:
+            shown = f"**{self.meter.tick():.1f} frames/s**"
+            self.model_s = 0.9 * self.model_s + 0.1 * model_seconds
+        self.frames += 1
+        return (
+            f"{shown} · model {self.model_s * 1000:.0f} ms a frame at "
+            f"{shape[1]}×{shape[0]} px ({engine})"
+        )
