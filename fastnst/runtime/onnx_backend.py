@@ -252,6 +252,14 @@ class OnnxStylizer:
 
 def check_weights(path: str | Path, info: ModelInfo, weights: dict[str, np.ndarray]) -> None:
     """Refuse a file whose weights do not fit the network its header describes."""
+    residual = info.net.get("num_residual", 5) if isinstance(info.net, dict) else None
+    # Four tensors per layer, 6 + 2 per residual block: a header claiming 10**9 blocks is
+    # refused before any list of that length is built.
+    if not isinstance(residual, int) or residual < 0 or 4 * (6 + 2 * residual) != len(weights):
+        raise ModelFileError(
+            f"{path}: the header claims {residual} residual blocks, which do not match the "
+            f"{len(weights)} weight tensors in the file"
+        )
     expected = expected_shapes(info.net)
     found = {key: value.shape for key, value in weights.items()}
     if found != expected:
