@@ -4,13 +4,13 @@ seamless tiling as the torch :class:`~fastnst.infer.stylize.Stylizer`."""
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -27,21 +27,26 @@ from fastnst.runtime.styles import parse_style_spec
 TILE_ACTIVATION_BYTES = 160 * 2**20
 AUTO_TILE = 1024
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-# glibc's mallopt: allocations above this many bytes are mappings, handed back when freed.
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 8 * 2**20
 
 
 @functools.cache
-def keep_big_buffers_returnable() -> None:
-    """Fix glibc's mmap threshold before tiling. By default glibc raises it after each large
-    free (up to 32 MB), so the tiles' activations then come from the heap, which fragments and
-    is never returned: a 4K photo's run peaked at 2.0 GB, against 0.67 GB with the threshold
-    held (docs/BENCHMARKS.md). Other C libraries are left as they are."""
+def _malloc_trim() -> Any:
+    """glibc's ``malloc_trim``, or None under another C library."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+def return_freed_memory() -> None:
+    """Hand the heap's free pages back after a tile. glibc raises its mmap threshold after
+    each large free (up to 32 MB), so tile activations then come from the heap, which
+    fragments and keeps its pages: a 4K photo's run peaked at 2.0 GB (docs/BENCHMARKS.md)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def default_threads() -> int:
@@ -204,7 +209,6 @@ class OnnxStylizer:
         """One ``[1, 3, H, W]`` image tile by tile, matching a whole-image run (the scheme of
         :mod:`fastnst.infer.tiling`): pass *k* runs each tile up to norm *k* with the
         statistics found so far and sums its core; a last pass blends feathered tiles."""
-        keep_big_buffers_returnable()
         height, width = image.shape[-2:]
         margin = tiles.halo(self.info.net["num_residual"])
         plan = [
@@ -221,6 +225,7 @@ class OnnxStylizer:
             for rows, cols in plan:
                 crop = image[:, :, rows.crop[0] : rows.crop[1], cols.crop[0] : cols.crop[1]]
                 probe = session.run(None, {"image": crop, **fixed})[0]
+                return_freed_memory()
                 core = probe[
                     0,
                     :,
@@ -241,6 +246,7 @@ class OnnxStylizer:
         for rows, cols in plan:
             (y0, y1), (x0, x1) = rows.crop, cols.crop
             out = session.run(None, {"image": image[:, :, y0:y1, x0:x1], **fixed})[0]
+            return_freed_memory()
             feather = np.outer(
                 tiles.feather_weights(rows, height), tiles.feather_weights(cols, width)
             ).astype(np.float32)
@@ -251,14 +257,14 @@ class OnnxStylizer:
 
 
 def check_weights(path: str | Path, info: ModelInfo, weights: dict[str, np.ndarray]) -> None:
-    """Refuse a file whose weights do not fit the network its header describes."""
-    residual = info.net.get("num_residual", 5) if isinstance(info.net, dict) else None
-    # Four tensors per layer, 6 + 2 per residual block: a header claiming 10**9 blocks is
-    # refused before any list of that length is built.
-    if not isinstance(residual, int) or residual < 0 or 4 * (6 + 2 * residual) != len(weights):
+    """Refuse a file whose weights do not fit the network its header describes. The block
+    count is compared first: a header claiming 10**9 blocks would otherwise list 4·10**9
+    expected shapes (tens of GB) before anything is refused."""
+    described = info.net.get("num_residual")
+    blocks = {key.split(".")[1] for key in weights if key.startswith("residuals.")}
+    if type(described) is not int or described != len(blocks):
         raise ModelFileError(
-            f"{path}: the header claims {residual} residual blocks, which do not match the "
-            f"{len(weights)} weight tensors in the file"
+            f"{path}: the header says {described!r} residual blocks, the weights hold {len(blocks)}"
         )
     expected = expected_shapes(info.net)
     found = {key: value.shape for key, value in weights.items()}
