@@ -80,18 +80,22 @@ def terminate_on_sigterm() -> None:
 @contextmanager
 def sigterm_deferred() -> Iterator[None]:
     """Hold SIGTERM back while the block runs (a temporary file being made, threads being
-    started): its :class:`Terminated` comes right after the block, when the cleanup that
-    follows knows of everything the block made. Only the main thread can hold it back."""
-    if not hasattr(signal, "pthread_sigmask") or (
-        threading.current_thread() is not threading.main_thread()
-    ):
+    started): its handler runs right after the block, when the cleanup that follows knows of
+    everything the block made. The handler is swapped, not the signal masked: any thread
+    may receive a process's signal, and Python handlers always run in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGTERM, previous)
+        if received and callable(previous):
+            previous(signal.SIGTERM, None)
+        elif received and previous == signal.SIG_DFL:
+            signal.raise_signal(signal.SIGTERM)
 
 
 def check_finite(args: argparse.Namespace) -> None:

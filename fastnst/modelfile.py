@@ -77,6 +77,14 @@ def read_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, np.ndarray]]
     except TypeError as exc:
         raise ModelFileError(f"{path} has an unexpected fastnst header ({exc})") from None
     _check_header(path, info)
+    # Before anything is sized by the header: a claim of 10**9 residual blocks would
+    # otherwise be built (or listed) block by block.
+    described = info.net.get("num_residual", 5)
+    blocks = {key.split(".")[1] for key in state if key.startswith("residuals.")}
+    if type(described) is not int or described != len(blocks):
+        raise ModelFileError(
+            f"{path}: the header says {described!r} residual blocks, the weights hold {len(blocks)}"
+        )
     broken = non_finite(state)
     if broken:
         raise ModelFileError(f"{path} has NaN or infinite weights ({broken}): a damaged model")
