@@ -134,7 +134,9 @@ def test_content_dataset_is_training_content(fo, tmp_path: Path) -> None:
     assert sorted(fiftyone_content(name)) == sorted(p.resolve() for p in photos)
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
         cfg = compose("train", overrides=["data=fiftyone", f"data.name={name}"])
-    datamodule = instantiate(cfg.data, num_val=1, val_size=16)  # what fastnst train builds
+    # what fastnst train builds (2 training photos: a batch of 2, since too few photos for a
+    # batch are refused)
+    datamodule = instantiate(cfg.data, num_val=1, val_size=16, batch_size=2)
     assert sorted(datamodule.source) == sorted(p.resolve() for p in photos)
 
     with pytest.raises(UserError, match="--overwrite"):

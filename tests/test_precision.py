@@ -42,9 +42,11 @@ def _supported(dtype: torch.dtype) -> bool:
 # PSNR floors against fp32, a few dB under what was measured on classics (this CPU, after the
 # fix): fp16 83.7 flat, 54.9 near-flat, 73.5 noisy; bf16 69.3, 38.5, 53.4 (bf16 has 8 bits of
 # mantissa: a dim fade's grain is where it shows). Before the fix bf16 gave 7.4 dB on black.
+# classics v2 (2026-11-30) gives 58.8 dB on black in bf16: one bf16 step (2e-3) on a flat
+# output of 0.70; the floor for flat frames is 55 dB, far above the bug's 7 dB.
 FLOOR_DB = {
     torch.float16: {"black": 75.0, "white": 75.0, "near-flat": 50.0, "noisy": 65.0},
-    torch.bfloat16: {"black": 60.0, "white": 60.0, "near-flat": 34.0, "noisy": 48.0},
+    torch.bfloat16: {"black": 55.0, "white": 55.0, "near-flat": 34.0, "noisy": 48.0},
 }
 
 
