@@ -8,11 +8,13 @@ import ctypes
 import functools
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
 from fastnst.errors import UserError
@@ -20,12 +22,16 @@ from fastnst.modelfile import ModelFileError, ModelInfo, read_model_file
 from fastnst.runtime import tiles
 from fastnst.runtime.arrays import pad_to_min_side, preserve_color, resize_bilinear
 from fastnst.runtime.graph import EPS, build_graph, layers
+from fastnst.runtime.stream import Streamer
 from fastnst.runtime.styles import parse_style_spec
 
 # Whole-image runs hold several activations of the first layer's width at full size; above
-# this many bytes of one such activation the image is tiled (4K: 1 GB each at full width).
-TILE_ACTIVATION_BYTES = 160 * 2**20
-AUTO_TILE = 1024
+# this many bytes of one such activation the image goes in row bands (classics at 512x384:
+# 25 MB, 377 MB peak whole, 221 MB in bands, 0.4 s slower on one thread; docs/BENCHMARKS.md).
+TILE_ACTIVATION_BYTES = 16 * 2**20
+# The automatic band size, as the side of an equivalent square tile: half the long side,
+# within these bounds (small bands re-run more halo rows; big ones hold more memory).
+AUTO_TILE = (256, 512)
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
@@ -88,6 +94,7 @@ class OnnxStylizer:
     threads: int
     session: ort.InferenceSession
     _tiling: dict[int | None, ort.InferenceSession] = field(default_factory=dict)
+    _streamer: Streamer | None = None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
@@ -124,10 +131,12 @@ class OnnxStylizer:
         return parse_style_spec(spec, self.style_names)
 
     def auto_tile(self, shape: tuple[int, ...]) -> int:
-        """Tile when one first-layer activation of the whole image would pass
-        :data:`TILE_ACTIVATION_BYTES`: keeps a 4K photo's peak memory near 1 GB."""
+        """Go in parts when one first-layer activation of the whole image would pass
+        :data:`TILE_ACTIVATION_BYTES` (a 4K photo with ``classics``: 1 GB each)."""
         need = shape[-1] * shape[-2] * self.first_width * 4
-        return AUTO_TILE if need > TILE_ACTIVATION_BYTES else 0
+        if need <= TILE_ACTIVATION_BYTES:
+            return 0
+        return min(max(max(shape[-2:]) // 2, AUTO_TILE[0]), AUTO_TILE[1])
 
     def _tables(self) -> list[tuple[np.ndarray, np.ndarray]]:
         layer_list = layers(self.info.net["num_residual"])
@@ -172,17 +181,16 @@ class OnnxStylizer:
         """Stylize float RGB ``images`` in [0, 1] (float32 ``[N, 3, H, W]``).
 
         ``weights`` is ``[S]`` (a style or a blend) or ``[1, S, H, W]`` per pixel (regions,
-        run whole). ``tile`` > 0 runs larger images tile by tile with whole-image norm
-        statistics (:func:`stylize_tiled`)."""
+        run whole). ``tile`` > 0 runs larger images in parts with whole-image norm
+        statistics: layer by layer in row bands about as big as a ``tile``-sided tile
+        (:meth:`stylize_banded`), or for a bilinear decoder :meth:`stylize_tiled`."""
         photo = np.ascontiguousarray(images, dtype=np.float32)
         height, width = photo.shape[-2:]
         batch = pad_to_min_side(photo)
         if weights.ndim != 4 and tile > 0 and max(height, width) > tile:
             rows = np.broadcast_to(np.asarray(weights, np.float32), (len(batch), weights.shape[-1]))
-            parts = [
-                self.stylize_tiled(batch[i : i + 1], rows[i : i + 1], tile)
-                for i in range(len(batch))
-            ]
+            run = self.stylize_banded if self.streams else self.stylize_tiled
+            parts = [run(batch[i : i + 1], rows[i : i + 1], tile) for i in range(len(batch))]
             out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
             feeds = {"image": batch}
@@ -195,6 +203,33 @@ class OnnxStylizer:
         if strength < 1.0:
             out = photo + (out - photo) * np.float32(strength)
         return out
+
+    @property
+    def streams(self) -> bool:
+        """Whether big images go layer by layer (:mod:`fastnst.runtime.stream`: a nearest
+        decoder, whose resize is a gather), not through the multi-pass tiler."""
+        return self.info.net.get("upsample", "nearest") == "nearest"
+
+    def stylize_banded(self, image: np.ndarray, weights: np.ndarray, tile: int) -> np.ndarray:
+        """One ``[1, 3, H, W]`` image layer by layer (:class:`~fastnst.runtime.stream.
+        Streamer`), each band holding about what a ``tile``-sided first-layer tile would."""
+        if self._streamer is None:
+
+            def session(graph: bytes) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
+                made = _session(graph, self.providers, self.threads)
+
+                def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+                    out = made.run(None, feeds)
+                    return_freed_memory()
+                    return out
+
+                return run
+
+            self._streamer = Streamer(self.weights, layers(self.info.net["num_residual"]), session)
+        rows = np.asarray(weights, np.float32).reshape(-1)
+        tables = [(rows @ g, rows @ b) for g, b in self._tables()]
+        band_bytes = tile * tile * self.first_width * 4
+        return self._streamer(image, tables, band_bytes)
 
     def _tiling_session(self, stop_at: int | None) -> ort.InferenceSession:
         if stop_at not in self._tiling:
@@ -309,11 +344,14 @@ def layer_sizes(size: tuple[int, int], num_residual: int) -> list[tuple[int, int
     return [full, half, quarter, *[quarter] * (2 * num_residual), half, full, full]
 
 
-def _session(model: object, providers: list[str], threads: int) -> ort.InferenceSession:
+def _session(
+    model: onnx.ModelProto | bytes, providers: list[str], threads: int
+) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     # No arena: tiles of varying size would keep the largest allocations forever.
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), options, providers=providers)
+    graph = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(graph, options, providers=providers)
