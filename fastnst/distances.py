@@ -44,16 +44,30 @@ class Distances:
         return {name: gram_matrix(feats[name])[0] for name in STYLE_LAYERS}
 
     @torch.no_grad()
-    def __call__(self, output: torch.Tensor, photo: torch.Tensor, style: int) -> dict[str, float]:
-        """``{"style": …, "content": …}`` of one output ``[3, H, W]`` (or ``[1, 3, H, W]``)."""
+    def photo_feature(self, photo: torch.Tensor) -> torch.Tensor:
+        """The photo's content feature: computed once per photo when many outputs share it."""
+        return self._features(photo)[CONTENT_LAYER]
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        output: torch.Tensor,
+        photo: torch.Tensor,
+        style: int,
+        photo_feature: torch.Tensor | None = None,
+    ) -> dict[str, float]:
+        """``{"style": …, "content": …}`` of one output ``[3, H, W]`` (or ``[1, 3, H, W]``);
+        ``photo_feature`` (from :meth:`photo_feature`) skips the photo's VGG pass."""
         out_feats = self._features(output)
-        photo_feat = self._features(photo)[CONTENT_LAYER]
+        if photo_feature is None:
+            photo_feature = self.photo_feature(photo)
         target = self.style_grams[style]
         per_layer = [
             float((gram_matrix(out_feats[n])[0] - target[n]).norm() / target[n].norm())
             for n in STYLE_LAYERS
         ]
         content = float(
-            (out_feats[CONTENT_LAYER] - photo_feat).norm() / photo_feat.norm().clamp_min(1e-12)
+            (out_feats[CONTENT_LAYER] - photo_feature).norm()
+            / photo_feature.norm().clamp_min(1e-12)
         )
         return {"style": sum(per_layer) / len(per_layer), "content": content}

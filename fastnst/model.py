@@ -14,6 +14,7 @@ from torch import nn
 # Smallest side the conv stack takes directly (9x9 reflection pad, then two stride-2 stages).
 MIN_SIDE = 16
 UPSAMPLE_MODES = ("nearest", "bilinear")
+PADDING_MODES = ("reflect", "zero")
 
 
 @dataclass(frozen=True)
@@ -27,20 +28,27 @@ class NetConfig:
     # feature 2x2, a grid the conv must hide; "bilinear" leaves no such grid (ablation in
     # docs/QUALITY.md, "Where the hatching comes from").
     upsample: str = "nearest"
+    # How every conv sees past the border: "reflect" (Johnson et al.) or "zero" (an ablation
+    # in docs/QUALITY.md: zeros give the network a border it can paint against).
+    padding: str = "reflect"
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
+        if self.padding not in PADDING_MODES:
+            raise ValueError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
 
     def channels(self) -> tuple[int, int, int]:
         return tuple(max(4, round(c * self.width)) for c in (32, 64, 128))  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, float | int | str]:
-        """The fields as stored in model files; the default upsampling is left out, so files
-        of the original architecture still load in fastnst versions that predate the field."""
+        """The fields as stored in model files; the default upsampling and padding are left
+        out, so files of the original architecture still load in fastnst versions that
+        predate those fields."""
         fields = asdict(self)
-        if fields["upsample"] == "nearest":
-            del fields["upsample"]
+        for name, default in (("upsample", "nearest"), ("padding", "reflect")):
+            if fields[name] == default:
+                del fields[name]
         return fields
 
 
@@ -144,13 +152,21 @@ class ConditionalInstanceNorm2d(nn.Module):
 
 
 class ConvCIN(nn.Module):
-    """Reflection-padded convolution, conditional instance norm, optional ReLU."""
+    """Padded (reflection by default) convolution, conditional instance norm, optional ReLU."""
 
     def __init__(
-        self, cin: int, cout: int, kernel: int, num_styles: int, stride: int = 1, relu: bool = True
+        self,
+        cin: int,
+        cout: int,
+        kernel: int,
+        num_styles: int,
+        stride: int = 1,
+        relu: bool = True,
+        padding: str = "reflect",
     ) -> None:
         super().__init__()
-        self.pad = nn.ReflectionPad2d(kernel // 2)
+        pad = nn.ReflectionPad2d if padding == "reflect" else nn.ZeroPad2d
+        self.pad = pad(kernel // 2)
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride)
         self.norm = ConditionalInstanceNorm2d(cout, num_styles)
         self.relu = relu
@@ -161,10 +177,10 @@ class ConvCIN(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    def __init__(self, channels: int, num_styles: int) -> None:
+    def __init__(self, channels: int, num_styles: int, padding: str = "reflect") -> None:
         super().__init__()
-        self.first = ConvCIN(channels, channels, 3, num_styles)
-        self.second = ConvCIN(channels, channels, 3, num_styles, relu=False)
+        self.first = ConvCIN(channels, channels, 3, num_styles, padding=padding)
+        self.second = ConvCIN(channels, channels, 3, num_styles, relu=False, padding=padding)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return x + self.second(self.first(x, weights), weights)
@@ -177,9 +193,11 @@ class UpsampleConv(nn.Module):
     odd input sizes come back at their own size.
     """
 
-    def __init__(self, cin: int, cout: int, num_styles: int, mode: str = "nearest") -> None:
+    def __init__(
+        self, cin: int, cout: int, num_styles: int, mode: str = "nearest", padding: str = "reflect"
+    ) -> None:
         super().__init__()
-        self.block = ConvCIN(cin, cout, 3, num_styles)
+        self.block = ConvCIN(cin, cout, 3, num_styles, padding=padding)
         self.mode = mode
 
     def forward(
@@ -200,14 +218,20 @@ class TransformerNet(nn.Module):
         super().__init__()
         self.config = config
         c1, c2, c3 = config.channels()
-        s = config.num_styles
+        s, pad = config.num_styles, config.padding
         self.encoder = nn.ModuleList(
-            [ConvCIN(3, c1, 9, s), ConvCIN(c1, c2, 3, s, stride=2), ConvCIN(c2, c3, 3, s, stride=2)]
+            [
+                ConvCIN(3, c1, 9, s, padding=pad),
+                ConvCIN(c1, c2, 3, s, stride=2, padding=pad),
+                ConvCIN(c2, c3, 3, s, stride=2, padding=pad),
+            ]
         )
-        self.residuals = nn.ModuleList([ResidualBlock(c3, s) for _ in range(config.num_residual)])
-        self.up1 = UpsampleConv(c3, c2, s, config.upsample)
-        self.up2 = UpsampleConv(c2, c1, s, config.upsample)
-        self.head = ConvCIN(c1, 3, 9, s, relu=False)
+        self.residuals = nn.ModuleList(
+            [ResidualBlock(c3, s, pad) for _ in range(config.num_residual)]
+        )
+        self.up1 = UpsampleConv(c3, c2, s, config.upsample, pad)
+        self.up2 = UpsampleConv(c2, c1, s, config.upsample, pad)
+        self.head = ConvCIN(c1, 3, 9, s, relu=False, padding=pad)
 
     @property
     def num_styles(self) -> int:

@@ -19,3 +19,6 @@ def test_distances_are_zero_for_a_match_and_grow_with_the_difference() -> None:
     halfway = judge(0.5 * photo + 0.5 * style, photo, 0)
     assert 0 < halfway["content"] < judge(style, photo, 0)["content"]
     assert halfway["style"] < same["style"]
+    # the photo's feature computed once gives the same numbers as computing it per call
+    mixed = 0.5 * photo + 0.5 * style
+    assert judge(mixed, photo, 0, judge.photo_feature(photo)) == judge(mixed, photo, 0)

@@ -98,3 +98,20 @@ def test_bilinear_upsampling_keeps_sizes_and_changes_the_output() -> None:
     assert (a - b).abs().max() > 1e-4
     with pytest.raises(ValueError, match="upsample"):
         NetConfig(num_styles=2, upsample="cubic")
+
+
+def test_zero_padding_changes_the_border_and_is_stored_only_when_chosen() -> None:
+    torch.manual_seed(0)
+    reflect = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
+    zero = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, padding="zero"))
+    zero.load_state_dict(reflect.state_dict())  # same weights: only the padding differs
+    images = torch.rand(1, 3, 96, 96)
+    a, b = reflect(images, 0), zero(images, 0)
+    assert a.shape == b.shape == images.shape
+    differs = (a - b).abs()[0].amax(0)
+    assert differs[:4].mean() > 1e-3  # at the border
+    assert differs[44:52, 44:52].mean() < differs[:4].mean()  # less in the middle
+    assert "padding" not in reflect.config.to_dict()
+    assert zero.config.to_dict()["padding"] == "zero"
+    with pytest.raises(ValueError, match="padding"):
+        NetConfig(num_styles=2, padding="circular")

@@ -94,6 +94,21 @@ def test_row_bands_match_the_whole_image() -> None:
     assert np.abs(banded - whole).max() < 2e-5
 
 
+def test_zero_padding_matches_torch_whole_and_tiled(tmp_path: Path) -> None:
+    from fastnst.export import ModelInfo, save_model
+    from fastnst.model import NetConfig, TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, padding="zero"))
+    path = save_model(net, tmp_path / "z.safetensors", ModelInfo(net={}, style_names=["a", "b"]))
+    images = np.random.default_rng(5).random((1, 3, 90, 70), dtype=np.float32)
+    style = np.eye(2, dtype=np.float32)[0]
+    onnx_net = OnnxStylizer.load(path, "cpu")
+    expected = _torch(net.eval(), images, style)
+    assert np.abs(onnx_net(images, style) - expected).max() < TOLERANCE
+    assert np.abs(onnx_net(images, style, tile=48) - expected).max() < 1e-4
+
+
 def test_strength_and_colour() -> None:
     onnx_net = OnnxStylizer.load("classics-lite", "cpu")
     images = np.random.default_rng(2).random((1, 3, 32, 32), dtype=np.float32)

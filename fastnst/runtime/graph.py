@@ -23,7 +23,7 @@ EPS = 1e-5
 
 @dataclass(frozen=True)
 class Layer:
-    """One reflection-padded conv + norm of the network, in the order the norms run."""
+    """One padded conv + norm of the network, in the order the norms run."""
 
     name: str
     kernel: int
@@ -44,10 +44,15 @@ def layers(num_residual: int) -> list[Layer]:
 
 class _Builder:
     def __init__(
-        self, weights: dict[str, np.ndarray], fixed: bool, stop_at: int | None, upsample: str
+        self,
+        weights: dict[str, np.ndarray],
+        fixed: bool,
+        stop_at: int | None,
+        upsample: str,
+        padding: str,
     ) -> None:
         self.weights, self.fixed, self.stop_at = weights, fixed, stop_at
-        self.upsample = upsample
+        self.upsample, self.padding = upsample, padding
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.inputs = [_value("image")]
@@ -73,7 +78,7 @@ class _Builder:
         """Pad, conv, norm (and ReLU); None once the probed layer's input is reached."""
         pad = layer.kernel // 2
         pads = self.const("pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64))
-        x = self.op("Pad", [x, pads], mode="reflect")
+        x = self.op("Pad", [x, pads], mode="reflect" if self.padding == "reflect" else "constant")
         weight = self.const("w", self.weights[f"{layer.name}.conv.weight"])
         bias = self.const("b", self.weights[f"{layer.name}.conv.bias"])
         x = self.op("Conv", [x, weight, bias], strides=[layer.stride] * 2)
@@ -147,14 +152,16 @@ def build_graph(
     fixed: bool = False,
     stop_at: int | None = None,
     upsample: str = "nearest",
+    padding: str = "reflect",
 ) -> onnx.ModelProto:
     """The network as an ONNX model: input ``image`` ``[N, 3, H, W]`` (each side at least
     16 px) and per norm layer *k* ``gamma{k}``/``beta{k}`` (or, ``fixed``, ``scale{k}``/
     ``shift{k}``), each ``[N, C, 1, 1]`` or per pixel ``[N, C, H_k, W_k]``. Output
     ``stylized``, or with ``stop_at`` = *k* the input of norm *k* as ``probe``. ``upsample``
-    is the decoder's resize (``nearest`` or ``bilinear``, the model's ``net.upsample``)."""
+    is the decoder's resize (``nearest`` or ``bilinear``, the model's ``net.upsample``);
+    ``padding`` the convs' (``reflect`` or ``zero``, its ``net.padding``)."""
     weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
-    builder = _Builder(weights, fixed, stop_at, upsample)
+    builder = _Builder(weights, fixed, stop_at, upsample, padding)
     out = _forward(builder, layers(num_residual))
     result = builder.probe if out is None else out
     output_name = "probe" if out is None else "stylized"

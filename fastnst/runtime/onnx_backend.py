@@ -66,6 +66,17 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
+def graph_options(path: str | Path, net: dict) -> dict[str, str]:
+    """The header's decoder resize and conv padding, as :func:`build_graph` takes them;
+    an unknown value is a bad model file, not a crash in onnxruntime."""
+    options = {"upsample": net.get("upsample", "nearest"), "padding": net.get("padding", "reflect")}
+    known = {"upsample": ("nearest", "bilinear"), "padding": ("reflect", "zero")}
+    for key, value in options.items():
+        if value not in known[key]:
+            raise ModelFileError(f"{path}: unknown {key} {value!r} in its header")
+    return options
+
+
 def pick_providers(device: str) -> list[str]:
     """``auto``: CUDA (TensorRT first) when this onnxruntime has it, else the CPU."""
     available = ort.get_available_providers()
@@ -104,10 +115,9 @@ class OnnxStylizer:
         residual = info.net.get("num_residual")
         providers = pick_providers(device)
         threads = threads or default_threads()
-        upsample = info.net.get("upsample", "nearest")
-        if upsample not in ("nearest", "bilinear"):
-            raise ModelFileError(f"{path}: unknown upsampling {upsample!r} in its header")
-        session = _session(build_graph(weights, residual, upsample=upsample), providers, threads)
+        session = _session(
+            build_graph(weights, residual, **graph_options(path, info.net)), providers, threads
+        )
         return cls(info, weights, providers, threads, session)
 
     @property
@@ -234,9 +244,8 @@ class OnnxStylizer:
     def _tiling_session(self, stop_at: int | None) -> ort.InferenceSession:
         if stop_at not in self._tiling:
             net = self.info.net
-            graph = build_graph(
-                self.weights, net["num_residual"], True, stop_at, net.get("upsample", "nearest")
-            )
+            options = graph_options("model", net)
+            graph = build_graph(self.weights, net["num_residual"], True, stop_at, **options)
             self._tiling[stop_at] = _session(graph, self.providers, self.threads)
         return self._tiling[stop_at]
 
