@@ -6,16 +6,19 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import panning_frames, perturbed_model, write_clip
 from PIL import Image
 
 from fastnst import CONF_DIR
 from fastnst.cli import main as fastnst
+from fastnst.distances import Distances
 from fastnst.errors import UserError
 from fastnst.evaluation.frontier import FrontierPoint, Target, build_frontier, pareto_flags
 from fastnst.export import load_model, save_model
-from fastnst.images import tensor_to_pil
+from fastnst.images import load_image, resize_long_side, tensor_to_pil
+from fastnst.video.pairs import read_frames
 
 
 def point(name: str, x_floor: float, style: float) -> FrontierPoint:
@@ -72,7 +75,7 @@ def test_eval_video_prints_and_plots_the_frontier(tmp_path: Path, capsys) -> Non
     argv += ["--blend-kind", "flow", "--target", "1000", "50", "--plot", str(plot)]
     assert fastnst([*argv, "--json", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "frontier (style against" in out and "target <= 1000x" in out
+    assert "frontier (style loss against" in out and "target <= 1000x" in out
 
     data = json.loads(report.read_text())
     rows = data["frontier"]
@@ -117,3 +120,40 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
     assert fastnst(["eval-video", str(clip), "--stylized", str(clip), "--plot", str(plot)]) == 1
     assert "need at least one --model" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists() and not plot.exists()
+
+
+def test_eval_video_judge_scores_by_the_independent_distances(tmp_path: Path) -> None:
+    """--judge: every model row gets the fixed VGG-19's style and content distances (the
+    same numbers as fastnst.distances on its frames), and the frontier ranks by them."""
+    pytest.importorskip("cv2")
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64))
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name, seed in (("ink", 3), ("paint", 4)):
+        tensor_to_pil(panning_frames(1, 48, 48, seed=seed)[0]).save(styles / f"{name}.png")
+    first = model_with_loss(tmp_path / "a.safetensors", 0.02, 1)
+    second = model_with_loss(tmp_path / "b.safetensors", 0.3, 2)
+    report = tmp_path / "report.json"
+    argv = ["eval-video", str(clip), "--model", str(first), "--model", str(second), "--judge"]
+    argv += ["--styles", str(styles), "--style", "1", "--style-size", "32", "--frontier"]
+    assert fastnst([*argv, "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    rows = data["frontier"]
+    assert [r["style_distance"] for r in rows] == sorted(r["style_distance"] for r in rows)
+    assert rows[0]["style_distance"] != rows[1]["style_distance"]
+    expected = pareto_flags([(r["x_floor"], r["style_distance"]) for r in rows])
+    assert [r["pareto"] for r in rows] == expected
+    reference = next(r for r in rows if r["model"] == str(first))
+    assert reference["style_vs_reference_pct"] == 0.0
+
+    # The same distances computed directly from the model's frames.
+    frames = read_frames(clip, None, None, 1)
+    net, _ = load_model(second)
+    with torch.no_grad():
+        outputs = net(frames, 1)
+    judge = Distances([resize_long_side(load_image(styles / "paint.png"), 512)], "cpu")
+    direct = [judge(out, frame, 0) for out, frame in zip(outputs, frames, strict=True)]
+    row = next(r for r in data["results"] if r.get("model") == str(second))
+    assert row["style_distance"] == pytest.approx(sum(d["style"] for d in direct) / 4, rel=1e-4)
+    assert row["content_distance"] == pytest.approx(sum(d["content"] for d in direct) / 4, rel=1e-4)
+    assert row["content_distance"] > 0.01  # the model changes the frames

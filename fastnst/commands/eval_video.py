@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from fastnst.data.styles import StyleSet, folder_styles, spiderverse_styles
 from fastnst.data.textures import UNIVERSES
 from fastnst.devices import pick_device
+from fastnst.distances import Distances
 from fastnst.errors import UserError, run_command
 from fastnst.evaluation.frontier import (
     FrontierPoint,
@@ -65,6 +66,7 @@ from fastnst.video.metrics import flicker_map, warping_errors
 from fastnst.video.pairs import read_frames
 
 BATCH = 8
+JUDGE_STYLE_SIZE = 512  # the style image's long side for --judge, as tools/artifact_scores.py
 PLOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 
 
@@ -112,7 +114,7 @@ def stylize_and_score(
     device: torch.device,
 ) -> list[tuple[Variant, torch.Tensor, dict[str, float]]]:
     """Every frame through the model (and each blend of its outputs): per variant, the
-    outputs and their mean style and content losses."""
+    outputs and their mean style and content losses (and, with ``--judge``, distances)."""
     net, info = load_model(path, device)
     if not 0 <= style < net.num_styles:
         raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
@@ -135,10 +137,27 @@ def stylize_and_score(
             content_sums[i] += parts["content"].item() * len(batch)
             outputs[i].append(out.float().cpu())
     count = frames.shape[0]
-    return [
-        (variant, torch.cat(outs), {"style": s / count, "content": c / count})
-        for variant, outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True)
-    ]
+    judge = Distances([sets[style].load(JUDGE_STYLE_SIZE)[0]], str(device)) if args.judge else None
+    scored = []
+    for variant, outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True):
+        out = torch.cat(outs)
+        losses = {"style": s / count, "content": c / count}
+        if judge is not None:
+            losses.update(judge_distances(judge, out, frames))
+        scored.append((variant, out, losses))
+    return scored
+
+
+def judge_distances(
+    judge: Distances, outputs: torch.Tensor, frames: torch.Tensor
+) -> dict[str, float]:
+    """Mean independent style and content distances of the outputs (``--judge``: the
+    judge holds the one style image, index 0)."""
+    per_frame = [judge(out, frame, 0) for out, frame in zip(outputs, frames, strict=True)]
+    return {
+        "style_distance": sum(d["style"] for d in per_frame) / len(per_frame),
+        "content_distance": sum(d["content"] for d in per_frame) / len(per_frame),
+    }
 
 
 def peer_outputs(
@@ -297,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         help="draw the frontier: warping error x floor against style loss (implies --frontier)",
     )
     parser.add_argument(
+        "--judge",
+        action="store_true",
+        help="also score the models' frames by the independent style and content distances "
+        "(fastnst.distances, as fastnst evaluate); the frontier then ranks by style distance",
+    )
+    parser.add_argument(
         "--peer",
         type=int,
         default=None,
@@ -380,6 +405,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         style_text, content_text = f"{'-':>12}", f"{'-':>14}"
         if loss is not None:
             row.update(style_loss=loss["style"], content_loss=loss["content"], x_floor=ratio)
+            if "style_distance" in loss:
+                row.update(
+                    style_distance=loss["style_distance"],
+                    content_distance=loss["content_distance"],
+                )
             style_text, content_text = f"{loss['style']:>12.4f}", f"{loss['content']:>14.4f}"
         print(f"{i:<4}{error.mean:>15.6f}{ratio:>9.2f}{style_text}{content_text}  {name}")
         rows.append(row)
@@ -427,14 +457,18 @@ def frontier(rows: list[dict[str, Any]], args: argparse.Namespace, size: str) ->
             x_floor=row["x_floor"],
             style_loss=row["style_loss"],
             content_loss=row["content_loss"],
+            style_distance=row.get("style_distance"),
+            content_distance=row.get("content_distance"),
         )
         for row in rows
         if "model" in row
     ]
+    measure = "style_distance" if args.judge else "style_loss"
     reference = points[0]
-    points = build_frontier(points, 0, target)
-    print_frontier(points, reference.source, target)
+    points = build_frontier(points, 0, target, measure)
+    print_frontier(points, reference.source, target, measure)
     if args.plot:
         title = f"{args.video.name}, {size}, style {args.style}, {len(points)} points"
-        save_frontier_plot(args.plot, points, title, reference.style_loss, target)
+        reference_style = getattr(reference, measure)
+        save_frontier_plot(args.plot, points, title, reference_style, target, measure)
     return frontier_json(points)

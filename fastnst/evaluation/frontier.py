@@ -48,6 +48,8 @@ class FrontierPoint:
     x_floor: float
     style_loss: float
     content_loss: float
+    style_distance: float | None = None  # the independent judge's (``eval-video --judge``)
+    content_distance: float | None = None
     style_vs_reference_pct: float = 0.0
     pareto: bool = False
     meets_target: bool | None = None
@@ -73,41 +75,63 @@ def target_excess(point: FrontierPoint, target: Target) -> float:
     return flicker + style
 
 
+# What the style axis can be: the models' own style loss, or the independent judge's
+# style distance (which compares models trained with different loss settings fairly).
+MEASURES = {"style_loss": "style loss", "style_distance": "style distance"}
+
+
+def style_of(point: FrontierPoint, measure: str) -> float:
+    value = getattr(point, measure)
+    if value is None:
+        raise UserError(f"{point.source} has no {MEASURES[measure]}")
+    return value
+
+
 def build_frontier(
-    points: list[FrontierPoint], reference: int = 0, target: Target | None = None
+    points: list[FrontierPoint],
+    reference: int = 0,
+    target: Target | None = None,
+    measure: str = "style_loss",
 ) -> list[FrontierPoint]:
-    """Fill in style against ``points[reference]``, the Pareto flags and, with a target,
-    which points meet it; sorted by style loss (the plot's reading order)."""
+    """Fill in style (``measure``) against ``points[reference]``, the Pareto flags and, with
+    a target, which points meet it; sorted by style (the plot's reading order)."""
     if not points:
         return []
-    base = points[reference].style_loss
+    base = style_of(points[reference], measure)
     for point in points:
-        point.style_vs_reference_pct = 100 * (point.style_loss - base) / base if base else 0.0
-    flags = pareto_flags([(p.x_floor, p.style_loss) for p in points])
+        style = style_of(point, measure)
+        point.style_vs_reference_pct = 100 * (style - base) / base if base else 0.0
+    flags = pareto_flags([(p.x_floor, style_of(p, measure)) for p in points])
     for point, flag in zip(points, flags, strict=True):
         point.pareto = flag
         if target is not None:
             point.target_excess = target_excess(point, target)
             point.meets_target = point.target_excess == 0
-    return sorted(points, key=lambda p: (p.style_loss, p.x_floor))
+    return sorted(points, key=lambda p: (style_of(p, measure), p.x_floor))
 
 
-def print_frontier(points: list[FrontierPoint], reference: str, target: Target | None) -> None:
-    print(f"\nfrontier (style against {reference}; * = on the frontier):")
+def print_frontier(
+    points: list[FrontierPoint],
+    reference: str,
+    target: Target | None,
+    measure: str = "style_loss",
+) -> None:
+    print(f"\nfrontier ({MEASURES[measure]} against {reference}; * = on the frontier):")
     goal = "" if target is None else f"{'target':>8}"
-    print(f"{'x floor':>9}{'style loss':>12}{'style %':>9}{'content':>9}{goal}    source")
+    print(f"{'x floor':>9}{MEASURES[measure]:>15}{'style %':>9}{'content':>9}{goal}    source")
     for p in points:
         mark = "*" if p.pareto else " "
         met = "" if p.meets_target is None else f"{'yes' if p.meets_target else 'no':>8}"
+        content = p.content_distance if measure == "style_distance" else p.content_loss
         print(
-            f"{p.x_floor:>9.2f}{p.style_loss:>12.4f}{p.style_vs_reference_pct:>+9.1f}"
-            f"{p.content_loss:>9.4f}{met}  {mark} {p.source}"
+            f"{p.x_floor:>9.2f}{style_of(p, measure):>15.4f}{p.style_vs_reference_pct:>+9.1f}"
+            f"{content:>9.4f}{met}  {mark} {p.source}"
         )
     if target is not None:
         meeting = [p for p in points if p.meets_target]
         label = f"<= {target.x_floor:g}x the floor at <= +{target.style_pct:g}% style"
         if meeting:
-            best = min(meeting, key=lambda p: (p.x_floor, p.style_loss))
+            best = min(meeting, key=lambda p: (p.x_floor, style_of(p, measure)))
             print(f"target {label}: met by {len(meeting)}; steadiest: {best.source}")
         else:
             nearest = min(points, key=lambda p: p.target_excess or 0.0)
@@ -123,6 +147,7 @@ def save_frontier_plot(
     title: str,
     reference_style: float,
     target: Target | None,
+    measure: str = "style_loss",
 ) -> None:
     """Warping error × floor (log) against style loss: one colour per model, one marker
     shape per blend kind, frontier points ringed and joined by a staircase, the target as
@@ -135,7 +160,7 @@ def save_frontier_plot(
     names = {"none": "per frame", "flow": "flow-guided blend", "plain": "plain blend"}
     for p in points:
         ax.scatter(
-            p.style_loss,
+            style_of(p, measure),
             p.x_floor,
             marker=shapes[p.blend_kind],
             color=colours(models.index(p.model) % 10),
@@ -147,12 +172,16 @@ def save_frontier_plot(
         if p.blend_kind != "none":
             label += f" {p.blend_kind} {p.blend:g}"
         ax.annotate(
-            label, (p.style_loss, p.x_floor), fontsize=7, xytext=(4, 3), textcoords="offset points"
+            label,
+            (style_of(p, measure), p.x_floor),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
         )
-    front = sorted((p for p in points if p.pareto), key=lambda p: p.style_loss)
+    front = sorted((p for p in points if p.pareto), key=lambda p: style_of(p, measure))
     if len(front) > 1:
         ax.step(
-            [p.style_loss for p in front],
+            [style_of(p, measure) for p in front],
             [p.x_floor for p in front],
             where="post",
             color="grey",
@@ -175,7 +204,7 @@ def save_frontier_plot(
     ax.axhline(1.0, color="black", linewidth=0.6, linestyle=":")
     ax.set_yscale("log")
     ax.set_xlim(left=0)
-    ax.set_xlabel("style loss (lower = closer to the style)")
+    ax.set_xlabel(f"{MEASURES[measure]} (lower = closer to the style)")
     ax.set_ylabel("warping error / the input's own (log)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="best")
