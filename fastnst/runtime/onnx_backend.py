@@ -217,8 +217,11 @@ class OnnxStylizer:
     @property
     def streams(self) -> bool:
         """Whether big images go layer by layer (:mod:`fastnst.runtime.stream`: a nearest
-        decoder, whose resize is a gather), not through the multi-pass tiler."""
-        return self.info.net.get("upsample", "nearest") == "nearest"
+        decoder, whose resize is a gather, and reflect padding, which the band graphs
+        build), not through the multi-pass tiler."""
+        net = self.info.net
+        nearest = net.get("upsample", "nearest") == "nearest"
+        return nearest and net.get("padding", "reflect") == "reflect"
 
     def stylize_banded(self, image: np.ndarray, weights: np.ndarray, tile: int) -> np.ndarray:
         """One ``[1, 3, H, W]`` image layer by layer (:class:`~fastnst.runtime.stream.
