@@ -66,20 +66,30 @@ def test_per_pixel_weights_tiling_and_small_images_match_torch(tmp_path: Path) -
     assert np.abs(tiled - _torch(net, big, one)).max() < 1e-4
 
 
-def test_bilinear_upsampling_matches_torch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "shape", "tile"),
+    [({"upsample": "bilinear"}, (41, 30), 16), ({"padding": "zero"}, (90, 70), 48)],
+)
+def test_decoder_and_padding_options_match_torch_whole_and_tiled(
+    tmp_path: Path, option: dict[str, str], shape: tuple[int, int], tile: int
+) -> None:
+    """A bilinear decoder or zero padding: the row bands build neither, so such a model
+    takes the multi-pass tiler, which must still give the torch network's picture."""
     from fastnst.export import ModelInfo, save_model
     from fastnst.model import NetConfig, TransformerNet
 
     torch.manual_seed(0)
-    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, upsample="bilinear"))
-    path = save_model(net, tmp_path / "b.safetensors", ModelInfo(net={}, style_names=["a", "b"]))
-    images = np.random.default_rng(4).random((1, 3, 41, 30), dtype=np.float32)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, **option))
+    path = save_model(net, tmp_path / "m.safetensors", ModelInfo(net={}, style_names=["a", "b"]))
+    images = np.random.default_rng(4).random((1, 3, *shape), dtype=np.float32)
     style = np.eye(2, dtype=np.float32)[1]
     onnx_net = OnnxStylizer.load(path, "cpu")
+    expected = _torch(net.eval(), images, style)
     out = onnx_net(images, style)
-    assert np.abs(out - _torch(net.eval(), images, style)).max() < TOLERANCE
-    assert not onnx_net.streams  # a bilinear decoder takes the multi-pass tiler
-    assert np.abs(onnx_net(images, style, tile=16) - out).max() < 1e-4
+    assert np.abs(out - expected).max() < TOLERANCE
+    assert not onnx_net.streams
+    assert np.abs(onnx_net(images, style, tile=tile) - out).max() < 1e-4
+    assert np.abs(onnx_net(images, style, tile=tile) - expected).max() < 1e-4
 
 
 def test_row_bands_match_the_whole_image() -> None:
@@ -92,21 +102,6 @@ def test_row_bands_match_the_whole_image() -> None:
     whole = onnx_net(images, blend)
     banded = onnx_net.stylize_banded(images, blend, tile=4)
     assert np.abs(banded - whole).max() < 2e-5
-
-
-def test_zero_padding_matches_torch_whole_and_tiled(tmp_path: Path) -> None:
-    from fastnst.export import ModelInfo, save_model
-    from fastnst.model import NetConfig, TransformerNet
-
-    torch.manual_seed(0)
-    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, padding="zero"))
-    path = save_model(net, tmp_path / "z.safetensors", ModelInfo(net={}, style_names=["a", "b"]))
-    images = np.random.default_rng(5).random((1, 3, 90, 70), dtype=np.float32)
-    style = np.eye(2, dtype=np.float32)[0]
-    onnx_net = OnnxStylizer.load(path, "cpu")
-    expected = _torch(net.eval(), images, style)
-    assert np.abs(onnx_net(images, style) - expected).max() < TOLERANCE
-    assert np.abs(onnx_net(images, style, tile=48) - expected).max() < 1e-4
 
 
 def test_strength_and_colour() -> None:

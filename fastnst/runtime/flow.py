@@ -111,4 +111,5 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A ``[H, W]`` mask resampled bilinearly (pixel centres, as torch's ``interpolate``)."""
     if mask.shape == tuple(size):
         return mask
-    return opencv().resize(mask, (size[1], size[0]), interpolation=opencv().INTER_LINEAR)
+    cv2 = opencv()
+    return cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
