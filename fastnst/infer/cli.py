@@ -157,7 +157,12 @@ def describe_model(path: str) -> str:
         f"model: {path} (format version {info.format_version})",
         "styles: " + ", ".join(f"{i}={name}" for i, name in enumerate(info.style_names)),
         f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
-        f"{parameters:,} parameters",
+        f"{parameters:,} parameters"
+        + (
+            ", recurrent (video frames guided by the previous output)"
+            if net.get("recurrent")
+            else ""
+        ),
     ]
     if info.steps:
         lines.append(
