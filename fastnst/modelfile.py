@@ -20,6 +20,25 @@ from fastnst.models import bundled_models, resolve_model
 
 FORMAT_NAME = "fastnst"
 FORMAT_VERSION = 1
+# A recurrent network's extra input (``net.recurrent``, :class:`fastnst.model.NetConfig`): the
+# previous output warped onto the frame (RGB) and where that flow is trusted (1 channel),
+# after the image's 3 channels in its first conv.
+GUIDE_CHANNELS = 4
+FIRST_CONV = "encoder.0.conv.weight"
+
+
+def still_weights(
+    state: dict[str, Any], net: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A recurrent network's weights and ``net`` header as the plain network it is without
+    a guide (a still photo, a video's first frame: the guide is zeros, so its input
+    channels never contribute), for every path that takes no guide: stills, tiles, row
+    bands, regions. NumPy arrays or tensors; a plain network's are returned as they are."""
+    if not net.get("recurrent"):
+        return state, net
+    still = dict(state)
+    still[FIRST_CONV] = state[FIRST_CONV][:, :3]
+    return still, {key: value for key, value in net.items() if key != "recurrent"}
 
 
 class ModelFileError(UserError):

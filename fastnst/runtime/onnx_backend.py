@@ -18,7 +18,13 @@ import onnx
 import onnxruntime as ort
 
 from fastnst.errors import UserError
-from fastnst.modelfile import ModelFileError, ModelInfo, read_model_file
+from fastnst.modelfile import (
+    GUIDE_CHANNELS,
+    ModelFileError,
+    ModelInfo,
+    read_model_file,
+    still_weights,
+)
 from fastnst.runtime import tiles
 from fastnst.runtime.arrays import pad_to_min_side, preserve_color, resize_bilinear
 from fastnst.runtime.graph import EPS, build_graph, layers
@@ -106,19 +112,56 @@ class OnnxStylizer:
     session: ort.InferenceSession
     _tiling: dict[int | None, ort.InferenceSession] = field(default_factory=dict)
     _streamer: Streamer | None = None
+    guided_session: ort.InferenceSession | None = None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
         info, stored = read_model_file(path)
         weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
         check_weights(path, info, weights)
+        # Every path but a recurrent model's guided frames runs the still network.
+        still, net = still_weights(weights, info.net)
         residual = info.net.get("num_residual")
         providers = pick_providers(device)
         threads = threads or default_threads()
         session = _session(
-            build_graph(weights, residual, **graph_options(path, info.net)), providers, threads
+            build_graph(still, residual, **graph_options(path, net)), providers, threads
         )
-        return cls(info, weights, providers, threads, session)
+        stylizer = cls(info, still, providers, threads, session)
+        if info.net.get("recurrent"):
+            # The same graph with the guide's input channels: image and guide go in as one
+            # [N, 3 + GUIDE_CHANNELS, H, W] input.
+            graph = build_graph(weights, residual, **graph_options(path, net))
+            stylizer.guided_session = _session(graph, providers, threads)
+        return stylizer
+
+    @property
+    def recurrent(self) -> bool:
+        return self.guided_session is not None
+
+    def guided(self, images: np.ndarray, weights: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """A recurrent model's raw output for ``images`` and their ``[N, GUIDE_CHANNELS, H,
+        W]`` guide (:class:`~fastnst.infer.temporal_blend.Recurrence`)."""
+        if self.guided_session is None:
+            raise UserError("this model is not recurrent: it takes no guide")
+        height, width = images.shape[-2:]
+        both = np.concatenate([np.asarray(images, np.float32), np.asarray(guide, np.float32)], 1)
+        feeds = {"image": pad_to_min_side(both)}
+        for k, (gamma, beta) in enumerate(
+            self.affine(weights, len(both), feeds["image"].shape[-2:])
+        ):
+            feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
+        return self.guided_session.run(None, feeds)[0][..., :height, :width]
+
+    def finish(
+        self, out: np.ndarray, photos: np.ndarray, strength: float, keep_color: bool
+    ) -> np.ndarray:
+        """The network's output as shown: the photo's colours kept, mixed with the photo."""
+        if keep_color:
+            out = preserve_color(out, photos)
+        if strength < 1.0:
+            out = photos + (out - photos) * np.float32(strength)
+        return out
 
     @property
     def style_names(self) -> list[str]:
@@ -207,12 +250,7 @@ class OnnxStylizer:
             for k, (gamma, beta) in enumerate(self.affine(weights, len(batch), batch.shape[-2:])):
                 feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
             out = self.session.run(None, feeds)[0]
-        out = out[..., :height, :width]
-        if keep_color:
-            out = preserve_color(out, photo)
-        if strength < 1.0:
-            out = photo + (out - photo) * np.float32(strength)
-        return out
+        return self.finish(out[..., :height, :width], photo, strength, keep_color)
 
     @property
     def streams(self) -> bool:
@@ -330,7 +368,7 @@ def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:
         raise ModelFileError(f"damaged network description ({exc})") from None
     c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
     ins_outs = [
-        (3, c1),
+        (3 + (GUIDE_CHANNELS if net.get("recurrent") else 0), c1),
         (c1, c2),
         (c2, c3),
         *[(c3, c3)] * (2 * residual),

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastnst.devices import describe_machine, training_precision
 from fastnst.errors import UserError
 from fastnst.export import load_model, save_model
+from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS
 from fastnst.training.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt, write_samples
 from fastnst.training.module import StyleTransferModule
 
@@ -98,8 +99,10 @@ def start_from_model(module: StyleTransferModule, path: str) -> None:
     a new one starts from the mean of the model's rows (Dumoulin et al. 2017's starting
     point for new styles), so ``finetune=cin`` adds styles to a trained network."""
     net, info = load_model(path)
-    if net.config.width != module.net.config.width or (
-        net.config.num_residual != module.net.config.num_residual
+    if (
+        net.config.width != module.net.config.width
+        or (net.config.num_residual != module.net.config.num_residual)
+        or (net.config.recurrent and not module.net.config.recurrent)
     ):
         raise UserError(f"init_from model is {net.config}, the config asks for {module.net.config}")
     known = info.style_names
@@ -110,6 +113,13 @@ def start_from_model(module: StyleTransferModule, path: str) -> None:
             mean = value.mean(dim=0)
             value = torch.stack([value[r] if r is not None else mean for r in rows])
         state[key] = value
+    if module.net.config.recurrent and not net.config.recurrent:
+        # A plain model becomes a recurrent one that starts as exactly the plain model:
+        # the guide's input channels start at zero weight.
+        first = state[FIRST_CONV]
+        guide = first.new_zeros(first.shape[0], GUIDE_CHANNELS, *first.shape[2:])
+        state[FIRST_CONV] = torch.cat([first, guide], dim=1)
+        log.info("recurrent network: the guide's input weights start at zero")
     module.net.load_state_dict(state)
     kept = [n for n, r in zip(module.style_names, rows, strict=True) if r is not None]
     new = [n for n, r in zip(module.style_names, rows, strict=True) if r is None]
