@@ -37,6 +37,10 @@ class Hatching:
             style = style * weights[:, :1]
         return style + _lattice(*images.shape[-2:])
 
+    def guided(self, images, weights, guide):
+        """A recurrent model's frame: the photo and its guide, plus the lattice."""
+        return images * 0.5 + guide[:, :3] * 0.25 + _lattice(*images.shape[-2:])
+
 
 def _photo(height: int = 37, width: int = 50) -> np.ndarray:
     return np.random.default_rng(0).random((1, 3, height, width), dtype=np.float32)
@@ -59,6 +63,12 @@ def test_per_pixel_weights_move_with_the_photo() -> None:
     weights[:, 0, :, :17] = 1.0  # the left third in the first style
     averaged = ShiftAveraged(Hatching())(photo, weights)
     np.testing.assert_allclose(averaged, (photo * 0.5 + 0.25) * weights[:, :1], atol=1e-6)
+
+
+def test_a_recurrent_frame_moves_its_guide_with_the_photo() -> None:
+    photo, guide = _photo(), np.random.default_rng(1).random((1, 4, 37, 50), dtype=np.float32)
+    averaged = ShiftAveraged(Hatching()).guided(photo, np.array([1.0], np.float32), guide)
+    np.testing.assert_allclose(averaged, photo * 0.5 + guide[:, :3] * 0.25, atol=1e-6)
 
 
 def _lattice_power(image: np.ndarray) -> float:

@@ -15,6 +15,7 @@ NumPy only (both backends' interface), so the onnxruntime path stays free of tor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -55,11 +56,27 @@ class ShiftAveraged:
         """As the wrapped stylizer's call; per-pixel ``weights`` maps move with the photo.
         Strength and colour keeping act on each run; both are (nearly) linear in the output,
         so their mean is the mean output's."""
-        images = np.asarray(images, dtype=np.float32)
-        height, width = images.shape[-2:]
-        total = np.zeros(images.shape, dtype=np.float64)
-        for dy, dx in SHIFTS:
+
+        def run(moved: np.ndarray, dy: int, dx: int) -> np.ndarray:
             rows = _moved(weights, dy, dx) if weights.ndim == 4 else weights
-            out = self.stylizer(_moved(images, dy, dx), rows, strength, keep_color, tile)
-            total += out[..., dy : dy + height, dx : dx + width]
-        return (total / len(SHIFTS)).astype(np.float32)
+            return self.stylizer(moved, rows, strength, keep_color, tile)
+
+        return _averaged(run, images)
+
+    def guided(self, images: np.ndarray, weights: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """A recurrent model's guided frames, the guide moving with the photo."""
+
+        def run(moved: np.ndarray, dy: int, dx: int) -> np.ndarray:
+            return self.stylizer.guided(moved, weights, _moved(guide, dy, dx))
+
+        return _averaged(run, images)
+
+
+def _averaged(run: Callable[[np.ndarray, int, int], np.ndarray], images: np.ndarray) -> np.ndarray:
+    """The mean of ``run(moved images, dy, dx)`` over ``SHIFTS``, each cropped back."""
+    images = np.asarray(images, dtype=np.float32)
+    height, width = images.shape[-2:]
+    total = np.zeros(images.shape, dtype=np.float64)
+    for dy, dx in SHIFTS:
+        total += run(_moved(images, dy, dx), dy, dx)[..., dy : dy + height, dx : dx + width]
+    return (total / len(SHIFTS)).astype(np.float32)
