@@ -33,7 +33,8 @@ class WeightsInput(nn.Module):
     def forward(
         self, image: torch.Tensor, style_weights: torch.Tensor, guide: torch.Tensor | None = None
     ) -> torch.Tensor:
-        return self.net.decode(self.net.encode(image, style_weights, guide), style_weights)
+        feats = self.net.encode(image, style_weights, guide)
+        return self.net.decode(feats, style_weights, guide)
 
 
 def _example(net: TransformerNet) -> tuple[torch.Tensor, ...]:

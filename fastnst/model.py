@@ -244,7 +244,9 @@ class TransformerNet(nn.Module):
         )
         self.up1 = UpsampleConv(c3, c2, s, config.upsample, pad)
         self.up2 = UpsampleConv(c2, c1, s, config.upsample, pad)
-        self.head = ConvCIN(c1, 3, 9, s, relu=False, padding=pad)
+        # A recurrent network's head adds a gate channel: how much of the carried output
+        # (the guide's RGB) to keep at each trusted pixel (see `decode`).
+        self.head = ConvCIN(c1, 3 + (1 if config.recurrent else 0), 9, s, relu=False, padding=pad)
 
     @property
     def num_styles(self) -> int:
@@ -264,13 +266,26 @@ class TransformerNet(nn.Module):
             feats.append(x)
         return feats
 
-    def decode(self, feats: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, feats: list[torch.Tensor], weights: torch.Tensor, guide: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The stylized image. A recurrent network with a ``guide`` keeps the carried output
+        where its gate opens and the flow is trusted: ``rgb + gate * trusted * (carried -
+        rgb)``. A conv stack cannot pass the previous frame's fine strokes through its
+        quarter-resolution bottleneck, so copying them must happen here, at full size."""
         x = feats[-1]
         for block in self.residuals:
             x = block(x, weights)
         x = self.up1(x, weights, tuple(feats[1].shape[-2:]))
         x = self.up2(x, weights, tuple(feats[0].shape[-2:]))
-        return torch.sigmoid(self.head(x, weights))
+        out = torch.sigmoid(self.head(x, weights))
+        if not self.config.recurrent:
+            return out
+        rgb = out[:, :3]
+        if guide is None:
+            return rgb
+        keep = out[:, 3:] * guide[:, 3:].to(out.dtype)
+        return rgb + keep * (guide[:, :3].to(out.dtype) - rgb)
 
     def forward(
         self,
@@ -283,7 +298,7 @@ class TransformerNet(nn.Module):
         padded = pad_to_min_side(images)
         if guide is not None:
             guide = pad_to_min_side(guide)
-        return self.decode(self.encode(padded, weights, guide), weights)[..., :h, :w]
+        return self.decode(self.encode(padded, weights, guide), weights, guide)[..., :h, :w]
 
 
 def with_guide(images: torch.Tensor, guide: torch.Tensor | None, recurrent: bool) -> torch.Tensor:

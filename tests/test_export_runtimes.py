@@ -114,7 +114,7 @@ def test_a_recurrent_model_exports_with_its_guide_input(tmp_path: Path) -> None:
     image, weights = _inputs(2, 37, 101)
     guide = torch.rand(2, 4, 37, 101, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        expected = net.decode(net.encode(image, weights, guide), weights)
+        expected = net.decode(net.encode(image, weights, guide), weights, guide)
         unguided = net.decode(net.encode(image, weights), weights)
         by_script = scripted(image, weights, guide)
     feeds = {"image": image.numpy(), "style_weights": weights.numpy(), "guide": guide.numpy()}

@@ -23,6 +23,19 @@ def net(recurrent: bool = True) -> TransformerNet:
     ).eval()
 
 
+def test_the_gate_keeps_the_carried_output_only_where_trusted() -> None:
+    model = net()
+    with torch.no_grad():
+        model.head.norm.beta[:, 3] = 20.0  # gate fully open
+        model.head.norm.gamma[:, 3] = 0.0
+        images, carried = torch.rand(1, 3, 24, 40), torch.rand(1, 3, 24, 40)
+        mask = torch.zeros(1, 1, 24, 40)
+        mask[..., :20] = 1
+        out = model(images, 0, torch.cat([carried, mask], 1))
+        torch.testing.assert_close(out[..., :20], carried[..., :20])
+        assert (out[..., 20:] - carried[..., 20:]).abs().mean() > 0.05
+
+
 def test_the_guide_changes_the_output_and_no_guide_is_the_still_network() -> None:
     model = net()
     with torch.no_grad():
@@ -103,7 +116,7 @@ def test_the_stage_feeds_the_second_frame_the_first_frames_output() -> None:
     assert first.shape[1] == 3 + GUIDE_CHANNELS and torch.all(first[:, 3:] == 0)
     torch.testing.assert_close(second[:, :3], current)
     torch.testing.assert_close(second[:, 6:], mask)
-    out_previous = torch.sigmoid(heads[0])
+    out_previous = torch.sigmoid(heads[0][:, :3])  # RGB; the fourth channel is the gate
     torch.testing.assert_close(second[:, 3:6, :, :-1], out_previous[..., 1:], atol=1e-5, rtol=0)
     grad = module.net.encoder[0].conv.weight.grad
     assert grad is not None and grad[:, 3:].abs().sum() > 0
@@ -123,7 +136,14 @@ def test_a_plain_model_starts_a_recurrent_one_exactly(tmp_path: Any) -> None:
     weight = module.net.state_dict()[FIRST_CONV]
     assert torch.all(weight[:, 3:] == 0)
     images = torch.rand(1, 3, 32, 32)
-    guide = torch.rand(1, GUIDE_CHANNELS, 32, 32)
+    carried = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
         module.net.eval()
-        torch.testing.assert_close(module.net(images, 1, guide), plain(images, 1))
+        expected = plain(images, 1)
+        # Untrusted everywhere: exactly the plain model.
+        untrusted = torch.cat([carried, torch.zeros(1, 1, 32, 32)], 1)
+        torch.testing.assert_close(module.net(images, 1, untrusted), expected)
+        # Trusted: the gate starts nearly closed, about 12 % of the carried output kept.
+        trusted = torch.cat([carried, torch.ones(1, 1, 32, 32)], 1)
+        kept = (module.net(images, 1, trusted) - expected) / (carried - expected)
+        assert 0.03 < float(kept.median()) < 0.3

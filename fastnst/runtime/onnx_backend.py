@@ -22,6 +22,7 @@ from fastnst.modelfile import (
     GUIDE_CHANNELS,
     ModelFileError,
     ModelInfo,
+    keep_carried,
     read_model_file,
     still_weights,
 )
@@ -113,6 +114,7 @@ class OnnxStylizer:
     _tiling: dict[int | None, ort.InferenceSession] = field(default_factory=dict)
     _streamer: Streamer | None = None
     guided_session: ort.InferenceSession | None = None
+    guided_tables: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
@@ -133,6 +135,7 @@ class OnnxStylizer:
             # [N, 3 + GUIDE_CHANNELS, H, W] input.
             graph = build_graph(weights, residual, **graph_options(path, net))
             stylizer.guided_session = _session(graph, providers, threads)
+            stylizer.guided_tables = {k: v for k, v in weights.items() if ".norm." in k}
         return stylizer
 
     @property
@@ -148,10 +151,11 @@ class OnnxStylizer:
         both = np.concatenate([np.asarray(images, np.float32), np.asarray(guide, np.float32)], 1)
         feeds = {"image": pad_to_min_side(both)}
         for k, (gamma, beta) in enumerate(
-            self.affine(weights, len(both), feeds["image"].shape[-2:])
+            self.affine(weights, len(both), feeds["image"].shape[-2:], guided=True)
         ):
             feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
-        return self.guided_session.run(None, feeds)[0][..., :height, :width]
+        out = self.guided_session.run(None, feeds)[0][..., :height, :width]
+        return keep_carried(out, np.asarray(guide, np.float32))
 
     def finish(
         self, out: np.ndarray, photos: np.ndarray, strength: float, keep_color: bool
@@ -191,15 +195,17 @@ class OnnxStylizer:
             return 0
         return min(max(max(shape[-2:]) // 2, AUTO_TILE[0]), AUTO_TILE[1])
 
-    def _tables(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _tables(self, guided: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each norm layer's γ/β tables: the still network's, or (``guided``) the recurrent
+        network's, whose head has the gate's column too."""
+        source = self.guided_tables if guided and self.guided_tables else self.weights
         layer_list = layers(self.info.net["num_residual"])
         return [
-            (self.weights[f"{ly.name}.norm.gamma"], self.weights[f"{ly.name}.norm.beta"])
-            for ly in layer_list
+            (source[f"{ly.name}.norm.gamma"], source[f"{ly.name}.norm.beta"]) for ly in layer_list
         ]
 
     def affine(
-        self, weights: np.ndarray, batch: int, size: tuple[int, int]
+        self, weights: np.ndarray, batch: int, size: tuple[int, int], guided: bool = False
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per norm layer γ and β: ``[N, C, 1, 1]`` from ``[S]``/``[N, S]`` weights, or per
         pixel ``[N, C, H_k, W_k]`` from ``[N, S, H, W]`` maps resampled to each layer."""
@@ -209,13 +215,13 @@ class OnnxStylizer:
         if weights.ndim == 2:
             return [
                 ((weights @ g)[:, :, None, None], (weights @ b)[:, :, None, None])
-                for g, b in self._tables()
+                for g, b in self._tables(guided)
             ]
         weights = np.broadcast_to(weights, (batch, *weights.shape[1:]))
         resampled: dict[tuple[int, int], np.ndarray] = {}
         out = []
         for (g, b), layer_size in zip(
-            self._tables(), layer_sizes(size, self.info.net["num_residual"]), strict=True
+            self._tables(guided), layer_sizes(size, self.info.net["num_residual"]), strict=True
         ):
             if layer_size not in resampled:
                 resampled[layer_size] = resize_bilinear(weights, layer_size)
@@ -374,7 +380,7 @@ def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:
         *[(c3, c3)] * (2 * residual),
         (c3, c2),
         (c2, c1),
-        (c1, 3),
+        (c1, 3 + (1 if net.get("recurrent") else 0)),
     ]
     shapes = {}
     for layer, (cin, cout) in zip(layers(residual), ins_outs, strict=True):

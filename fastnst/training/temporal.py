@@ -179,7 +179,7 @@ class TemporalStyleModule(StyleTransferModule):
             carried = soften(carried)
         guide = torch.cat([carried, mask.float()], dim=1).to(current.dtype)
         feats_current = self.net.encode(current, mix, guide)
-        out_current = self.net.decode(feats_current, mix)
+        out_current = self.net.decode(feats_current, mix, guide)
         return out_previous, out_current, feats_previous[-1], feats_current[-1]
 
 
