@@ -104,21 +104,25 @@ class OnnxStylizer:
     providers: list[str]
     threads: int
     session: ort.InferenceSession
+    spin: bool = True
     _tiling: dict[int | None, ort.InferenceSession] = field(default_factory=dict)
     _streamer: Streamer | None = None
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
+    def load(
+        cls, path: str | Path, device: str = "auto", threads: int = 0, spin: bool = True
+    ) -> OnnxStylizer:
+        """``spin=False`` parks idle worker threads instead of busy-waiting for the next
+        operator: a server that shares the CPU (the app beside a browser) keeps that time."""
         info, stored = read_model_file(path)
         weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
         check_weights(path, info, weights)
         residual = info.net.get("num_residual")
         providers = pick_providers(device)
         threads = threads or default_threads()
-        session = _session(
-            build_graph(weights, residual, **graph_options(path, info.net)), providers, threads
-        )
-        return cls(info, weights, providers, threads, session)
+        graph = build_graph(weights, residual, **graph_options(path, info.net))
+        session = _session(graph, providers, threads, spin)
+        return cls(info, weights, providers, threads, session, spin)
 
     @property
     def style_names(self) -> list[str]:
@@ -229,7 +233,7 @@ class OnnxStylizer:
         if self._streamer is None:
 
             def session(graph: bytes) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
-                made = _session(graph, self.providers, self.threads)
+                made = _session(graph, self.providers, self.threads, self.spin)
 
                 def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
                     out = made.run(None, feeds)
@@ -249,7 +253,7 @@ class OnnxStylizer:
             net = self.info.net
             options = graph_options("model", net)
             graph = build_graph(self.weights, net["num_residual"], True, stop_at, **options)
-            self._tiling[stop_at] = _session(graph, self.providers, self.threads)
+            self._tiling[stop_at] = _session(graph, self.providers, self.threads, self.spin)
         return self._tiling[stop_at]
 
     def stylize_tiled(self, image: np.ndarray, weights: np.ndarray, tile: int) -> np.ndarray:
@@ -357,11 +361,13 @@ def layer_sizes(size: tuple[int, int], num_residual: int) -> list[tuple[int, int
 
 
 def _session(
-    model: onnx.ModelProto | bytes, providers: list[str], threads: int
+    model: onnx.ModelProto | bytes, providers: list[str], threads: int, spin: bool = True
 ) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # No arena: tiles of varying size would keep the largest allocations forever.
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 3
