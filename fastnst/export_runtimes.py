@@ -2,8 +2,10 @@
 
 Both take ``image`` (float ``[N, 3, H, W]`` in [0, 1], any H and W) and ``style_weights``
 (float ``[N, num_styles]``, one-hot for one style, convex for a blend) and return the
-stylized image. The wrapper calls ``encode``/``decode`` directly: the index branch of
-``forward`` does Python-side checks that a trace cannot keep.
+stylized image; a recurrent model (``net.recurrent``) takes a third input, ``guide``
+(float ``[N, 4, H, W]``: the previous output warped onto the frame and the flow's trust
+mask; zeros for a first frame, docs/VIDEO.md). The wrapper calls ``encode``/``decode``
+directly: the index branch of ``forward`` does Python-side checks that a trace cannot keep.
 """
 
 from __future__ import annotations
@@ -16,25 +18,33 @@ from torch import nn
 
 from fastnst.files import atomic_write
 from fastnst.model import TransformerNet
+from fastnst.modelfile import GUIDE_CHANNELS
 
 ONNX_OPSET = 18
 
 
 class WeightsInput(nn.Module):
-    """``(image, style_weights) → image``: the graph every runtime export traces."""
+    """``(image, style_weights[, guide]) → image``: the graph every runtime export traces."""
 
     def __init__(self, net: TransformerNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, image: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
-        return self.net.decode(self.net.encode(image, style_weights), style_weights)
+    def forward(
+        self, image: torch.Tensor, style_weights: torch.Tensor, guide: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        feats = self.net.encode(image, style_weights, guide)
+        return self.net.decode(feats, style_weights, guide)
 
 
-def _example(net: TransformerNet) -> tuple[torch.Tensor, torch.Tensor]:
+def _example(net: TransformerNet) -> tuple[torch.Tensor, ...]:
     """An odd-sized example so no size is baked in as a convenient multiple of 4."""
-    image = torch.rand(1, 3, 67, 93, generator=torch.Generator().manual_seed(0))
-    return image, torch.full((1, net.num_styles), 1.0 / net.num_styles)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(1, 3, 67, 93, generator=generator)
+    weights = torch.full((1, net.num_styles), 1.0 / net.num_styles)
+    if not net.config.recurrent:
+        return image, weights
+    return image, weights, torch.rand(1, GUIDE_CHANNELS, 67, 93, generator=generator)
 
 
 def export_onnx(net: TransformerNet, path: str | Path) -> Path:
@@ -56,10 +66,11 @@ def _onnx_export(wrapper: WeightsInput, net: TransformerNet, tmp: Path) -> None:
         wrapper,
         _example(net),
         str(tmp),
-        input_names=["image", "style_weights"],
+        input_names=["image", "style_weights", "guide"][: len(_example(net))],
         output_names=["stylized"],
         dynamic_axes={
             "image": {0: "batch", 2: "height", 3: "width"},
+            "guide": {0: "batch", 2: "height", 3: "width"},
             "style_weights": {0: "batch"},
             "stylized": {0: "batch", 2: "height", 3: "width"},
         },

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fastnst.modelfile import GUIDE_CHANNELS, still_weights
+
 # Smallest side the conv stack takes directly (9x9 reflection pad, then two stride-2 stages).
 MIN_SIDE = 16
 UPSAMPLE_MODES = ("nearest", "bilinear")
@@ -31,6 +33,12 @@ class NetConfig:
     # How every conv sees past the border: "reflect" (Johnson et al.) or "zero" (an ablation
     # in docs/QUALITY.md: zeros give the network a border it can paint against).
     padding: str = "reflect"
+    # Recurrent (Gupta et al. 2017, ReCoNet-style): the first conv also sees a guide, the
+    # previous stylized frame warped onto this one plus its trust mask (GUIDE_CHANNELS), so
+    # a video model can keep its strokes where the scene only moved. Without a guide (a
+    # still photo, a video's first frame) it is the plain network: the guide's weights only
+    # ever add to the first conv.
+    recurrent: bool = False
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
@@ -42,11 +50,15 @@ class NetConfig:
         return tuple(max(4, round(c * self.width)) for c in (32, 64, 128))  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, float | int | str]:
-        """The fields as stored in model files; the default upsampling and padding are left
-        out, so files of the original architecture still load in fastnst versions that
-        predate those fields."""
+        """The fields as stored in model files; the default upsampling, padding and
+        recurrence are left out, so files of the original architecture still load in
+        fastnst versions that predate those fields."""
         fields = asdict(self)
-        for name, default in (("upsample", "nearest"), ("padding", "reflect")):
+        for name, default in (
+            ("upsample", "nearest"),
+            ("padding", "reflect"),
+            ("recurrent", False),
+        ):
             if fields[name] == default:
                 del fields[name]
         return fields
@@ -219,9 +231,10 @@ class TransformerNet(nn.Module):
         self.config = config
         c1, c2, c3 = config.channels()
         s, pad = config.num_styles, config.padding
+        first_inputs = 3 + (GUIDE_CHANNELS if config.recurrent else 0)
         self.encoder = nn.ModuleList(
             [
-                ConvCIN(3, c1, 9, s, padding=pad),
+                ConvCIN(first_inputs, c1, 9, s, padding=pad),
                 ConvCIN(c1, c2, 3, s, stride=2, padding=pad),
                 ConvCIN(c2, c3, 3, s, stride=2, padding=pad),
             ]
@@ -231,31 +244,85 @@ class TransformerNet(nn.Module):
         )
         self.up1 = UpsampleConv(c3, c2, s, config.upsample, pad)
         self.up2 = UpsampleConv(c2, c1, s, config.upsample, pad)
-        self.head = ConvCIN(c1, 3, 9, s, relu=False, padding=pad)
+        # A recurrent network's head adds a gate channel: how much of the carried output
+        # (the guide's RGB) to keep at each trusted pixel (see `decode`).
+        self.head = ConvCIN(c1, 3 + (1 if config.recurrent else 0), 9, s, relu=False, padding=pad)
 
     @property
     def num_styles(self) -> int:
         return self.config.num_styles
 
-    def encode(self, images: torch.Tensor, weights: torch.Tensor) -> list[torch.Tensor]:
-        """Encoder activations, full resolution first (the temporal stage compares these)."""
+    def encode(
+        self, images: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor | None = None
+    ) -> list[torch.Tensor]:
+        """Encoder activations, full resolution first (the temporal stage compares these).
+
+        A recurrent network takes ``guide`` (``[N, GUIDE_CHANNELS, H, W]``; None: zeros,
+        i.e. no previous frame); a plain one refuses it."""
         feats = []
-        x = images
+        x = with_guide(images, guide, self.config.recurrent)
         for layer in self.encoder:
             x = layer(x, weights)
             feats.append(x)
         return feats
 
-    def decode(self, feats: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    def decode(
+        self, feats: list[torch.Tensor], weights: torch.Tensor, guide: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The stylized image. A recurrent network with a ``guide`` keeps the carried output
+        where its gate opens and the flow is trusted: ``rgb + gate * trusted * (carried -
+        rgb)``. A conv stack cannot pass the previous frame's fine strokes through its
+        quarter-resolution bottleneck, so copying them must happen here, at full size."""
         x = feats[-1]
         for block in self.residuals:
             x = block(x, weights)
         x = self.up1(x, weights, tuple(feats[1].shape[-2:]))
         x = self.up2(x, weights, tuple(feats[0].shape[-2:]))
-        return torch.sigmoid(self.head(x, weights))
+        out = torch.sigmoid(self.head(x, weights))
+        if not self.config.recurrent:
+            return out
+        rgb = out[:, :3]
+        if guide is None:
+            return rgb
+        keep = out[:, 3:] * guide[:, 3:].to(out.dtype)
+        return rgb + keep * (guide[:, :3].to(out.dtype) - rgb)
 
-    def forward(self, images: torch.Tensor, style: torch.Tensor | int) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        style: torch.Tensor | int,
+        guide: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         weights = style_weights(style, images.shape[0], self.num_styles).to(images.device)
         h, w = images.shape[-2:]
         padded = pad_to_min_side(images)
-        return self.decode(self.encode(padded, weights), weights)[..., :h, :w]
+        if guide is not None:
+            guide = pad_to_min_side(guide)
+        return self.decode(self.encode(padded, weights, guide), weights, guide)[..., :h, :w]
+
+
+def with_guide(images: torch.Tensor, guide: torch.Tensor | None, recurrent: bool) -> torch.Tensor:
+    """The first conv's input: the images, plus the guide channels for a recurrent network."""
+    if not recurrent:
+        if guide is not None:
+            raise ValueError("a guide (previous frame) is only for a recurrent network")
+        return images
+    if guide is None:
+        n, _, h, w = images.shape
+        guide = images.new_zeros(n, GUIDE_CHANNELS, h, w)
+    if guide.shape[1] != GUIDE_CHANNELS or guide.shape[-2:] != images.shape[-2:]:
+        raise ValueError(
+            f"guide must be [N, {GUIDE_CHANNELS}, H, W] like the images, got {tuple(guide.shape)}"
+        )
+    return torch.cat([images, guide.to(images.dtype)], dim=1)
+
+
+def still_network(net: TransformerNet) -> TransformerNet:
+    """A recurrent network as the plain network it is on a still photo
+    (:func:`~fastnst.modelfile.still_weights`): a copy, for paths that take no guide."""
+    if not net.config.recurrent:
+        return net
+    state, config = still_weights(net.state_dict(), net.config.to_dict())
+    still = TransformerNet(NetConfig(**config)).to(next(net.parameters()).device)
+    still.load_state_dict(state)
+    return still

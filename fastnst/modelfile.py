@@ -20,6 +20,37 @@ from fastnst.models import bundled_models, resolve_model
 
 FORMAT_NAME = "fastnst"
 FORMAT_VERSION = 1
+# A recurrent network's extra input (``net.recurrent``, :class:`fastnst.model.NetConfig`): the
+# previous output warped onto the frame (RGB) and where that flow is trusted (1 channel),
+# after the image's 3 channels in its first conv.
+GUIDE_CHANNELS = 4
+FIRST_CONV = "encoder.0.conv.weight"
+# A recurrent network's head has a fourth output, the gate (fastnst.model.TransformerNet.decode).
+HEAD_OUTPUTS = ("head.conv.weight", "head.conv.bias", "head.norm.gamma", "head.norm.beta")
+
+
+def still_weights(
+    state: dict[str, Any], net: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A recurrent network's weights and ``net`` header as the plain network it is without
+    a guide (a still photo, a video's first frame: the guide is zeros, so its input
+    channels never contribute), for every path that takes no guide: stills, tiles, row
+    bands, regions; the head's gate output goes too. NumPy arrays or tensors; a plain
+    network's are returned as they are."""
+    if not net.get("recurrent"):
+        return state, net
+    still = dict(state)
+    still[FIRST_CONV] = state[FIRST_CONV][:, :3]
+    for key in HEAD_OUTPUTS:  # the gate channel only acts with a guide
+        still[key] = state[key][:3] if key.startswith("head.conv") else state[key][:, :3]
+    return still, {key: value for key, value in net.items() if key != "recurrent"}
+
+
+def keep_carried(out: np.ndarray, guide: np.ndarray) -> np.ndarray:
+    """A recurrent network's raw ``[N, 4, H, W]`` output (RGB and gate) and its guide as the
+    frame: :meth:`fastnst.model.TransformerNet.decode`'s blend, for runtimes without torch."""
+    rgb, keep = out[:, :3], out[:, 3:] * guide[:, 3:]
+    return rgb + keep * (guide[:, :3] - rgb)
 
 
 class ModelFileError(UserError):

@@ -84,3 +84,41 @@ def test_bad_model_file_is_one_line_error(tmp_path: Path, capsys: pytest.Capture
 
 def test_model_file_without_runtime_flag_is_refused(model_file: Path) -> None:
     assert main([str(model_file)]) == 1
+
+
+def test_a_recurrent_model_exports_with_its_guide_input(tmp_path: Path) -> None:
+    """ONNX and TorchScript take ``guide`` as a third input and match PyTorch with it."""
+    ort = pytest.importorskip("onnxruntime")
+    torch.manual_seed(4)
+    net = TransformerNet(NetConfig(num_styles=3, width=0.25, num_residual=1, recurrent=True))
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+    model = save_model(
+        net, tmp_path / "rec.safetensors", ModelInfo(net={}, style_names=list("abc"))
+    )
+    assert (
+        main(
+            [
+                str(model),
+                "--onnx",
+                str(tmp_path / "m.onnx"),
+                "--torchscript",
+                str(tmp_path / "m.pt"),
+            ]
+        )
+        == 0
+    )
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    image, weights = _inputs(2, 37, 101)
+    guide = torch.rand(2, 4, 37, 101, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = net.decode(net.encode(image, weights, guide), weights, guide)
+        unguided = net.decode(net.encode(image, weights), weights)
+        by_script = scripted(image, weights, guide)
+    feeds = {"image": image.numpy(), "style_weights": weights.numpy(), "guide": guide.numpy()}
+    by_onnx = session.run(None, feeds)[0]
+    assert (expected - unguided).abs().mean() > 1e-2  # the guide matters
+    assert np.abs(by_onnx - expected.numpy()).max() <= 1e-3
+    assert (by_script - expected).abs().max() <= 1e-3

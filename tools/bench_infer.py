@@ -342,6 +342,61 @@ def bench_process(models: list[str], sizes: list[tuple[int, int]], threads: int)
     return rows
 
 
+def bench_recurrent(
+    still_model: str, recurrent_model: str, long_side: int, frames: int
+) -> list[dict]:
+    """Per-frame cost of a recurrent model on a real clip (onnxruntime): the still network
+    alone, the still network plus the flow blend (--temporal-blend), and the recurrent
+    network with its guide (flow, warp, 7-channel first conv). Issue 21: <= 1.3x."""
+    from fastnst.infer.temporal_blend import Recurrence, TemporalBlend
+    from fastnst.runtime.onnx_backend import OnnxStylizer
+
+    clip = read_clip_frames(SHARED / "video" / "cockatoo.mp4", frames + 2, long_side)
+    still, recurrent = OnnxStylizer.load(still_model), OnnxStylizer.load(recurrent_model)
+    weights = np.eye(len(still.style_names), dtype=np.float32)[5]
+    blend, recurrence = TemporalBlend(0.3), Recurrence()
+
+    def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        return recurrent.guided(photo, weights, guide)
+
+    runs = {
+        "still": lambda frame: still(frame, weights),
+        "still + flow blend 0.3": lambda frame: blend(frame, still(frame, weights)),
+        "recurrent (guide + network)": lambda frame: recurrence(frame, step),
+    }
+    rows = []
+    for name, run in runs.items():
+        for frame in clip[:2]:  # warm-up (the first recurrent frame has no guide)
+            run(frame[None])
+        start = time.perf_counter()
+        for frame in clip[2:]:
+            run(frame[None])
+        ms = 1000 * (time.perf_counter() - start) / frames
+        rows.append({"run": name, "size": list(clip.shape[-2:]), "ms_per_frame": round(ms, 1)})
+    base = rows[0]["ms_per_frame"]
+    print(f"\nrecurrent vs still, {clip.shape[-1]}x{clip.shape[-2]}, {frames} frames of cockatoo")
+    print("| run | ms a frame | x still |\n|---|---|---|")
+    for row in rows:
+        row["x_still"] = round(row["ms_per_frame"] / base, 2)
+        print(f"| {row['run']} | {row['ms_per_frame']} | {row['x_still']} |")
+    return rows
+
+
+def read_clip_frames(path: Path, count: int, long_side: int) -> np.ndarray:
+    """The first ``count`` frames of a clip, float32 ``[T, 3, H, W]``, long side ``long_side``."""
+    from fastnst.runtime.arrays import frames_to_array, resize_long_side
+
+    with av.open(str(path)) as container:
+        decoded = []
+        for frame in container.decode(video=0):
+            decoded.append(frame.to_ndarray(format="rgb24"))
+            if len(decoded) == count:
+                break
+    return np.stack(
+        [resize_long_side(image, long_side) for image in frames_to_array(np.stack(decoded))]
+    )
+
+
 def _seconds(run: Callable[[], None]) -> float:
     start = time.perf_counter()
     run()
@@ -375,6 +430,12 @@ def main() -> None:
         type=int,
         default=[1, 2],
         help="CPU threads: the folder section tries each, model/video use the first",
+    )
+    parser.add_argument(
+        "--recurrent-models",
+        nargs=2,
+        default=["classics", "classics-video"],
+        help="for --sections recurrent: a still model and a recurrent one",
     )
     parser.add_argument("--photos", type=Path, default=SHARED / "content")
     parser.add_argument(
@@ -413,6 +474,10 @@ def main() -> None:
             max(1, args.repeats // 2),
             args.threads,
             args.peer_style_image,
+        )
+    if "recurrent" in args.sections:
+        report["recurrent"] = bench_recurrent(
+            args.recurrent_models[0], args.recurrent_models[1], 512, args.video_frames or 20
         )
     if "process" in args.sections:
         report["process"] = bench_process(args.process_models, args.sizes, args.threads[0])

@@ -33,6 +33,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -59,7 +60,7 @@ from fastnst.images import (
     resize_long_side,
     tensor_to_pil,
 )
-from fastnst.infer.temporal_blend import TemporalBlend
+from fastnst.infer.temporal_blend import Recurrence, TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.video.flow import FLOW_METHODS, flow_pair
 from fastnst.video.metrics import flicker_map, warping_errors
@@ -127,9 +128,15 @@ def stylize_and_score(
     variants = blend_variants(args)
     outputs = [[] for _ in variants]
     style_sums, content_sums = [0.0] * len(variants), [0.0] * len(variants)
+    recurrence = Recurrence(args.flow_size) if net.config.recurrent else None
+
+    def guided(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        out = net(torch.from_numpy(photo).to(device), style, torch.from_numpy(guide).to(device))
+        return out.float().cpu().numpy()
+
     for batch in iter_batches(list(frames), BATCH):
         images = torch.stack(batch).to(device)
-        plain_out = net(images, style)
+        plain_out = net(images, style) if recurrence is None else recurrence(images, guided)
         for i, (*_, blend) in enumerate(variants):
             out = plain_out if blend is None else blend(images, plain_out)
             _, parts = loss_fn(out, images, mix.expand(len(batch), -1))

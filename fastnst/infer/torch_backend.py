@@ -54,6 +54,27 @@ class TorchBackend:
     def auto_tile(self, shape: tuple[int, ...]) -> int:
         return auto_tile(torch.empty(shape, device="meta"), self.stylizer)
 
+    @property
+    def recurrent(self) -> bool:
+        return self.stylizer.recurrent
+
+    def guided(self, images: np.ndarray, weights: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """A recurrent model's raw output for NumPy frames and guides."""
+        rows = torch.as_tensor(weights)
+        out = self.stylizer.guided(torch.from_numpy(images), rows, torch.from_numpy(guide))
+        return out.cpu().numpy()
+
+    def finish(self, out: Any, photos: Any, strength: float, keep_color: bool) -> Any:
+        """Raw outputs as shown (``--preserve-color``, ``--strength``), of the photos' kind."""
+        if strength >= 1.0 and not keep_color:
+            return out
+        if isinstance(photos, torch.Tensor):
+            return self.stylizer.finish(out, photos, strength, keep_color)
+        shown = self.stylizer.finish(
+            torch.from_numpy(out), torch.from_numpy(photos), strength, keep_color
+        )
+        return shown.cpu().numpy()
+
     def __call__(
         self,
         images: Any,

@@ -169,8 +169,10 @@ def _decode(
         if out.failed.is_set():
             return
         if packet.stream.type == "audio":
-            too_late = last_time is not None and packet.pts is not None and (
-                float(packet.pts * packet.time_base) > last_time
+            too_late = (
+                last_time is not None
+                and packet.pts is not None
+                and (float(packet.pts * packet.time_base) > last_time)
             )
             if packet.dts is not None and not too_late:
                 out.put(("audio", packet))

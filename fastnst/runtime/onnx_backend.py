@@ -18,7 +18,14 @@ import onnx
 import onnxruntime as ort
 
 from fastnst.errors import UserError
-from fastnst.modelfile import ModelFileError, ModelInfo, read_model_file
+from fastnst.modelfile import (
+    GUIDE_CHANNELS,
+    ModelFileError,
+    ModelInfo,
+    keep_carried,
+    read_model_file,
+    still_weights,
+)
 from fastnst.runtime import tiles
 from fastnst.runtime.arrays import pad_to_min_side, preserve_color, resize_bilinear
 from fastnst.runtime.graph import EPS, build_graph, layers
@@ -107,6 +114,8 @@ class OnnxStylizer:
     spin: bool = True
     _tiling: dict[int | None, ort.InferenceSession] = field(default_factory=dict)
     _streamer: Streamer | None = None
+    guided_session: ort.InferenceSession | None = None
+    guided_tables: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -117,12 +126,51 @@ class OnnxStylizer:
         info, stored = read_model_file(path)
         weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
         check_weights(path, info, weights)
+        # Every path but a recurrent model's guided frames runs the still network.
+        still, net = still_weights(weights, info.net)
         residual = info.net.get("num_residual")
         providers = pick_providers(device)
         threads = threads or default_threads()
-        graph = build_graph(weights, residual, **graph_options(path, info.net))
-        session = _session(graph, providers, threads, spin)
-        return cls(info, weights, providers, threads, session, spin)
+        session = _session(
+            build_graph(still, residual, **graph_options(path, net)), providers, threads, spin
+        )
+        stylizer = cls(info, still, providers, threads, session, spin=spin)
+        if info.net.get("recurrent"):
+            # The same graph with the guide's input channels: image and guide go in as one
+            # [N, 3 + GUIDE_CHANNELS, H, W] input.
+            graph = build_graph(weights, residual, **graph_options(path, net))
+            stylizer.guided_session = _session(graph, providers, threads, spin)
+            stylizer.guided_tables = {k: v for k, v in weights.items() if ".norm." in k}
+        return stylizer
+
+    @property
+    def recurrent(self) -> bool:
+        return self.guided_session is not None
+
+    def guided(self, images: np.ndarray, weights: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        """A recurrent model's raw output for ``images`` and their ``[N, GUIDE_CHANNELS, H,
+        W]`` guide (:class:`~fastnst.infer.temporal_blend.Recurrence`)."""
+        if self.guided_session is None:
+            raise UserError("this model is not recurrent: it takes no guide")
+        height, width = images.shape[-2:]
+        both = np.concatenate([np.asarray(images, np.float32), np.asarray(guide, np.float32)], 1)
+        feeds = {"image": pad_to_min_side(both)}
+        for k, (gamma, beta) in enumerate(
+            self.affine(weights, len(both), feeds["image"].shape[-2:], guided=True)
+        ):
+            feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
+        out = self.guided_session.run(None, feeds)[0][..., :height, :width]
+        return keep_carried(out, np.asarray(guide, np.float32))
+
+    def finish(
+        self, out: np.ndarray, photos: np.ndarray, strength: float, keep_color: bool
+    ) -> np.ndarray:
+        """The network's output as shown: the photo's colours kept, mixed with the photo."""
+        if keep_color:
+            out = preserve_color(out, photos)
+        if strength < 1.0:
+            out = photos + (out - photos) * np.float32(strength)
+        return out
 
     @property
     def style_names(self) -> list[str]:
@@ -152,15 +200,17 @@ class OnnxStylizer:
             return 0
         return min(max(max(shape[-2:]) // 2, AUTO_TILE[0]), AUTO_TILE[1])
 
-    def _tables(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _tables(self, guided: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each norm layer's γ/β tables: the still network's, or (``guided``) the recurrent
+        network's, whose head has the gate's column too."""
+        source = self.guided_tables if guided and self.guided_tables else self.weights
         layer_list = layers(self.info.net["num_residual"])
         return [
-            (self.weights[f"{ly.name}.norm.gamma"], self.weights[f"{ly.name}.norm.beta"])
-            for ly in layer_list
+            (source[f"{ly.name}.norm.gamma"], source[f"{ly.name}.norm.beta"]) for ly in layer_list
         ]
 
     def affine(
-        self, weights: np.ndarray, batch: int, size: tuple[int, int]
+        self, weights: np.ndarray, batch: int, size: tuple[int, int], guided: bool = False
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per norm layer γ and β: ``[N, C, 1, 1]`` from ``[S]``/``[N, S]`` weights, or per
         pixel ``[N, C, H_k, W_k]`` from ``[N, S, H, W]`` maps resampled to each layer."""
@@ -170,13 +220,13 @@ class OnnxStylizer:
         if weights.ndim == 2:
             return [
                 ((weights @ g)[:, :, None, None], (weights @ b)[:, :, None, None])
-                for g, b in self._tables()
+                for g, b in self._tables(guided)
             ]
         weights = np.broadcast_to(weights, (batch, *weights.shape[1:]))
         resampled: dict[tuple[int, int], np.ndarray] = {}
         out = []
         for (g, b), layer_size in zip(
-            self._tables(), layer_sizes(size, self.info.net["num_residual"]), strict=True
+            self._tables(guided), layer_sizes(size, self.info.net["num_residual"]), strict=True
         ):
             if layer_size not in resampled:
                 resampled[layer_size] = resize_bilinear(weights, layer_size)
@@ -211,12 +261,7 @@ class OnnxStylizer:
             for k, (gamma, beta) in enumerate(self.affine(weights, len(batch), batch.shape[-2:])):
                 feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
             out = self.session.run(None, feeds)[0]
-        out = out[..., :height, :width]
-        if keep_color:
-            out = preserve_color(out, photo)
-        if strength < 1.0:
-            out = photo + (out - photo) * np.float32(strength)
-        return out
+        return self.finish(out[..., :height, :width], photo, strength, keep_color)
 
     @property
     def streams(self) -> bool:
@@ -334,13 +379,13 @@ def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:
         raise ModelFileError(f"damaged network description ({exc})") from None
     c1, c2, c3 = (max(4, round(c * width)) for c in (32, 64, 128))
     ins_outs = [
-        (3, c1),
+        (3 + (GUIDE_CHANNELS if net.get("recurrent") else 0), c1),
         (c1, c2),
         (c2, c3),
         *[(c3, c3)] * (2 * residual),
         (c3, c2),
         (c2, c1),
-        (c1, 3),
+        (c1, 3 + (1 if net.get("recurrent") else 0)),
     ]
     shapes = {}
     for layer, (cin, cout) in zip(layers(residual), ins_outs, strict=True):

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastnst.devices import describe_machine, training_precision
 from fastnst.errors import UserError
 from fastnst.export import load_model, save_model
+from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS
 from fastnst.training.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt, write_samples
 from fastnst.training.module import StyleTransferModule
 
@@ -98,8 +99,10 @@ def start_from_model(module: StyleTransferModule, path: str) -> None:
     a new one starts from the mean of the model's rows (Dumoulin et al. 2017's starting
     point for new styles), so ``finetune=cin`` adds styles to a trained network."""
     net, info = load_model(path)
-    if net.config.width != module.net.config.width or (
-        net.config.num_residual != module.net.config.num_residual
+    if (
+        net.config.width != module.net.config.width
+        or (net.config.num_residual != module.net.config.num_residual)
+        or (net.config.recurrent and not module.net.config.recurrent)
     ):
         raise UserError(f"init_from model is {net.config}, the config asks for {module.net.config}")
     known = info.style_names
@@ -110,6 +113,14 @@ def start_from_model(module: StyleTransferModule, path: str) -> None:
             mean = value.mean(dim=0)
             value = torch.stack([value[r] if r is not None else mean for r in rows])
         state[key] = value
+    if module.net.config.recurrent and not net.config.recurrent:
+        # A plain model becomes a recurrent one that starts as exactly the plain model:
+        # the guide's input channels start at zero weight.
+        first = state[FIRST_CONV]
+        guide = first.new_zeros(first.shape[0], GUIDE_CHANNELS, *first.shape[2:])
+        state[FIRST_CONV] = torch.cat([first, guide], dim=1)
+        state.update(closed_gate(state))
+        log.info("recurrent network: guide weights start at zero, its gate nearly closed")
     module.net.load_state_dict(state)
     kept = [n for n, r in zip(module.style_names, rows, strict=True) if r is not None]
     new = [n for n, r in zip(module.style_names, rows, strict=True) if r is None]
@@ -122,6 +133,24 @@ def start_from_model(module: StyleTransferModule, path: str) -> None:
             len(info.style_names),
             ", ".join(new),
         )
+
+
+# The gate of a recurrent network started from a plain one: sigmoid(-2) = 0.12 of the carried
+# output kept, varying a little with the image (γ 0.5 on a normalised copy of the mean RGB
+# row), so it starts near the plain model with gradients flowing to every gate weight.
+GATE_START_SHIFT, GATE_START_SCALE = -2.0, 0.5
+
+
+def closed_gate(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The head's weights with the gate channel appended (:mod:`fastnst.model`)."""
+    weight, bias = state["head.conv.weight"], state["head.conv.bias"]
+    gamma, beta = state["head.norm.gamma"], state["head.norm.beta"]
+    return {
+        "head.conv.weight": torch.cat([weight, weight.mean(0, keepdim=True)]),
+        "head.conv.bias": torch.cat([bias, bias.mean(0, keepdim=True)]),
+        "head.norm.gamma": torch.cat([gamma, torch.full_like(gamma[:, :1], GATE_START_SCALE)], 1),
+        "head.norm.beta": torch.cat([beta, torch.full_like(beta[:, :1], GATE_START_SHIFT)], 1),
+    }
 
 
 def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, L.Trainer]:

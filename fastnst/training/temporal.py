@@ -46,6 +46,7 @@ from fastnst.video.pairs import (
     VideoClipPairs,
     synthetic_pair,
 )
+from fastnst.video.warp import warp
 
 
 @dataclass(frozen=True)
@@ -58,11 +59,19 @@ class TemporalSettings:
     feature_weight: float = 1.0
     frame_difference_weight: float = 0.0
     trace_power: float = 0.0
+    # A recurrent network's guide (the previous output warped on) is softened this often
+    # in training: at inference the guide is a chain of bilinear warps, a little blurred,
+    # and the network must learn to sharpen it back rather than copy the blur forward.
+    guide_soften: float = 0.5
 
     def __post_init__(self) -> None:
         for field in fields(self):
             value = getattr(self, field.name)
-            if not math.isfinite(value) or value < 0:
+            if (
+                not math.isfinite(value)
+                or value < 0
+                or (field.name == "guide_soften" and value > 1)
+            ):
                 raise UserError(
                     f"model.temporal.{field.name} must be a finite number >= 0, got {value}"
                 )
@@ -109,11 +118,17 @@ class TemporalStyleModule(StyleTransferModule):
         indices = torch.randint(self.net.num_styles, (previous.shape[0],), device=previous.device)
         mix = F.one_hot(indices, self.net.num_styles).float()
         images, both_mix = torch.cat([previous, current]), torch.cat([mix, mix])
-        feats = self.net.encode(images, both_mix)
-        outputs = self.net.decode(feats, both_mix)
+        if self.net.config.recurrent:
+            out_previous, out_current, feat_previous, feat_current = self.recurrent_pass(
+                previous, current, flow, mask, mix
+            )
+            outputs = torch.cat([out_previous, out_current])
+        else:
+            feats = self.net.encode(images, both_mix)
+            outputs = self.net.decode(feats, both_mix)
+            out_previous, out_current = outputs.chunk(2)
+            feat_previous, feat_current = feats[-1].chunk(2)
         perceptual, parts = self.loss_fn(outputs, images, both_mix)
-        out_previous, out_current = outputs.chunk(2)
-        feat_previous, feat_current = feats[-1].chunk(2)
         weights = None if self.trace_weights is None else self.trace_weights[indices]
         settings = self.temporal
         terms = {
@@ -145,6 +160,36 @@ class TemporalStyleModule(StyleTransferModule):
         self.log("loss/temporal_output", terms.pop("temporal_output"), prog_bar=True)
         self.log_dict({f"loss/{name}": value for name, value in {**terms, **parts}.items()})
         return total
+
+    def recurrent_pass(
+        self,
+        previous: torch.Tensor,
+        current: torch.Tensor,
+        flow: torch.Tensor,
+        mask: torch.Tensor,
+        mix: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A recurrent network on a pair, as at inference: the first frame without a guide,
+        the second guided by the first's output warped onto it (detached: at inference it
+        is a fixed input). Returns both outputs and both frames' deepest encoder features."""
+        feats_previous = self.net.encode(previous, mix)
+        out_previous = self.net.decode(feats_previous, mix)
+        carried = warp(out_previous.detach().float(), flow)
+        if torch.rand(()) < self.temporal.guide_soften:
+            carried = soften(carried)
+        guide = torch.cat([carried, mask.float()], dim=1).to(current.dtype)
+        feats_current = self.net.encode(current, mix, guide)
+        out_current = self.net.decode(feats_current, mix, guide)
+        return out_previous, out_current, feats_previous[-1], feats_current[-1]
+
+
+def soften(images: torch.Tensor) -> torch.Tensor:
+    """A [1, 2, 1] / 4 blur in x and y (about what a half-pixel bilinear warp does)."""
+    kernel = torch.tensor([0.25, 0.5, 0.25], device=images.device, dtype=images.dtype)
+    channels = images.shape[1]
+    padded = F.pad(images, (1, 1, 1, 1), mode="replicate")
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, 3).expand(channels, 1, 1, 3), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, 3, 1).expand(channels, 1, 3, 1), groups=channels)
 
 
 class PairDataModule(ContentDataModule):
@@ -235,7 +280,11 @@ class FlickerMap(EveryNSteps):
         was_training = module.net.training
         module.net.eval()
         styles = torch.arange(previous.shape[0], device=module.device) % module.net.num_styles
-        out_previous, out_current = module.net(previous, styles), module.net(current, styles)
+        out_previous = module.net(previous, styles)
+        guide = None
+        if module.net.config.recurrent:  # as at inference: guided by the previous output
+            guide = torch.cat([warp(out_previous.float(), flow), mask.float()], dim=1)
+        out_current = module.net(current, styles, guide)
         module.net.train(was_training)
         heat = flicker_map(out_current.float(), out_previous.float(), flow, mask, self.top)
         error = masked_warp_error(out_current, out_previous, flow, mask).mean()

@@ -1,0 +1,149 @@
+"""The recurrent option (issue 21): a network that also sees the previous output warped onto
+the current frame, trained on pairs by the temporal stage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from fastnst import CONF_DIR
+from fastnst.data.styles import StyleSet
+from fastnst.model import NetConfig, TransformerNet, still_network
+from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS
+from fastnst.training.temporal import TemporalStyleModule, soften
+
+
+def net(recurrent: bool = True) -> TransformerNet:
+    torch.manual_seed(0)
+    return TransformerNet(
+        NetConfig(num_styles=2, width=0.25, num_residual=1, recurrent=recurrent)
+    ).eval()
+
+
+def test_the_gate_keeps_the_carried_output_only_where_trusted() -> None:
+    model = net()
+    with torch.no_grad():
+        model.head.norm.beta[:, 3] = 20.0  # gate fully open
+        model.head.norm.gamma[:, 3] = 0.0
+        images, carried = torch.rand(1, 3, 24, 40), torch.rand(1, 3, 24, 40)
+        mask = torch.zeros(1, 1, 24, 40)
+        mask[..., :20] = 1
+        out = model(images, 0, torch.cat([carried, mask], 1))
+        torch.testing.assert_close(out[..., :20], carried[..., :20])
+        assert (out[..., 20:] - carried[..., 20:]).abs().mean() > 0.05
+
+
+def test_the_guide_changes_the_output_and_no_guide_is_the_still_network() -> None:
+    model = net()
+    with torch.no_grad():
+        model.encoder[0].conv.weight[:, 3:].normal_()  # trained guide weights are not zero
+        images = torch.rand(1, 3, 24, 40)
+        guide = torch.cat([torch.rand(1, 3, 24, 40), torch.ones(1, 1, 24, 40)], 1)
+        still = model(images, 1)
+        assert not torch.allclose(model(images, 1, guide), still, atol=1e-3)
+        # No guide = zeros = the plain network with the first conv's image weights.
+        plain = still_network(model)
+        assert not plain.config.recurrent and plain.encoder[0].conv.weight.shape[1] == 3
+        torch.testing.assert_close(plain(images, 1), still)
+        zeros = torch.zeros(1, GUIDE_CHANNELS, 24, 40)
+        torch.testing.assert_close(model(images, 1, zeros), still)
+
+
+def test_a_plain_network_refuses_a_guide_and_a_bad_guide_is_refused() -> None:
+    with pytest.raises(ValueError, match="recurrent"):
+        net(recurrent=False)(torch.rand(1, 3, 16, 16), 0, torch.zeros(1, 4, 16, 16))
+    with pytest.raises(ValueError, match="guide must be"):
+        net()(torch.rand(1, 3, 16, 16), 0, torch.zeros(1, 3, 16, 16))
+
+
+def test_recurrent_is_stored_only_when_set() -> None:
+    assert "recurrent" not in NetConfig(num_styles=2).to_dict()
+    assert NetConfig(num_styles=2, recurrent=True).to_dict()["recurrent"] is True
+
+
+def test_soften_blurs_but_keeps_flat_areas() -> None:
+    flat = torch.full((1, 3, 8, 8), 0.3)
+    torch.testing.assert_close(soften(flat), flat)
+    checker = (torch.arange(64).view(8, 8) % 2).float().expand(1, 3, 8, 8)
+    assert soften(checker).std() < 0.5 * checker.std()
+
+
+def make_module(temporal: dict[str, float]) -> TemporalStyleModule:
+    loss = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
+    loss.update(vgg_weights="random")
+    torch.manual_seed(0)
+    module = TemporalStyleModule(
+        net={"width": 0.25, "num_residual": 1, "recurrent": True},
+        loss=loss,
+        optim={"lr": 1e-3},
+        style_names=["a", "b"],
+        style_size=32,
+        styles=[
+            StyleSet("a", images=[torch.rand(3, 32, 32)]),
+            StyleSet("b", images=[torch.rand(3, 32, 32)]),
+        ],
+        temporal=temporal,
+    )
+    module.prepare_style_targets()
+    return module
+
+
+def test_the_stage_feeds_the_second_frame_the_first_frames_output() -> None:
+    """One step: the second frame's encoder input carries the first output, warped, and the
+    trust mask; gradients reach the guide's weights."""
+    module = make_module({"output_weight": 1.0, "feature_weight": 1.0, "guide_soften": 0.0})
+    inputs: list[torch.Tensor] = []
+    heads: list[torch.Tensor] = []
+    hooks = [
+        module.net.encoder[0].conv.register_forward_hook(lambda m, i, o: inputs.append(i[0])),
+        module.net.head.register_forward_hook(lambda m, i, o: heads.append(o.detach())),
+    ]
+    module.log = lambda *a, **k: None  # type: ignore[method-assign]
+    module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
+    previous, current = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    flow = torch.zeros(2, 2, 32, 32)
+    flow[:, 0] = 1.0  # each pixel reads the previous output one pixel to its right
+    mask = torch.ones(2, 1, 32, 32)
+    mask[:, :, :, -1] = 0
+    module.training_step((previous, current, flow, mask), 0).backward()
+    for hook in hooks:
+        hook.remove()
+    pad = 4  # the first conv's reflection padding
+    first, second = (x[..., pad:-pad, pad:-pad] for x in inputs)
+    assert first.shape[1] == 3 + GUIDE_CHANNELS and torch.all(first[:, 3:] == 0)
+    torch.testing.assert_close(second[:, :3], current)
+    torch.testing.assert_close(second[:, 6:], mask)
+    out_previous = torch.sigmoid(heads[0][:, :3])  # RGB; the fourth channel is the gate
+    torch.testing.assert_close(second[:, 3:6, :, :-1], out_previous[..., 1:], atol=1e-5, rtol=0)
+    grad = module.net.encoder[0].conv.weight.grad
+    assert grad is not None and grad[:, 3:].abs().sum() > 0
+
+
+def test_a_plain_model_starts_a_recurrent_one_exactly(tmp_path: Any) -> None:
+    from fastnst.export import save_model
+    from fastnst.modelfile import ModelInfo
+    from fastnst.training.run import start_from_model
+
+    plain = net(recurrent=False)
+    info = ModelInfo(style_names=["a", "b"], net=plain.config.to_dict())
+    path = tmp_path / "plain.safetensors"
+    save_model(plain, path, info)
+    module = make_module({})
+    start_from_model(module, str(path))
+    weight = module.net.state_dict()[FIRST_CONV]
+    assert torch.all(weight[:, 3:] == 0)
+    images = torch.rand(1, 3, 32, 32)
+    carried = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        module.net.eval()
+        expected = plain(images, 1)
+        # Untrusted everywhere: exactly the plain model.
+        untrusted = torch.cat([carried, torch.zeros(1, 1, 32, 32)], 1)
+        torch.testing.assert_close(module.net(images, 1, untrusted), expected)
+        # Trusted: the gate starts nearly closed, about 12 % of the carried output kept.
+        trusted = torch.cat([carried, torch.ones(1, 1, 32, 32)], 1)
+        kept = (module.net(images, 1, trusted) - expected) / (carried - expected)
+        assert 0.03 < float(kept.median()) < 0.3

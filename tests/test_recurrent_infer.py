@@ -1,0 +1,126 @@
+"""A recurrent model at inference (issue 21): the guide made from the previous output, the
+same numbers on torch and onnxruntime, the still network for photos, and video through the
+command on both backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fastnst.export import ModelInfo, load_model, save_model
+from fastnst.infer.cli import main
+from fastnst.infer.stylize import Stylizer
+from fastnst.infer.temporal_blend import Recurrence
+from fastnst.model import NetConfig, TransformerNet, still_network
+from fastnst.runtime.onnx_backend import OnnxStylizer
+from tests.conftest import panning_frames, write_clip
+
+pytest.importorskip("cv2")
+
+
+@pytest.fixture(scope="module")
+def recurrent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny recurrent model whose guide weights are large, so the guide shows."""
+    torch.manual_seed(3)
+    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, recurrent=True))
+    with torch.no_grad():
+        for param in net.parameters():
+            param.add_(0.3 * torch.randn_like(param))
+        net.encoder[0].conv.weight[:, 3:].mul_(10)
+    path = tmp_path_factory.mktemp("rec") / "rec.safetensors"
+    return save_model(net, path, ModelInfo(net={}, style_names=["a", "b"]))
+
+
+def test_the_guide_is_the_previous_output_moved_along_the_flow() -> None:
+    frames = panning_frames(3, 48, 64, speed=2).numpy()
+    outputs = frames[:, ::-1].copy()  # any "stylization": here the colours swapped
+    guides: list[np.ndarray] = []
+
+    def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
+        guides.append(guide[0])
+        return photo[:, ::-1]
+
+    out = Recurrence(flow_size=64)(frames, step)
+    np.testing.assert_allclose(out, outputs)
+    assert not guides[0].any()  # the first frame has no previous one
+    rgb, trusted = guides[1][:3], guides[1][3]
+    # The camera pans right by 2 px: pixel x of frame 1 is pixel x + 2 of frame 0.
+    inner = trusted[8:-8, 8:-10] > 0
+    assert inner.mean() > 0.9
+    moved = outputs[0][:, 8:-8, 10:-8]
+    assert np.abs(rgb[:, 8:-8, 8:-10] - moved)[:, inner].mean() < 0.02
+    assert np.abs(rgb[:, 8:-8, 8:-10] - outputs[0][:, 8:-8, 8:-10])[:, inner].mean() > 0.05
+
+
+def test_torch_and_onnx_agree_guided_and_still(recurrent_model: Path) -> None:
+    torch_stylizer = Stylizer.load(recurrent_model, "cpu", "fp32")
+    onnx_stylizer = OnnxStylizer.load(recurrent_model, "cpu")
+    assert torch_stylizer.recurrent and onnx_stylizer.recurrent
+    images = panning_frames(1, 40, 56).numpy()
+    guide = np.concatenate([panning_frames(1, 40, 56, seed=5).numpy(), np.ones((1, 1, 40, 56))], 1)
+    guide = guide.astype(np.float32)
+    weights = np.array([0.0, 1.0], np.float32)
+    by_torch = torch_stylizer.guided(
+        torch.from_numpy(images), torch.from_numpy(weights), torch.from_numpy(guide)
+    )
+    by_onnx = onnx_stylizer.guided(images, weights, guide)
+    assert np.abs(by_torch.numpy() - by_onnx).max() < 1e-4
+    still = onnx_stylizer(images, weights)
+    assert np.abs(still - by_onnx).mean() > 0.01  # the guide matters
+    net, _ = load_model(recurrent_model)
+    with torch.no_grad():
+        reference = still_network(net)(torch.from_numpy(images), torch.from_numpy(weights)[None])
+    assert np.abs(still - reference.numpy()).max() < 1e-4
+    assert (
+        np.abs(
+            torch_stylizer(torch.from_numpy(images), torch.from_numpy(weights)).numpy() - still
+        ).max()
+        < 1e-4
+    )
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_video_runs_each_frame_with_its_guide(
+    recurrent_model: Path, tmp_path: Path, backend: str
+) -> None:
+    av = pytest.importorskip("av")
+    clip = write_clip(tmp_path / "in.mp4", panning_frames(4, 48, 64, speed=2))
+    out = tmp_path / "out.mp4"
+    args = ["--model", str(recurrent_model), "--device", "cpu", "--quiet", "--backend", backend]
+    assert (
+        main([*args, "--video", str(clip), "--output", str(out), "--style", "1", "--crf", "0"]) == 0
+    )
+    net, info = load_model(recurrent_model)
+    still_model = save_model(still_network(net), tmp_path / "still.safetensors", info)
+    still_out = tmp_path / "still.mp4"
+    assert (
+        main(
+            [
+                *args[:1],
+                str(still_model),
+                *args[2:],
+                "--video",
+                str(clip),
+                "--output",
+                str(still_out),
+                "--style",
+                "1",
+                "--crf",
+                "0",
+            ]
+        )
+        == 0
+    )
+
+    def frames(path: Path) -> np.ndarray:
+        with av.open(str(path)) as container:
+            return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+    video, still = frames(out).astype(np.float64), frames(still_out).astype(np.float64)
+    difference = np.abs(video - still).mean(axis=(1, 2, 3))
+    assert len(video) == 4
+    assert difference[0] < 0.5  # the first frame has no guide: the still network
+    assert difference[1:].min() > 4  # later ones are guided by the previous output
