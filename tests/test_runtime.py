@@ -117,6 +117,22 @@ def test_strength_and_colour() -> None:
     assert np.abs(kept - full).mean() > 0.01  # with the photo's colours
 
 
+def test_spin_off_reaches_every_session_and_changes_no_pixel() -> None:
+    """``spin=False`` (the app's choice) is set on the whole-image session and on the tiler's,
+    and gives the same picture as the default."""
+    spinning = OnnxStylizer.load("classics-lite", "cpu", threads=2)
+    parked = OnnxStylizer.load("classics-lite", "cpu", threads=2, spin=False)
+    images = np.random.default_rng(3).random((1, 3, 40, 52), dtype=np.float32)
+    style = np.eye(len(parked.style_names), dtype=np.float32)[1]
+    assert np.array_equal(parked(images, style), spinning(images, style))
+    parked.stylize_tiled(images, style, tile=32)
+    key = "session.intra_op.allow_spinning"
+    for session in [parked.session, *parked._tiling.values()]:
+        assert session.get_session_options().get_session_config_entry(key) == "0"
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # the default
+        spinning.session.get_session_options().get_session_config_entry(key)
+
+
 def test_layer_sizes_follow_the_strides() -> None:
     sizes = layer_sizes((37, 16), 1)
     assert sizes == [(37, 16), (19, 8), (10, 4), (10, 4), (10, 4), (19, 8), (37, 16), (37, 16)]

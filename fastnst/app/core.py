@@ -158,7 +158,12 @@ class ModelShelf:
         path = self.path(name)
         with self._lock:
             if path not in self._loaded:
-                self._loaded[path] = load_stylizer(path, self.backend, self.device)
+                # No spinning: a live stream shares the CPU with the browser (locally) and
+                # with the server's own decoding; spinning workers cut its rate from 15.6 to
+                # 12 frames/s (docs/BENCHMARKS.md, "Live webcam").
+                self._loaded[path] = load_stylizer(
+                    path, self.backend, self.device, spin=False
+                )
                 while len(self._loaded) > LOADED_MODELS:
                     self._loaded.popitem(last=False)
             self._loaded.move_to_end(path)

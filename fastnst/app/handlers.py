@@ -237,8 +237,9 @@ class StyleApp:
         keep_color: bool,
         size: int,
         stats: LiveStats | None,
-    ) -> tuple[Any, str, LiveStats]:
-        """One streamed camera frame → the stylized frame and the rate this viewer gets."""
+    ) -> tuple[Any, Any, LiveStats]:
+        """One streamed camera frame → the stylized frame and, when due, the rate this
+        viewer gets (else the readout is left as it is)."""
         stats = stats or LiveStats()
         if frame is None:
             return gr.skip(), "waiting for the camera", stats
@@ -253,7 +254,8 @@ class StyleApp:
             bool(keep_color),
         )
         seconds = time.perf_counter() - started
-        return out, stats.record(seconds, out.shape, stylizer.engine), stats
+        readout = stats.record(seconds, out.shape, stylizer.engine)
+        return out, gr.skip() if readout is None else readout, stats
 
     # Add your own style tab ------------------------------------------------------------------
 

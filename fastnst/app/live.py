@@ -21,7 +21,11 @@ from fastnst.runtime.arrays import array_to_frames, frames_to_array
 
 LIVE_SIZES = (240, 320, 400, 480, 640)
 DEFAULT_LIVE_SIZE = 320
+CAMERA_SHAPE = (640, 480)  # (width, height) asked of the camera: the largest size's frame
 RESTART_S = 1.0  # a longer gap between frames is a new stream: its rate starts afresh
+# The readout is re-sent at most this often: each update re-renders a Markdown block in the
+# page, work that the browser would otherwise do for every frame beside the camera's.
+READOUT_EVERY_S = 0.5
 
 
 def shrink_frame(frame: np.ndarray, size: int) -> np.ndarray:
@@ -58,16 +62,22 @@ class LiveStats:
     meter: FpsMeter = field(default_factory=FpsMeter)
     model_s: float = 0.0
     frames: int = 0
+    shown_at: float = 0.0
 
-    def record(self, model_seconds: float, shape: tuple[int, ...], engine: str) -> str:
-        """Count one frame served; returns the tab's readout."""
-        if not self.frames or time.perf_counter() - self.meter.last > RESTART_S:
+    def record(self, model_seconds: float, shape: tuple[int, ...], engine: str) -> str | None:
+        """Count one frame served; returns the tab's readout when it is due (the first
+        frame of a stream, then every :data:`READOUT_EVERY_S`), else None."""
+        now = time.perf_counter()
+        if not self.frames or now - self.meter.last > RESTART_S:
             self.meter, self.model_s, self.frames = FpsMeter(), model_seconds, 0
             shown = "starting"
         else:
             shown = f"**{self.meter.tick():.1f} frames/s**"
             self.model_s = 0.9 * self.model_s + 0.1 * model_seconds
         self.frames += 1
+        if self.frames > 1 and now - self.shown_at < READOUT_EVERY_S:
+            return None
+        self.shown_at = now
         return (
             f"{shown} · model {self.model_s * 1000:.0f} ms a frame at "
             f"{shape[1]}×{shape[0]} px ({engine})"

@@ -7,12 +7,15 @@ import gradio as gr
 
 from fastnst.app.finetune import DEFAULT_STEPS, MAX_IMAGES, MAX_STEPS, training_missing
 from fastnst.app.handlers import MAX_BLEND, StyleApp, friendly
-from fastnst.app.live import DEFAULT_LIVE_SIZE, LIVE_SIZES
+from fastnst.app.live import CAMERA_SHAPE, DEFAULT_LIVE_SIZE, LIVE_SIZES
 from fastnst.infer.cli import describe_model
 
-# The browser sends the next camera frame on the first tick after the last one came back:
-# short ticks keep that wait small. A stream runs this long before it must be restarted.
-LIVE_EVERY_S = 0.02
+# Gradio's page captures, JPEG-encodes and uploads a camera frame on every tick, whether or
+# not the server is still busy with the last one (it keeps only the newest): a 20 ms tick had
+# the browser encoding 47 frames/s to have 14 stylized. A 50 ms tick (at most 20 frames/s)
+# leaves that CPU to the model: 17.7 frames/s on the page against 15.2 with 40 ms
+# (docs/BENCHMARKS.md, "Live webcam"). A stream runs LIVE_SECONDS before it must be restarted.
+LIVE_EVERY_S = 0.05
 LIVE_SECONDS = 300
 
 # Photos, clips and the API share one concurrency group: each event would otherwise get a
@@ -114,6 +117,7 @@ def build(app: StyleApp) -> gr.Blocks:
                     type="numpy",
                     label="Camera (press record to start streaming)",
                     elem_id="camera",
+                    webcam_options=gr.WebcamOptions(constraints=camera_constraints()),
                 )
                 live_style = gr.Dropdown(names, value=names[0], label="Style")
                 live_size = gr.Radio(
@@ -249,6 +253,14 @@ def build(app: StyleApp) -> gr.Blocks:
             api_visibility="private",
         )
     return page
+
+
+def camera_constraints() -> dict:
+    """What the page asks of the camera: no more pixels than the largest live size needs.
+    Gradio's default asks for 1920x1440, and the browser then JPEG-encodes and uploads
+    frames of that size, which the server decodes only to shrink them."""
+    width, height = CAMERA_SHAPE
+    return {"video": {"width": {"ideal": width}, "height": {"ideal": height}}}
 
 
 def device_concurrency(on_gpu: bool) -> int:

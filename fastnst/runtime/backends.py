@@ -53,13 +53,15 @@ def load_stylizer(
     device: str = "auto",
     precision: str = "auto",
     threads: int = 0,
+    spin: bool = True,
 ) -> Any:
     """A stylizer for ``model`` on the chosen backend, with the NumPy interface of
-    :class:`~fastnst.runtime.onnx_backend.OnnxStylizer` (images ``[N, 3, H, W]`` float32)."""
+    :class:`~fastnst.runtime.onnx_backend.OnnxStylizer` (images ``[N, 3, H, W]`` float32);
+    ``spin`` is onnxruntime's (see :meth:`OnnxStylizer.load`)."""
     if choose_backend(backend, device, precision) == "onnx":
         from fastnst.runtime.onnx_backend import OnnxStylizer
 
-        return OnnxStylizer.load(model, device, threads)
+        return OnnxStylizer.load(model, device, threads, spin)
     import torch
 
     from fastnst.infer.stylize import Stylizer

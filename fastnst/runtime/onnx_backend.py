@@ -111,13 +111,18 @@ class OnnxStylizer:
     providers: list[str]
     threads: int
     session: ort.InferenceSession
+    spin: bool = True
     _tiling: dict[int | None, ort.InferenceSession] = field(default_factory=dict)
     _streamer: Streamer | None = None
     guided_session: ort.InferenceSession | None = None
     guided_tables: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto", threads: int = 0) -> OnnxStylizer:
+    def load(
+        cls, path: str | Path, device: str = "auto", threads: int = 0, spin: bool = True
+    ) -> OnnxStylizer:
+        """``spin=False`` parks idle worker threads instead of busy-waiting for the next
+        operator: a server that shares the CPU (the app beside a browser) keeps that time."""
         info, stored = read_model_file(path)
         weights = {k: np.asarray(v, dtype=np.float32) for k, v in stored.items()}
         check_weights(path, info, weights)
@@ -127,14 +132,14 @@ class OnnxStylizer:
         providers = pick_providers(device)
         threads = threads or default_threads()
         session = _session(
-            build_graph(still, residual, **graph_options(path, net)), providers, threads
+            build_graph(still, residual, **graph_options(path, net)), providers, threads, spin
         )
-        stylizer = cls(info, still, providers, threads, session)
+        stylizer = cls(info, still, providers, threads, session, spin=spin)
         if info.net.get("recurrent"):
             # The same graph with the guide's input channels: image and guide go in as one
             # [N, 3 + GUIDE_CHANNELS, H, W] input.
             graph = build_graph(weights, residual, **graph_options(path, net))
-            stylizer.guided_session = _session(graph, providers, threads)
+            stylizer.guided_session = _session(graph, providers, threads, spin)
             stylizer.guided_tables = {k: v for k, v in weights.items() if ".norm." in k}
         return stylizer
 
@@ -273,7 +278,7 @@ class OnnxStylizer:
         if self._streamer is None:
 
             def session(graph: bytes) -> Callable[[dict[str, np.ndarray]], list[np.ndarray]]:
-                made = _session(graph, self.providers, self.threads)
+                made = _session(graph, self.providers, self.threads, self.spin)
 
                 def run(feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
                     out = made.run(None, feeds)
@@ -293,7 +298,7 @@ class OnnxStylizer:
             net = self.info.net
             options = graph_options("model", net)
             graph = build_graph(self.weights, net["num_residual"], True, stop_at, **options)
-            self._tiling[stop_at] = _session(graph, self.providers, self.threads)
+            self._tiling[stop_at] = _session(graph, self.providers, self.threads, self.spin)
         return self._tiling[stop_at]
 
     def stylize_tiled(self, image: np.ndarray, weights: np.ndarray, tile: int) -> np.ndarray:
@@ -401,11 +406,13 @@ def layer_sizes(size: tuple[int, int], num_residual: int) -> list[tuple[int, int
 
 
 def _session(
-    model: onnx.ModelProto | bytes, providers: list[str], threads: int
+    model: onnx.ModelProto | bytes, providers: list[str], threads: int, spin: bool = True
 ) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     # No arena: tiles of varying size would keep the largest allocations forever.
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 3
