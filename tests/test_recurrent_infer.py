@@ -124,3 +124,16 @@ def test_video_runs_each_frame_with_its_guide(
     assert len(video) == 4
     assert difference[0] < 0.5  # the first frame has no guide: the still network
     assert difference[1:].min() > 4  # later ones are guided by the previous output
+
+
+def test_the_app_webcam_guides_a_recurrent_models_frames(recurrent_model: Path) -> None:
+    from fastnst.app.live import stylize_frame
+
+    stylizer = OnnxStylizer.load(recurrent_model, "cpu")
+    weights = np.array([1.0, 0.0], np.float32)
+    frames = (panning_frames(2, 48, 64).numpy().transpose(0, 2, 3, 1) * 255).astype(np.uint8)
+    recurrence = Recurrence()
+    guided = [stylize_frame(stylizer, f, weights, 64, recurrence=recurrence) for f in frames]
+    still = [stylize_frame(stylizer, f, weights, 64) for f in frames]
+    assert np.array_equal(guided[0], still[0])  # nothing to carry yet
+    assert np.abs(guided[1].astype(int) - still[1]).mean() > 2

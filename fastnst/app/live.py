@@ -17,6 +17,7 @@ from PIL import Image
 
 from fastnst.images import long_side_shape
 from fastnst.infer.fps import FpsMeter
+from fastnst.infer.temporal_blend import Recurrence
 from fastnst.runtime.arrays import array_to_frames, frames_to_array
 
 LIVE_SIZES = (240, 320, 400, 480, 640)
@@ -46,11 +47,17 @@ def stylize_frame(
     size: int,
     strength: float = 1.0,
     keep_color: bool = False,
+    recurrence: Recurrence | None = None,
 ) -> np.ndarray:
     """One camera frame (uint8 ``[H, W, 3]``) at ``size`` px on its long side, stylized
-    (uint8, the shrunk frame's size)."""
-    small = shrink_frame(frame, size)
-    out = stylizer(frames_to_array(small[None]), weights, strength, keep_color)
+    (uint8, the shrunk frame's size). A recurrent model with this viewer's ``recurrence``
+    is guided by its previous output (docs/VIDEO.md)."""
+    small = frames_to_array(shrink_frame(frame, size)[None])
+    if recurrence is not None and stylizer.recurrent:
+        raw = recurrence(small, lambda photo, guide: stylizer.guided(photo, weights, guide))
+        out = stylizer.finish(raw, small, strength, keep_color)
+    else:
+        out = stylizer(small, weights, strength, keep_color)
     return array_to_frames(out)[0]
 
 
@@ -63,6 +70,7 @@ class LiveStats:
     model_s: float = 0.0
     frames: int = 0
     shown_at: float = 0.0
+    recurrence: Recurrence | None = None  # a recurrent model's previous frame and output
 
     def record(self, model_seconds: float, shape: tuple[int, ...], engine: str) -> str | None:
         """Count one frame served; returns the tab's readout when it is due (the first

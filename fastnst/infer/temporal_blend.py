@@ -108,7 +108,11 @@ class Recurrence:
 
     def guide(self, photo: np.ndarray) -> np.ndarray:
         """``[4, H, W]``: the previous output warped onto ``photo`` and the trust mask."""
-        if self.previous_output is None or self.previous_photo is None:
+        if (
+            self.previous_output is None
+            or self.previous_photo is None
+            or self.previous_photo.shape != photo.shape  # a new stream or size: start afresh
+        ):
             return np.zeros((GUIDE_CHANNELS, *photo.shape[-2:]), np.float32)
         flow, mask = trusted_flow(self.previous_photo, photo, self.flow_size)
         return np.concatenate([warp(self.previous_output, flow), mask[None]])
