@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.modelfile import GUIDE_CHANNELS, still_weights
+from fastnst.modelfile import GUIDE_CHANNELS, keep_carried, still_weights
 
 # Smallest side the conv stack takes directly (9x9 reflection pad, then two stride-2 stages).
 MIN_SIDE = 16
@@ -281,11 +281,9 @@ class TransformerNet(nn.Module):
         out = torch.sigmoid(self.head(x, weights))
         if not self.config.recurrent:
             return out
-        rgb = out[:, :3]
         if guide is None:
-            return rgb
-        keep = out[:, 3:] * guide[:, 3:].to(out.dtype)
-        return rgb + keep * (guide[:, :3].to(out.dtype) - rgb)
+            return out[:, :3]
+        return keep_carried(out, guide.to(out.dtype))
 
     def forward(
         self,

@@ -48,7 +48,8 @@ def still_weights(
 
 def keep_carried(out: np.ndarray, guide: np.ndarray) -> np.ndarray:
     """A recurrent network's raw ``[N, 4, H, W]`` output (RGB and gate) and its guide as the
-    frame: :meth:`fastnst.model.TransformerNet.decode`'s blend, for runtimes without torch."""
+    frame: the carried RGB kept where the gate opens and the flow is trusted. Arithmetic
+    only, so one formula serves NumPy arrays (onnxruntime) and tensors (the torch network)."""
     rgb, keep = out[:, :3], out[:, 3:] * guide[:, 3:]
     return rgb + keep * (guide[:, :3] - rgb)
 

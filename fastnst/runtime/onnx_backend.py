@@ -154,13 +154,20 @@ class OnnxStylizer:
             raise UserError("this model is not recurrent: it takes no guide")
         height, width = images.shape[-2:]
         both = np.concatenate([np.asarray(images, np.float32), np.asarray(guide, np.float32)], 1)
-        feeds = {"image": pad_to_min_side(both)}
-        for k, (gamma, beta) in enumerate(
-            self.affine(weights, len(both), feeds["image"].shape[-2:], guided=True)
-        ):
-            feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
+        feeds = self._feeds(pad_to_min_side(both), weights, guided=True)
         out = self.guided_session.run(None, feeds)[0][..., :height, :width]
         return keep_carried(out, np.asarray(guide, np.float32))
+
+    def _feeds(
+        self, batch: np.ndarray, weights: np.ndarray, guided: bool = False
+    ) -> dict[str, np.ndarray]:
+        """A whole-image graph's inputs: the (padded) batch and every norm layer's γ/β."""
+        feeds = {"image": batch}
+        for k, (gamma, beta) in enumerate(
+            self.affine(weights, len(batch), batch.shape[-2:], guided)
+        ):
+            feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
+        return feeds
 
     def finish(
         self, out: np.ndarray, photos: np.ndarray, strength: float, keep_color: bool
@@ -257,10 +264,7 @@ class OnnxStylizer:
             parts = [run(batch[i : i + 1], rows[i : i + 1], tile) for i in range(len(batch))]
             out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         else:
-            feeds = {"image": batch}
-            for k, (gamma, beta) in enumerate(self.affine(weights, len(batch), batch.shape[-2:])):
-                feeds[f"gamma{k}"], feeds[f"beta{k}"] = gamma, beta
-            out = self.session.run(None, feeds)[0]
+            out = self.session.run(None, self._feeds(batch, weights))[0]
         return self.finish(out[..., :height, :width], photo, strength, keep_color)
 
     @property
