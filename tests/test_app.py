@@ -32,6 +32,7 @@ from fastnst.app.core import (
 from fastnst.app.finetune import NEEDS_TRAINING, StyleJob
 from fastnst.app.live import (
     DEFAULT_LIVE_SIZE,
+    LIVE_MODEL,
     READOUT_EVERY_S,
     LiveStats,
     shrink_frame,
@@ -411,6 +412,27 @@ def test_live_handler_streams_frames_and_reports_the_rate(model: Path, workspace
     assert np.abs(none.astype(np.int16) - shrink_frame(frame, 240)).max() <= 1  # strength 0
     with pytest.raises(gr.Error, match="unknown style"):
         friendly(app.live)("tiny", frame, "nope", 1.0, False, 240, stats)
+
+
+def test_webcam_tab_has_its_own_model_defaulting_to_the_real_time_one(
+    model: Path, workspace: Workspace
+) -> None:
+    """The page's model (here a file) is not the camera's: the Webcam tab starts on the
+    bundled small network, follows its own picker, and offers models added later."""
+    app, _ = create(str(model), workspace=workspace, device="cpu")
+    assert app.default_model == "tiny" and app.live_model == LIVE_MODEL
+    lite_styles = app.shelf.style_names(LIVE_MODEL)
+    assert app.live_model_changed(LIVE_MODEL)["choices"] == lite_styles
+    assert app.live_model_changed("tiny")["choices"] == app.shelf.style_names("tiny")
+    frame = np.full((240, 320, 3), 120, np.uint8)
+    out = app.live(LIVE_MODEL, frame, lite_styles[0], 1.0, False, 240, None)[0]
+    assert np.abs(out.astype(np.int16) - shrink_frame(frame, 240)).mean() > 10
+    app.shelf.add(model, "later")
+    updates = app.model_changed("tiny")
+    live_choices = [u for u in updates if isinstance(u, dict) and "later" in u.get("choices", [])]
+    assert live_choices and "value" not in live_choices[0]  # the tab keeps its own model
+    same, _ = create(str(model), workspace=workspace, device="cpu", live_model=str(model))
+    assert same.live_model == same.default_model  # one file, one shelf entry
 
 
 # The served app and its /stylize API -------------------------------------------------------------

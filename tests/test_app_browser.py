@@ -202,7 +202,8 @@ def test_webcam_tab_streams_stylized_frames_in_chromium(
 
     monkeypatch.setattr(handlers, "stylize_frame", recorded)
     workspace = Workspace(tmp_path)
-    _, page = create(LIVE_MODEL or str(model), workspace=workspace, device="cpu")
+    live = LIVE_MODEL or str(model)
+    _, page = create(live, workspace=workspace, device="cpu", live_model=live)
     _, url, _ = page.launch(
         server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True
     )

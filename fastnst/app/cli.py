@@ -11,6 +11,7 @@ import gradio as gr
 
 from fastnst.app.core import Limits, ModelShelf, Workspace
 from fastnst.app.handlers import StyleApp
+from fastnst.app.live import LIVE_MODEL
 from fastnst.app.ui import CSS, build, device_concurrency
 from fastnst.errors import UserError, check_finite
 from fastnst.models import bundled_models
@@ -25,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--model", default="classics", help="a bundled model's name or a .safetensors file"
+    )
+    parser.add_argument(
+        "--live-model",
+        help=f"the Webcam tab's model (default {LIVE_MODEL} when bundled, else --model's): "
+        "a bundled name or a .safetensors file",
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network)"
@@ -72,13 +78,22 @@ def create(
     workspace: Workspace | None = None,
     train_overrides: tuple[str, ...] = (),
     backend: str = "auto",
+    live_model: str | None = None,
 ) -> tuple[StyleApp, gr.Blocks]:
     """The app's state and its page, queued for the device: what ``fastnst app`` serves
-    (tests launch it on a free port). ``model`` is a bundled name or a model file."""
+    (tests launch it on a free port). ``model`` and ``live_model`` (the Webcam tab's; by
+    default :data:`~fastnst.app.live.LIVE_MODEL`, else ``model``) are bundled names or
+    model files."""
     workspace = workspace or Workspace()
     shelf = ModelShelf(workspace, device, backend)
     name = model if model in bundled_models() else shelf.add(model)
-    app = StyleApp(shelf, limits or Limits(), name, train_overrides)
+    if live_model is None:
+        live = LIVE_MODEL if LIVE_MODEL in bundled_models() else name
+    elif live_model == model:
+        live = name
+    else:
+        live = live_model if live_model in bundled_models() else shelf.add(live_model)
+    app = StyleApp(shelf, limits or Limits(), name, train_overrides, live)
     page = build(app)
     concurrency = device_concurrency(shelf.stylizer(name).on_gpu)
     page.queue(default_concurrency_limit=concurrency)
@@ -110,7 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workspace.root / "gradio"))
     app = None
     try:
-        app, page = create(args.model, limits, args.device, workspace, backend=args.backend)
+        app, page = create(
+            args.model,
+            limits,
+            args.device,
+            workspace,
+            backend=args.backend,
+            live_model=args.live_model,
+        )
         _, local, public = page.launch(
             server_name=args.host,
             server_port=args.port,

@@ -112,12 +112,18 @@ class StyleApp:
     one fine-tune that may run at a time."""
 
     def __init__(
-        self, shelf: ModelShelf, limits: Limits, default_model: str, train_overrides=()
+        self,
+        shelf: ModelShelf,
+        limits: Limits,
+        default_model: str,
+        train_overrides=(),
+        live_model: str | None = None,
     ) -> None:
         self.shelf = shelf
         self.workspace: Workspace = shelf.workspace
         self.limits = limits
         self.default_model = default_model
+        self.live_model = live_model or default_model
         self.train_overrides = tuple(train_overrides)
         self.job: StyleJob | None = None
         self._job_lock = threading.Lock()
@@ -125,7 +131,9 @@ class StyleApp:
     # Model picker ------------------------------------------------------------------------
 
     def model_changed(self, model: str) -> list[Any]:
-        """Everything that depends on the model: gallery, style choices, blend sliders, info."""
+        """Everything that depends on the model: gallery, style choices, blend sliders, info,
+        and the Webcam tab's model choices (a model uploaded or trained joins them; the tab
+        keeps its own model)."""
         names = self.shelf.style_names(model)
         gallery = self.shelf.gallery(model)
         sliders = [
@@ -133,8 +141,13 @@ class StyleApp:
             for i in range(MAX_BLEND)
         ]
         about = f"```\n{describe_model(str(self.shelf.path(model)))}\n```"
-        styles = [gr.update(choices=names, value=names[0]) for _ in range(3)]
-        return [gallery, *styles, about, *sliders]
+        styles = [gr.update(choices=names, value=names[0]) for _ in range(2)]
+        return [gallery, *styles, gr.update(choices=self.shelf.names()), about, *sliders]
+
+    def live_model_changed(self, model: str) -> Any:
+        """The Webcam tab's style choices follow its own model."""
+        names = self.shelf.style_names(model)
+        return gr.update(choices=names, value=names[0])
 
     def model_uploaded(self, path: str | None) -> Any:
         """A refused file is a warning, not an error: the model picker stays usable."""

@@ -20,6 +20,9 @@ from fastnst.infer.fps import FpsMeter
 from fastnst.infer.temporal_blend import Recurrence
 from fastnst.runtime.arrays import array_to_frames, frames_to_array
 
+# The tab's own model: the page's default (`classics`) manages about 3 frames/s on a 2-core
+# CPU, the small network 15-19 at the default size (docs/BENCHMARKS.md, "Live webcam").
+LIVE_MODEL = "classics-lite"
 LIVE_SIZES = (240, 320, 400, 480, 640)
 DEFAULT_LIVE_SIZE = 320
 CAMERA_SHAPE = (640, 480)  # (width, height) asked of the camera: the largest size's frame

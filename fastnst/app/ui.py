@@ -7,7 +7,7 @@ import gradio as gr
 
 from fastnst.app.finetune import DEFAULT_STEPS, MAX_IMAGES, MAX_STEPS, training_missing
 from fastnst.app.handlers import MAX_BLEND, StyleApp, friendly
-from fastnst.app.live import CAMERA_SHAPE, DEFAULT_LIVE_SIZE, LIVE_SIZES
+from fastnst.app.live import CAMERA_SHAPE, DEFAULT_LIVE_SIZE, LIVE_MODEL, LIVE_SIZES
 from fastnst.infer.cli import describe_model
 
 # Gradio's page captures, JPEG-encodes and uploads a camera frame on every tick, whether or
@@ -119,7 +119,15 @@ def build(app: StyleApp) -> gr.Blocks:
                     elem_id="camera",
                     webcam_options=gr.WebcamOptions(constraints=camera_constraints()),
                 )
-                live_style = gr.Dropdown(names, value=names[0], label="Style")
+                live_model = gr.Dropdown(
+                    shelf.names(),
+                    value=app.live_model,
+                    label="Model (this tab's own)",
+                    info=f"{LIVE_MODEL} is the one that keeps real time on a CPU",
+                    elem_id="live-model",
+                )
+                live_names = shelf.style_names(app.live_model)
+                live_style = gr.Dropdown(live_names, value=live_names[0], label="Style")
                 live_size = gr.Radio(
                     list(LIVE_SIZES),
                     value=DEFAULT_LIVE_SIZE,
@@ -186,9 +194,12 @@ def build(app: StyleApp) -> gr.Blocks:
             api_out = gr.Image(label="stylized", format="png")
             api_go = gr.Button()
 
-        model_outputs = [gallery, style, clip_style, live_style, about, *sliders]
+        model_outputs = [gallery, style, clip_style, live_model, about, *sliders]
         model.change(friendly(app.model_changed), model, model_outputs, api_visibility="private")
         model_file.upload(friendly(app.model_uploaded), model_file, model, api_visibility="private")
+        live_model.change(
+            friendly(app.live_model_changed), live_model, live_style, api_visibility="private"
+        )
         gallery.select(friendly(app.gallery_selected), model, style, api_visibility="private")
         blend.change(
             lambda on: gr.update(visible=on),
@@ -225,7 +236,7 @@ def build(app: StyleApp) -> gr.Blocks:
         )
         camera.stream(
             friendly(app.live),
-            [model, camera, live_style, live_strength, live_keep, live_size, live_stats],
+            [live_model, camera, live_style, live_strength, live_keep, live_size, live_stats],
             [live_out, live_note, live_stats],
             stream_every=LIVE_EVERY_S,
             time_limit=LIVE_SECONDS,
