@@ -133,6 +133,38 @@ def test_spin_off_reaches_every_session_and_changes_no_pixel() -> None:
         spinning.session.get_session_options().get_session_config_entry(key)
 
 
+@pytest.mark.parametrize("out_channels", [3, 4])
+@pytest.mark.parametrize("size", [(17, 20), (18, 23), (9, 9)])
+def test_narrow_conv_on_blocks_is_the_plain_conv(out_channels: int, size: tuple) -> None:
+    """The head's conv on 2x2 space-to-depth blocks gives the plain valid conv for odd and
+    even sizes (a wrong tap or crop would move or drop pixels), with its nodes named
+    apart from the graph's."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from fastnst.runtime.graph import OPSET, conv_nodes
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((out_channels, 8, 9, 9)).astype(np.float32)
+    bias = rng.standard_normal(out_channels).astype(np.float32)
+    x = rng.standard_normal((2, 8, *size)).astype(np.float32)
+    nodes, inits, out = conv_nodes("x", weight, bias, 1, "head")
+    assert len(nodes) > 1 and all(n.output[0].startswith("head_") for n in nodes)
+    value = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [None] * 4)  # noqa: E731
+    graph = helper.make_graph(nodes, "g", [value("x")], [value(out)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x})[0]
+    want = torch.nn.functional.conv2d(
+        torch.from_numpy(x), torch.from_numpy(weight), torch.from_numpy(bias)
+    ).numpy()
+    assert got.shape == want.shape == (2, out_channels, size[0] - 8, size[1] - 8)
+    assert np.abs(got - want).max() < 1e-3 * np.abs(want).max()
+
+
 def test_layer_sizes_follow_the_strides() -> None:
     sizes = layer_sizes((37, 16), 1)
     assert sizes == [(37, 16), (19, 8), (10, 4), (10, 4), (10, 4), (19, 8), (37, 16), (37, 16)]

@@ -59,6 +59,45 @@ def space_to_depth_kernel(weight: np.ndarray) -> np.ndarray:
     return blocks.reshape(4 * out_ch, 4 * in_ch, taps, taps)
 
 
+def conv_nodes(
+    x: str, weight: np.ndarray, bias: np.ndarray, stride: int, prefix: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str]:
+    """The valid conv of the padded ``x`` as ONNX nodes and initializers (named from
+    ``prefix``) and its output's name. A wide kernel with a few output channels (the head:
+    3, or 4 with a recurrent gate) runs as the same conv over 2x2 space-to-depth blocks:
+    onnxruntime's CPU convs work in blocks of 8-16 output channels, so 3 left most of each
+    block idle (the head took 35 % of ``classics-lite``'s time; this way 2.6x less). Same
+    sums, reordered: outputs agree to float rounding."""
+    inits: list[onnx.TensorProto] = []
+
+    def const(stem: str, array: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(array, f"{prefix}_{stem}"))
+        return inits[-1].name
+
+    def node(kind: str, inputs: list[str], **attrs: object) -> onnx.NodeProto:
+        return helper.make_node(kind, inputs, [f"{prefix}_{kind.lower()}"], **attrs)
+
+    if stride != 1 or weight.shape[0] > NARROW_OUT or weight.shape[2] < 3:
+        conv = node("Conv", [x, const("w", weight), const("b", bias)], strides=[stride] * 2)
+        return [conv], inits, conv.output[0]
+    # Pad the bottom/right edge to an even size (the extra zeros reach no kept output),
+    # convolve the blocks, put the pixels back and crop to the valid conv's size.
+    size = node("Shape", [x], start=2, end=4)
+    odd = node("Mod", [size.output[0], const("two", np.array([2, 2], np.int64))])
+    pads = node("Concat", [const("begin", np.zeros(6, np.int64)), odd.output[0]], axis=0)
+    even = node("Pad", [x, pads.output[0]], mode="constant")
+    blocks = node("SpaceToDepth", [even.output[0]], blocksize=2)
+    kernel = const("w", space_to_depth_kernel(weight))
+    conv = node("Conv", [blocks.output[0], kernel, const("b", np.tile(bias, 4))])
+    pixels = node("DepthToSpace", [conv.output[0]], blocksize=2, mode="DCR")
+    shrink = const("shrink", np.array([weight.shape[2] - 1] * 2, np.int64))
+    valid = node("Sub", [size.output[0], shrink])
+    start, axes = const("start", np.zeros(2, np.int64)), const("axes", np.array([2, 3], np.int64))
+    crop = node("Slice", [pixels.output[0], start, valid.output[0], axes])
+    nodes = [size, odd, pads, even, blocks, conv, pixels, valid, crop]
+    return nodes, inits, crop.output[0]
+
+
 class _Builder:
     def __init__(
         self,
@@ -116,36 +155,10 @@ class _Builder:
         return self.op("Relu", [x]) if layer.relu else x
 
     def conv(self, x: str, weight: np.ndarray, bias: np.ndarray, stride: int) -> str:
-        """A valid conv of the padded ``x``. A wide kernel with a few output channels (the
-        head: 3, or 4 with a recurrent gate) runs as the same conv over 2x2 space-to-depth
-        blocks: onnxruntime's CPU convs work in blocks of 8-16 output channels, so 3 left
-        most of each block idle (the head took 35 % of ``classics-lite``'s time; this way
-        2.6x less). Same sums, reordered: outputs agree to float rounding."""
-        if stride != 1 or weight.shape[0] > NARROW_OUT or weight.shape[2] < 3:
-            return self.op(
-                "Conv", [x, self.const("w", weight), self.const("b", bias)], strides=[stride] * 2
-            )
-        # Pad the bottom/right edge to an even size (the extra zeros reach no kept output),
-        # convolve the blocks, put the pixels back and crop to the valid conv's size.
-        size = self.op("Shape", [x], start=2, end=4)
-        two = self.const("two", np.array([2, 2], np.int64))
-        odd = self.op("Mod", [size, two])
-        begin = self.const("zeros", np.zeros(6, np.int64))
-        even = self.op("Pad", [x, self.op("Concat", [begin, odd], axis=0)], mode="constant")
-        blocks = self.op("SpaceToDepth", [even], blocksize=2)
-        kernel = self.const("w", space_to_depth_kernel(weight))
-        out = self.op("Conv", [blocks, kernel, self.const("b", np.tile(bias, 4))])
-        out = self.op("DepthToSpace", [out], blocksize=2, mode="DCR")
-        shrink = self.const("shrink", np.array([weight.shape[2] - 1] * 2, np.int64))
-        return self.op(
-            "Slice",
-            [
-                out,
-                self.const("start", np.zeros(2, np.int64)),
-                self.op("Sub", [size, shrink]),
-                self.const("axes", np.array([2, 3], np.int64)),
-            ],
-        )
+        nodes, inits, out = conv_nodes(x, weight, bias, stride, self.name("conv"))
+        self.nodes += nodes
+        self.inits += inits
+        return out
 
     def resize_like(self, x: str, like: str) -> str:
         """Resize ``x`` to the spatial size of ``like`` as torch's ``interpolate`` does:

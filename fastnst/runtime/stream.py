@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
-from fastnst.runtime.graph import EPS, OPSET, Layer
+from fastnst.runtime.graph import EPS, OPSET, Layer, conv_nodes
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,10 @@ def band_graph(weights: dict[str, np.ndarray], steps: list[Step], keep: bool) ->
             nodes.append(helper.make_node("Pad", [x, f"pads{j}"], [f"pad{j}"], mode="reflect"))
             x = f"pad{j}"
         name = step.layer.name
-        inits.append(numpy_helper.from_array(weights[f"{name}.conv.weight"], f"w{j}"))
-        inits.append(numpy_helper.from_array(weights[f"{name}.conv.bias"], f"b{j}"))
-        stride = [step.layer.stride] * 2
-        nodes.append(helper.make_node("Conv", [x, f"w{j}", f"b{j}"], [f"conv{j}"], strides=stride))
-        x = f"conv{j}"
+        weight, bias = weights[f"{name}.conv.weight"], weights[f"{name}.conv.bias"]
+        conv, conv_inits, x = conv_nodes(x, weight, bias, step.layer.stride, f"conv{j}")
+        nodes += conv
+        inits += conv_inits
     axes = helper.make_tensor("axes", TensorProto.INT64, [3], [0, 2, 3])
     inits.append(axes)
     nodes.append(helper.make_node("ReduceSum", [x, "axes"], ["sum"], keepdims=0))
