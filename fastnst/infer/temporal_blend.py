@@ -92,6 +92,78 @@ class TemporalBlend:
         return torch.from_numpy(out).to(device=stylized.device, dtype=stylized.dtype)
 
 
+class Propagation:
+    """Strokes that travel with the picture (``--temporal-propagate A``): the output of a
+    *key* frame is carried along the composed flow to each later frame, so a stroke painted
+    once moves with what it covers instead of being repainted, and only newly visible or
+    untrusted regions take the fresh stylization. ``alpha`` is the carried output's share
+    where the flow is trusted (the rest is the fresh frame's, which lets lighting and
+    content changes in). The current output becomes the new key every ``every`` frames or
+    once less than ``cover`` of the frame is still carried, so a key is resampled once per
+    key interval, not once per frame as the recursive blend does (whose repeated bilinear
+    warps blur the strokes and whose running average of differently painted frames washes
+    out the style). Same interface as :class:`TemporalBlend`."""
+
+    def __init__(
+        self, alpha: float, flow_size: int = 320, every: int = 8, cover: float = 0.7
+    ) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"the propagation share must be in [0, 1], got {alpha}")
+        self.alpha, self.flow_size, self.every, self.cover = alpha, flow_size, every, cover
+        opencv()
+        self.previous_photo: np.ndarray | None = None
+        self.key: np.ndarray | None = None  # [3, H, W]: the output being carried
+        self.positions: np.ndarray | None = None  # [2, H, W]: each pixel's place in the key
+        self.carried: np.ndarray | None = None  # [H, W]: how much of the key reaches it
+        self.age = 0
+
+    def rekey(self, output: np.ndarray) -> None:
+        h, w = output.shape[-2:]
+        ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+        self.key, self.positions = output, np.stack([xs, ys])
+        self.carried, self.age = np.ones((h, w), np.float32), 0
+
+    def propagate(self, photos: np.ndarray, stylized: np.ndarray) -> np.ndarray:
+        cv2 = opencv()
+        frames = []
+        for photo, output in zip(photos, stylized, strict=True):
+            if self.key is None or self.key.shape != output.shape:
+                self.rekey(output)
+            else:
+                flow, mask = trusted_flow(self.previous_photo, photo, self.flow_size)
+                follow = np.concatenate([self.positions, self.carried[None]])
+                moved = warp(follow, flow)  # each pixel's place in the key, one frame on
+                self.positions, self.carried = moved[:2], moved[2] * mask
+                planes = np.ascontiguousarray(self.key.transpose(1, 2, 0))
+                carried = cv2.remap(
+                    planes,
+                    np.ascontiguousarray(self.positions[0]),
+                    np.ascontiguousarray(self.positions[1]),
+                    cv2.INTER_CUBIC,
+                    borderMode=cv2.BORDER_REPLICATE,
+                ).transpose(2, 0, 1)
+                weight = np.float32(self.alpha) * self.carried
+                output = output + weight * (np.clip(carried, 0, 1) - output)
+                self.age += 1
+                if self.age >= self.every or float(self.carried.mean()) < self.cover:
+                    self.rekey(output)
+            self.previous_photo = photo
+            frames.append(output)
+        return np.stack(frames)
+
+    def __call__(self, photos: Any, stylized: Any) -> Any:
+        if self.alpha == 0:
+            return stylized
+        if isinstance(stylized, np.ndarray):
+            return self.propagate(np.asarray(photos, np.float32), stylized.astype(np.float32))
+        import torch  # a torch caller: its tensors through the CPU and back
+
+        out = self.propagate(
+            photos.detach().float().cpu().numpy(), stylized.detach().float().cpu().numpy()
+        )
+        return torch.from_numpy(out).to(device=stylized.device, dtype=stylized.dtype)
+
+
 class Recurrence:
     """A recurrent model (``net.recurrent``) along a video: each frame is stylized with its
     guide, the previous output moved onto it along the flow plus the flow's trust mask (as
