@@ -411,18 +411,6 @@ ROWS: dict[str, Row] = {
         "error: --temporal-blend must be in [0, 1)",
         ("in.mp4", *BASE),
     ),
-    "video --temporal-propagate 1.5": Row(
-        lambda t: _video(t, *TO_MP4, "--temporal-propagate", "1.5"),
-        1,
-        "error: --temporal-propagate must be in [0, 1]",
-        ("in.mp4", *BASE),
-    ),
-    "video with both temporal smoothers": Row(
-        lambda t: _video(t, *TO_MP4, "--temporal-propagate", "0.9", "--temporal-blend", "0.3"),
-        1,
-        "error: --temporal-propagate and --temporal-blend are two ways",
-        ("in.mp4", *BASE),
-    ),
     "video --batch -1": Row(
         lambda t: _video(t, *TO_MP4, "--batch", "-1"),
         1,
@@ -502,12 +490,6 @@ ROWS: dict[str, Row] = {
         _with_photo("--temporal-blend", "0.5"),
         1,
         "error: --temporal-blend applies to video",
-        ("in.png", *BASE),
-    ),
-    "--temporal-propagate on an image": Row(
-        _with_photo("--temporal-propagate", "0.9"),
-        1,
-        "error: --temporal-propagate applies to video",
         ("in.png", *BASE),
     ),
     "--blend-plain without a blend": Row(

@@ -60,7 +60,7 @@ from fastnst.images import (
     resize_long_side,
     tensor_to_pil,
 )
-from fastnst.infer.temporal_blend import Propagation, Recurrence, TemporalBlend
+from fastnst.infer.temporal_blend import Recurrence, TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.video.flow import FLOW_METHODS, flow_pair
 from fastnst.video.metrics import flicker_map, warping_errors
@@ -103,9 +103,6 @@ def blend_variants(args: argparse.Namespace) -> list[Variant]:
         if args.blend_kind in ("plain", "both"):
             blend = TemporalBlend(alpha, plain=True)
             variants.append((f" + plain blend {alpha:g}", "plain", alpha, blend))
-        if args.blend_kind == "propagate":
-            blend = Propagation(alpha, args.flow_size, args.propagate_every)
-            variants.append((f" + propagation {alpha:g}", "propagate", alpha, blend))
     return variants
 
 
@@ -299,16 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--blend-kind",
-        choices=("flow", "plain", "both", "propagate"),
+        choices=("flow", "plain", "both"),
         default="both",
-        help="which blends --blends adds (default both; propagate: stylize --temporal-propagate)",
-    )
-    parser.add_argument(
-        "--propagate-every",
-        type=int,
-        default=8,
-        metavar="N",
-        help="with --blend-kind propagate: a new key frame every N frames (default 8)",
+        help="which blends --blends adds (default both)",
     )
     parser.add_argument("--flow-size", type=int, default=320, help="long side for the blend")
     parser.add_argument(

@@ -101,22 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
         "optical flow, weight A in [0, 1) where the flow is trusted (needs OpenCV)",
     )
     parser.add_argument(
-        "--temporal-propagate",
-        type=float,
-        default=0.0,
-        metavar="A",
-        help="video, webcam: carry a key frame's output along the optical flow, share A in "
-        "[0, 1] where the flow is trusted, a new key every --propagate-every frames: strokes "
-        "move with the picture (needs OpenCV; docs/VIDEO.md)",
-    )
-    parser.add_argument(
-        "--propagate-every",
-        type=int,
-        default=8,
-        metavar="N",
-        help="with --temporal-propagate: a new key frame every N frames (default 8)",
-    )
-    parser.add_argument(
         "--blend-plain",
         action="store_true",
         help="with --temporal-blend: blend without the flow (ghosts on motion; for comparison)",
@@ -157,14 +141,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--temporal-blend must be in [0, 1), got {args.temporal_blend}")
     if args.temporal_blend and args.input:
         raise UserError("--temporal-blend applies to video and webcam, not to images")
-    if not 0.0 <= args.temporal_propagate <= 1.0:
-        raise UserError(f"--temporal-propagate must be in [0, 1], got {args.temporal_propagate}")
-    if args.temporal_propagate and args.temporal_blend:
-        raise UserError("--temporal-propagate and --temporal-blend are two ways: pick one")
-    if args.temporal_propagate and args.input:
-        raise UserError("--temporal-propagate applies to video and webcam, not to images")
-    if args.propagate_every < 1:
-        raise UserError("--propagate-every must be at least 1")
     if args.blend_plain and not args.temporal_blend:
         raise UserError("--blend-plain changes --temporal-blend: give --temporal-blend A too")
     if args.flow_size < 16:
@@ -349,14 +325,11 @@ def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
         if stylizer.recurrent:  # each frame guided by the previous output (docs/VIDEO.md)
             stylize = _recurrent_fn(args, stylizer, weights)
 
-    from fastnst.infer.temporal_blend import Propagation, TemporalBlend
-
-    if args.temporal_propagate > 0:
-        blend = Propagation(args.temporal_propagate, args.flow_size, args.propagate_every)
-    elif args.temporal_blend > 0:
-        blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
-    else:
+    if args.temporal_blend <= 0:
         return stylize
+    from fastnst.infer.temporal_blend import TemporalBlend
+
+    blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
 
     def blended(frames: Any) -> Any:
         return blend(frames, stylize(frames))
