@@ -113,7 +113,10 @@ def test_strength_and_colour() -> None:
     assert np.allclose(half, (full + images) / 2, atol=1e-6)
     kept = onnx_net(images, style, keep_color=True)
     luma = np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]
-    assert np.abs((kept * luma).sum(1) - (full * luma).sum(1)).mean() < 0.01  # its brightness
+    # Its brightness, wherever putting the photo's colours back did not clip a channel.
+    inside = ((kept > 0) & (kept < 1)).all(1)
+    assert inside.mean() > 0.5  # random photos: saturated colours, so some clip
+    assert np.abs((kept * luma).sum(1) - (full * luma).sum(1))[inside].max() < 1e-3
     assert np.abs(kept - full).mean() > 0.01  # with the photo's colours
 
 
