@@ -1,8 +1,9 @@
 """The live webcam tab without the page: each camera frame the browser streams is shrunk to
 the tab's size and run through the model, and the tab shows the rate it keeps.
 
-The default size is the largest at which ``classics-lite`` keeps real time (15 frames/s)
-on one thread of the 2-core CPU on onnxruntime (docs/BENCHMARKS.md, "Live webcam").
+The default size keeps ``classics-lite`` in real time with a browser on the same 2-core CPU
+(18-19 frames/s displayed in headless chromium; 400 px is 18 frames/s for the server alone,
+not measured with the browser: docs/BENCHMARKS.md, "Live webcam").
 Gradio-free, like :mod:`fastnst.app.core`.
 """
 
