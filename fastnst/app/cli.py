@@ -86,13 +86,14 @@ def create(
     model files."""
     workspace = workspace or Workspace()
     shelf = ModelShelf(workspace, device, backend)
-    name = model if model in bundled_models() else shelf.add(model)
+
+    def on_shelf(source: str) -> str:
+        return source if source in bundled_models() else shelf.add(source)
+
+    name = on_shelf(model)
     if live_model is None:
-        live = LIVE_MODEL if LIVE_MODEL in bundled_models() else name
-    elif live_model == model:
-        live = name
-    else:
-        live = live_model if live_model in bundled_models() else shelf.add(live_model)
+        live_model = LIVE_MODEL if LIVE_MODEL in bundled_models() else model
+    live = name if live_model == model else on_shelf(live_model)  # one file, one entry
     app = StyleApp(shelf, limits or Limits(), name, train_overrides, live)
     page = build(app)
     concurrency = device_concurrency(shelf.stylizer(name).on_gpu)
