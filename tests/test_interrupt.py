@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -21,7 +22,9 @@ RESUME = re.compile(
 
 
 def _start(tmp_path: Path) -> subprocess.Popen:
-    overrides = [o for o in TINY if not o.startswith("callbacks.")]
+    """A long tiny run with one data-loader worker, in a process group of its own: a
+    terminal's Ctrl-C and ``kill -- -PGID`` signal the workers too, not just the trainer."""
+    overrides = [o for o in TINY if not o.startswith(("callbacks.", "data.num_workers"))]
     return subprocess.Popen(
         [
             sys.executable,
@@ -30,9 +33,11 @@ def _start(tmp_path: Path) -> subprocess.Popen:
             "trainer.max_steps=100000",
             "callbacks.checkpoint.every_n_train_steps=100000",
             "callbacks.sample_grid.every_n_steps=0",
+            "data.num_workers=1",
             f"hydra.run.dir={tmp_path}",
         ],
         cwd=REPO,
+        start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -64,7 +69,7 @@ def _wait_for_training(proc: subprocess.Popen, tmp_path: Path, seconds: float = 
 def test_killed_run_saves_its_step_and_resumes(tmp_path: Path, sig: int, code: int) -> None:
     proc = _start(tmp_path)
     _wait_for_training(proc, tmp_path)
-    proc.send_signal(sig)
+    os.killpg(proc.pid, sig)  # the trainer and its worker, as a terminal's Ctrl-C does
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr[-2000:]
     match = RESUME.search(stderr.strip().splitlines()[-1])

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Sequence
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.seed import pl_worker_init_function
 from torch.utils.data import DataLoader, Dataset
 
 from fastnst.data.content import ContentDataset, ContentItem, validation_images
 from fastnst.errors import UserError
+
+
+def start_worker(worker_id: int) -> None:
+    """A data-loader worker takes SIGTERM as it takes Ctrl-C: it stops quietly and leaves
+    the trainer to save its step. A terminal's Ctrl-C and ``kill -- -PGID`` signal the whole
+    process group; a worker killed by SIGTERM would make the trainer raise "DataLoader worker
+    killed" in place of the resume message. Seeds the worker as Lightning would have."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if os.environ.get("PL_SEED_WORKERS") == "1":  # seed_everything(workers=True)
+        pl_worker_init_function(worker_id)
 
 
 class ContentDataModule(L.LightningDataModule):
@@ -69,5 +82,6 @@ class ContentDataModule(L.LightningDataModule):
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            worker_init_fn=start_worker,
             pin_memory=torch.cuda.is_available(),
         )
