@@ -80,6 +80,10 @@ def test_temporal_settings_refuse_negative_and_unknown_options() -> None:
         TemporalSettings.from_config({"frame_difference_weight": -1.0})
     with pytest.raises(UserError, match="unknown model.temporal option.*frame_diff"):
         TemporalSettings.from_config({"frame_diff": 1.0})
+    # The gate's starting logit may be negative (the default is), but not infinite.
+    assert TemporalSettings.from_config({"gate_start": -3.0}).gate_start == -3.0
+    with pytest.raises(UserError, match="gate_start"):
+        TemporalSettings.from_config({"gate_start": float("inf")})
 
 
 def make_module(temporal: dict[str, float], compound_weight: float = 0.0) -> TemporalStyleModule:

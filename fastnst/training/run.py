@@ -26,6 +26,7 @@ from fastnst.export import load_model, save_model
 from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS
 from fastnst.training.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt, write_samples
 from fastnst.training.module import StyleTransferModule
+from fastnst.training.temporal import GATE_START
 
 log = logging.getLogger("fastnst")
 # The `lightning` package gives its logger a console handler of its own on import; the run's
@@ -92,7 +93,9 @@ def resolve_precision(trainer_cfg: DictConfig) -> str | int:
     return training_precision(str(trainer_cfg.get("accelerator", "auto")))
 
 
-def start_from_model(module: StyleTransferModule, path: str) -> None:
+def start_from_model(
+    module: StyleTransferModule, path: str, gate_start: float = GATE_START
+) -> None:
     """Fine-tune an exported (or bundled) model: same architecture, its weights as the start.
 
     The config's styles need not be the model's: a style the model has keeps its γ/β rows,
@@ -119,8 +122,11 @@ def start_from_model(module: StyleTransferModule, path: str) -> None:
         first = state[FIRST_CONV]
         guide = first.new_zeros(first.shape[0], GUIDE_CHANNELS, *first.shape[2:])
         state[FIRST_CONV] = torch.cat([first, guide], dim=1)
-        state.update(closed_gate(state))
-        log.info("recurrent network: guide weights start at zero, its gate nearly closed")
+        state.update(closed_gate(state, gate_start))
+        log.info(
+            "recurrent network: guide weights start at zero, its gate at %.0f %% where trusted",
+            100 / (1 + math.exp(-gate_start)),
+        )
     module.net.load_state_dict(state)
     kept = [n for n, r in zip(module.style_names, rows, strict=True) if r is not None]
     new = [n for n, r in zip(module.style_names, rows, strict=True) if r is None]
@@ -135,13 +141,15 @@ def start_from_model(module: StyleTransferModule, path: str) -> None:
         )
 
 
-# The gate of a recurrent network started from a plain one: sigmoid(-2) = 0.12 of the carried
-# output kept, varying a little with the image (γ 0.5 on a normalised copy of the mean RGB
-# row), so it starts near the plain model with gradients flowing to every gate weight.
-GATE_START_SHIFT, GATE_START_SCALE = -2.0, 0.5
+# The gate of a recurrent network started from a plain one: its logit ``model.temporal.gate_start``
+# (by default sigmoid(-2) = 0.12 of the carried output kept), varying a little with the image
+# (γ 0.5 on a normalised copy of the mean RGB row), so gradients flow to every gate weight.
+GATE_START_SCALE = 0.5
 
 
-def closed_gate(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def closed_gate(
+    state: dict[str, torch.Tensor], shift: float = GATE_START
+) -> dict[str, torch.Tensor]:
     """The head's weights with the gate channel appended (:mod:`fastnst.model`)."""
     weight, bias = state["head.conv.weight"], state["head.conv.bias"]
     gamma, beta = state["head.norm.gamma"], state["head.norm.beta"]
@@ -149,7 +157,7 @@ def closed_gate(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "head.conv.weight": torch.cat([weight, weight.mean(0, keepdim=True)]),
         "head.conv.bias": torch.cat([bias, bias.mean(0, keepdim=True)]),
         "head.norm.gamma": torch.cat([gamma, torch.full_like(gamma[:, :1], GATE_START_SCALE)], 1),
-        "head.norm.beta": torch.cat([beta, torch.full_like(beta[:, :1], GATE_START_SHIFT)], 1),
+        "head.norm.beta": torch.cat([beta, torch.full_like(beta[:, :1], shift)], 1),
     }
 
 
@@ -164,7 +172,8 @@ def build(cfg: DictConfig) -> tuple[StyleTransferModule, L.LightningDataModule, 
         image_size=cfg.data.image_size,
     )
     if cfg.get("init_from"):
-        start_from_model(module, cfg.init_from)
+        temporal = getattr(module, "temporal", None)  # only the temporal stage has settings
+        start_from_model(module, cfg.init_from, temporal.gate_start if temporal else GATE_START)
     elif module.hparams.trainable != "all":
         raise UserError("finetune=cin trains only the style tables: give init_from=MODEL too")
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
