@@ -14,7 +14,7 @@ the models with ``--stylized OUT.mp4``: its frames are read like the input's, an
 use ``--loss`` (default: the packaged default, the models' own settings) against
 ``--target-style IMAGE``:
 
-    fastnst eval-video clip.mp4 --model classics --style 0 --stylized optimised.mp4 \
+    fastnst eval-video clip.mp4 --model classics --style 0 --stylized optimised.mp4 \\
         --target-style ../shared/data/styles/candy.jpg --long-side 256 --max-frames 16
 
 ``--frontier`` adds the flicker-against-style frontier: one row per model and blend weight
@@ -22,7 +22,7 @@ use ``--loss`` (default: the packaged default, the models' own settings) against
 per frame), the Pareto-optimal rows marked, ``--target X PCT`` checked, ``--plot FILE``
 drawn, and the rows under ``"frontier"`` in the JSON:
 
-    fastnst eval-video clip.mp4 --model classics --model classics-video --blends 0.3 0.5 \
+    fastnst eval-video clip.mp4 --model classics --model classics-video --blends 0.3 0.5 \\
         --blend-kind flow --frontier --target 2 10 --plot frontier.png
 """
 
