@@ -226,6 +226,43 @@ def test_temporal_stage_fine_tunes_logs_and_exports(
     assert "temporal/val_warp_error_before" in events.Tags()["scalars"]
 
 
+@pytest.mark.parametrize("gate_start", [-2.0, 1.5])
+def test_the_configs_gate_start_reaches_a_recurrent_start(
+    tiny_model: Path, two_styles: Path, tmp_path: Path, gate_start: float
+) -> None:
+    """``model.temporal.gate_start`` sets the gate's logit when a plain model starts a
+    recurrent one (per style, in the head's CIN table)."""
+    from hydra import compose, initialize_config_dir
+
+    from fastnst.training.run import build
+
+    overrides = [
+        "style=folder",
+        f"style.dir={two_styles}",
+        "stage=temporal",
+        f"init_from={tiny_model}",
+        "model.net.recurrent=true",
+        f"model.temporal.gate_start={gate_start}",
+        "trainer=cpu",
+        "model.net.width=0.25",
+        "model.net.num_residual=1",
+        "model.style_size=32",
+        "loss.vgg_weights=random",
+        "data.image_size=32",
+        "data.val_size=32",
+        "data.num_val=1",
+        "data.num_workers=0",
+        f"paths.root_dir={tmp_path}",
+        f"paths.output_dir={tmp_path}",
+        f"paths.log_dir={tmp_path}",
+    ]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        cfg = compose("train", overrides=overrides)
+    module, _, _ = build(cfg)
+    beta = module.net.head.norm.beta.detach()
+    assert beta.shape[1] == 4 and torch.all(beta[:, 3] == gate_start)
+
+
 def test_eval_video_reports_floor_models_and_losses(
     tiny_model: Path, two_styles: Path, tmp_path: Path, capsys
 ) -> None:
