@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 
 from fastnst import CONF_DIR
 from fastnst.cli import main as fastnst
@@ -173,23 +174,18 @@ def tiny_model(tmp_path: Path) -> Path:
     return path
 
 
-def test_temporal_stage_fine_tunes_logs_and_exports(
-    tiny_model: Path, two_styles: Path, tmp_path: Path
-) -> None:
+def tiny_temporal_cfg(
+    init_from: Path, style_dir: Path, root: Path, out: Path, extra: list[str]
+) -> DictConfig:
+    """``stage=temporal`` from ``init_from`` at toy size, composed as ``train.py`` would."""
     from hydra import compose, initialize_config_dir
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from fastnst.training.run import run
-
-    out = tmp_path / "run"
     overrides = [
         "style=folder",
-        f"style.dir={two_styles}",
+        f"style.dir={style_dir}",
         "stage=temporal",
-        f"init_from={tiny_model}",
+        f"init_from={init_from}",
         "trainer=cpu",
-        "trainer.max_steps=2",
-        "trainer.log_every_n_steps=1",
         "model.net.width=0.25",
         "model.net.num_residual=1",
         "model.style_size=32",
@@ -197,17 +193,32 @@ def test_temporal_stage_fine_tunes_logs_and_exports(
         "data.image_size=32",
         "data.val_size=32",
         "data.num_val=1",
-        "data.batch_size=2",
         "data.num_workers=0",
-        "data.samples_per_epoch=8",
-        "callbacks.sample_grid.every_n_steps=0",  # the flicker map still logs at the end
-        f"paths.root_dir={tmp_path}",
+        f"paths.root_dir={root}",
         f"paths.output_dir={out}",
         f"paths.log_dir={out}",
+        *extra,
     ]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("train", overrides=overrides)
-    result = run(cfg)
+        return compose("train", overrides=overrides)
+
+
+def test_temporal_stage_fine_tunes_logs_and_exports(
+    tiny_model: Path, two_styles: Path, tmp_path: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from fastnst.training.run import run
+
+    out = tmp_path / "run"
+    extra = [
+        "trainer.max_steps=2",
+        "trainer.log_every_n_steps=1",
+        "data.batch_size=2",
+        "data.samples_per_epoch=8",
+        "callbacks.sample_grid.every_n_steps=0",  # the flicker map still logs at the end
+    ]
+    result = run(tiny_temporal_cfg(tiny_model, two_styles, tmp_path, out, extra))
     module = result["module"]
     assert type(module).__name__ == "TemporalStyleModule"
     logged = result["trainer"].logged_metrics
@@ -232,33 +243,10 @@ def test_the_configs_gate_start_reaches_a_recurrent_start(
 ) -> None:
     """``model.temporal.gate_start`` sets the gate's logit when a plain model starts a
     recurrent one (per style, in the head's CIN table)."""
-    from hydra import compose, initialize_config_dir
-
     from fastnst.training.run import build
 
-    overrides = [
-        "style=folder",
-        f"style.dir={two_styles}",
-        "stage=temporal",
-        f"init_from={tiny_model}",
-        "model.net.recurrent=true",
-        f"model.temporal.gate_start={gate_start}",
-        "trainer=cpu",
-        "model.net.width=0.25",
-        "model.net.num_residual=1",
-        "model.style_size=32",
-        "loss.vgg_weights=random",
-        "data.image_size=32",
-        "data.val_size=32",
-        "data.num_val=1",
-        "data.num_workers=0",
-        f"paths.root_dir={tmp_path}",
-        f"paths.output_dir={tmp_path}",
-        f"paths.log_dir={tmp_path}",
-    ]
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
-        cfg = compose("train", overrides=overrides)
-    module, _, _ = build(cfg)
+    extra = ["model.net.recurrent=true", f"model.temporal.gate_start={gate_start}"]
+    module, _, _ = build(tiny_temporal_cfg(tiny_model, two_styles, tmp_path, tmp_path, extra))
     beta = module.net.head.norm.beta.detach()
     assert beta.shape[1] == 4 and torch.all(beta[:, 3] == gate_start)
 

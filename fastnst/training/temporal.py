@@ -79,8 +79,9 @@ class TemporalSettings:
                 field.name != "gate_start"
                 and (value < 0 or (field.name == "guide_soften" and value > 1))
             ):
+                bound = "" if field.name == "gate_start" else " >= 0"
                 raise UserError(
-                    f"model.temporal.{field.name} must be a finite number >= 0, got {value}"
+                    f"model.temporal.{field.name} must be a finite number{bound}, got {value}"
                 )
 
     @classmethod
