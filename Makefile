@@ -32,6 +32,7 @@ test-all: install
 
 lint: install
 	$(PY) -m ruff check fastnst tests tools train.py infer.py
+	$(PY) -m ruff format --check fastnst tests tools train.py infer.py
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -54,7 +54,9 @@ class SameConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads: list[int] = []
         for size, kernel, stride in zip(
-            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride),
+            reversed(x.shape[-2:]),
+            reversed(self.kernel_size),
+            reversed(self.stride),
             strict=True,
         ):
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
@@ -153,7 +155,10 @@ class ImageNetClassifier(nn.Module):
         top, left = (h - side) // 2, (w - side) // 2
         crop = images[..., top : top + side, left : left + side].float()
         crop = F.interpolate(
-            crop, size=(INPUT_SIZE, INPUT_SIZE), mode="bicubic", align_corners=False,
+            crop,
+            size=(INPUT_SIZE, INPUT_SIZE),
+            mode="bicubic",
+            align_corners=False,
             antialias=side > INPUT_SIZE,
         ).clamp(0, 1)
         return (crop * 255.0 - INPUT_MEAN) / INPUT_STD

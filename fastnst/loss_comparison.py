@@ -108,8 +108,10 @@ def run_comparison(option: LossOption, request: ComparisonRequest) -> Path:
     finals: dict[str, torch.Tensor] = {}
 
     for run in runs:
-        print(f"optimising with the {option.names[run]} loss, {request.steps} steps "
-              f"at {request.size} px")
+        print(
+            f"optimising with the {option.names[run]} loss, {request.steps} steps "
+            f"at {request.size} px"
+        )
 
         def judge(step: int, image: torch.Tensor, run: str = run) -> None:
             if step in checkpoints:
@@ -117,16 +119,26 @@ def run_comparison(option: LossOption, request: ComparisonRequest) -> Path:
                     scores[run][step] = {value: judges[value](image)[1] for value in runs}
 
         judge(0, photo)
-        result = gatys(photo, losses[run], request.steps, optimizer=request.optimizer,
-                       init="content", on_step=judge)
+        result = gatys(
+            photo,
+            losses[run],
+            request.steps,
+            optimizer=request.optimizer,
+            init="content",
+            on_step=judge,
+        )
         finals[run] = result.image
     out = Path(request.out)
     for run in runs:
         save_image(finals[run], out / f"{option.prefix}_{run}.jpg")
     plot(out / f"{option.prefix}.png", option, scores, checkpoints)
     data = {
-        "command": request.command, "device": str(device), "size": request.size,
-        "steps": request.steps, "optimizer": request.optimizer, "option": option.key,
+        "command": request.command,
+        "device": str(device),
+        "size": request.size,
+        "steps": request.steps,
+        "optimizer": request.optimizer,
+        "option": option.key,
         "settings": settings,
         "scores": {run: {str(k): v for k, v in scores[run].items()} for run in runs},
         "final_ssim": {run: ssim(finals[run], photo) for run in runs},
@@ -165,8 +177,7 @@ def plot(path: Path, option: LossOption, scores: Scores, steps: Sequence[int]) -
             ax = axes[row][col]
             for run, style in zip(option.values, ("-o", "--s"), strict=True):
                 values = [scores[run][s][judge][term] for s in steps]
-                ax.plot(steps, values, style, markersize=3,
-                        label=f"optimised {option.names[run]}")
+                ax.plot(steps, values, style, markersize=3, label=f"optimised {option.names[run]}")
             ax.set_yscale("symlog", linthresh=1e-3)
             ax.set_title(f"{term} loss, judged by the {option.names[judge]} loss", fontsize=9)
             ax.grid(alpha=0.3)
@@ -187,32 +198,34 @@ def report(
         f"{term} (run {run} / judge {judge})" for run in runs for judge in runs for term in terms
     ]
     rows = [
-        [step] + [scores[run][step][judge][term]
-                  for run in runs for judge in runs for term in terms]
+        [step]
+        + [scores[run][step][judge][term] for run in runs for judge in runs for term in terms]
         for step in steps
     ]
     ssims = ", ".join(f"{option.names[run]} {data['final_ssim'][run]:.4f}" for run in runs)
-    return "\n".join([
-        f"# {option.title}",
-        "",
-        f"Written by `{data['command']}` on {data['device']}: {data['steps']} "
-        f"{data['optimizer']} steps from the photo at {data['size']} px, once per "
-        f"{option.noun}. `run` is the loss that was optimised, `judge` the loss that scores "
-        "the image.",
-        "",
-        markdown_table(header, rows),
-        "",
-        f"SSIM of the final image against the photo: {ssims}.",
-        "",
-        f"Verdict: {data['verdict']}.",
-        "",
-        f"![losses]({option.prefix}.png)",
-        "",
-        "| " + " | ".join(f"optimised {option.names[run]}" for run in runs) + " |",
-        "|---|---|",
-        "| " + " | ".join(f"![{run}]({option.prefix}_{run}.jpg)" for run in runs) + " |",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"# {option.title}",
+            "",
+            f"Written by `{data['command']}` on {data['device']}: {data['steps']} "
+            f"{data['optimizer']} steps from the photo at {data['size']} px, once per "
+            f"{option.noun}. `run` is the loss that was optimised, `judge` the loss that scores "
+            "the image.",
+            "",
+            markdown_table(header, rows),
+            "",
+            f"SSIM of the final image against the photo: {ssims}.",
+            "",
+            f"Verdict: {data['verdict']}.",
+            "",
+            f"![losses]({option.prefix}.png)",
+            "",
+            "| " + " | ".join(f"optimised {option.names[run]}" for run in runs) + " |",
+            "|---|---|",
+            "| " + " | ".join(f"![{run}]({option.prefix}_{run}.jpg)" for run in runs) + " |",
+            "",
+        ]
+    )
 
 
 def build_parser(
@@ -232,7 +245,8 @@ def build_parser(
     for value in option.values:
         flag, default = loss_flags[value]
         parser.add_argument(
-            f"--{flag}", default=default,
+            f"--{flag}",
+            default=default,
             help=f"the {option.names[value]} loss: name, .yaml or model (default {default})",
         )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -250,13 +264,22 @@ def main_for(
 
     def body(args: argparse.Namespace) -> Path:
         losses = {
-            value: getattr(args, loss_flags[value][0].replace("-", "_"))
-            for value in option.values
+            value: getattr(args, loss_flags[value][0].replace("-", "_")) for value in option.values
         }
-        return run_comparison(option, ComparisonRequest(
-            content=args.content, style=args.style, losses=losses, steps=args.steps,
-            every=args.every, size=args.size, optimizer=args.optimizer, device=args.device,
-            out=Path(args.out), command=args.command,
-        ))
+        return run_comparison(
+            option,
+            ComparisonRequest(
+                content=args.content,
+                style=args.style,
+                losses=losses,
+                steps=args.steps,
+                every=args.every,
+                size=args.size,
+                optimizer=args.optimizer,
+                device=args.device,
+                out=Path(args.out),
+                command=args.command,
+            ),
+        )
 
     return run_report_tool(parser, body, argv)

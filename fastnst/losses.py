@@ -208,8 +208,12 @@ class PerceptualLoss(nn.Module):
             content_feats = self.vgg(content)
         c_total, c_parts = content_loss(out_feats, content_feats, self.content_layers)
         s_total, s_parts = style_loss(
-            out_feats, self.target_grams(), self.style_layers, style_mix,
-            self.style_coefficients, self.style_stat,
+            out_feats,
+            self.target_grams(),
+            self.style_layers,
+            style_mix,
+            self.style_coefficients,
+            self.style_stat,
         )
         tv_total, tv_parts = total_variation_loss(output.float())
         total = (

@@ -261,9 +261,7 @@ def finetune(
     return model, result
 
 
-def save_features(
-    model: VGGClassifier, path: Path, metadata: dict[str, str] | None = None
-) -> Path:
+def save_features(model: VGGClassifier, path: Path, metadata: dict[str, str] | None = None) -> Path:
     """Write the features file atomically, naming its input convention in the metadata."""
     from safetensors.torch import save_file
 

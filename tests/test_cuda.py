@@ -70,7 +70,7 @@ def smooth_image(height: int, width: int, seed: int = 0) -> torch.Tensor:
 
 def difference(a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
     diff = (a.float() - b.float()).abs().flatten()
-    sample = diff[torch.randperm(diff.numel(), generator=torch.Generator().manual_seed(0))[:2**20]]
+    sample = diff[torch.randperm(diff.numel(), generator=torch.Generator().manual_seed(0))[: 2**20]]
     return {
         "mean": float(diff.mean()),
         "p99": float(sample.float().quantile(0.99)),

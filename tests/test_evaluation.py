@@ -46,8 +46,12 @@ def test_ssim_matches_scikit_image() -> None:
     a = smooth(2)
     b = (a + 0.2 * torch.rand(a.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
     expected = metrics.structural_similarity(
-        a.permute(1, 2, 0).double().numpy(), b.permute(1, 2, 0).double().numpy(),
-        channel_axis=2, data_range=1.0, gaussian_weights=True, sigma=1.5,
+        a.permute(1, 2, 0).double().numpy(),
+        b.permute(1, 2, 0).double().numpy(),
+        channel_axis=2,
+        data_range=1.0,
+        gaussian_weights=True,
+        sigma=1.5,
         use_sample_covariance=False,
     )
     assert ssim(a, b) == pytest.approx(expected, abs=1e-6)
@@ -90,8 +94,11 @@ def test_loss_meter_is_the_training_loss_of_each_style() -> None:
 def make_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     torch.manual_seed(0)
     net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
-    model = save_model(net, tmp_path / "tiny.safetensors",
-                       ModelInfo(net={}, style_names=["ink", "moss"], loss=SETTINGS, steps=7))
+    model = save_model(
+        net,
+        tmp_path / "tiny.safetensors",
+        ModelInfo(net={}, style_names=["ink", "moss"], loss=SETTINGS, steps=7),
+    )
     styles, photos = tmp_path / "styles", tmp_path / "photos"
     styles.mkdir()
     photos.mkdir()
@@ -105,16 +112,41 @@ def make_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_evaluate_writes_report_json_and_grids(tmp_path: Path) -> None:
     model, styles, photos = make_inputs(tmp_path)
     out = tmp_path / "report"
-    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-            "--size", "32", "--style-size", "32", "--gatys", "dog:moss",
-            "--gatys-steps", "2,5", "--repeats", "1", "--thumb", "40", "--out", str(out)]
+    argv = [
+        "--model",
+        str(model),
+        "--content",
+        str(photos),
+        "--styles",
+        str(styles),
+        "--size",
+        "32",
+        "--style-size",
+        "32",
+        "--gatys",
+        "dog:moss",
+        "--gatys-steps",
+        "2,5",
+        "--repeats",
+        "1",
+        "--thumb",
+        "40",
+        "--out",
+        str(out),
+    ]
     assert fastnst(["evaluate", *argv]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "evaluation.json", "evaluation.md", "gatys_0.jpg", "grid.jpg"
+        "evaluation.json",
+        "evaluation.md",
+        "gatys_0.jpg",
+        "grid.jpg",
     ]
     data = json.loads((out / "evaluation.json").read_text())
     assert {(s["photo"], s["style"]) for s in data["scores"]} == {
-        ("cat", "ink"), ("cat", "moss"), ("dog", "ink"), ("dog", "moss")
+        ("cat", "ink"),
+        ("cat", "moss"),
+        ("dog", "ink"),
+        ("dog", "moss"),
     }
     assert all(s["seconds"] > 0 for s in data["scores"])
     # The stored SSIM and MSE are those of the model's output on the resized photo.
@@ -154,9 +186,23 @@ def test_evaluate_writes_report_json_and_grids(tmp_path: Path) -> None:
 def test_evaluate_scores_painted_patterns_against_the_photos(tmp_path: Path) -> None:
     model, styles, photos = make_inputs(tmp_path)
     out = tmp_path / "report"
-    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-            "--size", "160", "--style-size", "32", "--no-gatys", "--repeats", "1",
-            "--out", str(out)]
+    argv = [
+        "--model",
+        str(model),
+        "--content",
+        str(photos),
+        "--styles",
+        str(styles),
+        "--size",
+        "160",
+        "--style-size",
+        "32",
+        "--no-gatys",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+    ]
     assert fastnst(["evaluate", *argv]) == 0
     data = json.loads((out / "evaluation.json").read_text())
     patterns = data["patterns"]
@@ -169,8 +215,17 @@ def test_evaluate_missing_style_images_is_an_error(tmp_path: Path, capsys) -> No
     model, styles, photos = make_inputs(tmp_path)
     (styles / "moss.png").unlink()
     out = tmp_path / "report"
-    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-            "--out", str(out), "--no-gatys"]
+    argv = [
+        "--model",
+        str(model),
+        "--content",
+        str(photos),
+        "--styles",
+        str(styles),
+        "--out",
+        str(out),
+        "--no-gatys",
+    ]
     assert fastnst(["evaluate", *argv]) == 1
     err = capsys.readouterr().err.strip()
     assert err == "error: no style images for moss under the --styles folder(s)"
@@ -181,14 +236,33 @@ def test_compare_tabulates_two_evaluations(tmp_path: Path, capsys) -> None:
     lite, styles, photos = make_inputs(tmp_path)
     torch.manual_seed(1)
     wider = TransformerNet(NetConfig(num_styles=2, width=0.5, num_residual=1))
-    slim = save_model(wider, tmp_path / "slim.safetensors",
-                      ModelInfo(net={}, style_names=["ink", "moss"], loss=SETTINGS, steps=9))
+    slim = save_model(
+        wider,
+        tmp_path / "slim.safetensors",
+        ModelInfo(net={}, style_names=["ink", "moss"], loss=SETTINGS, steps=9),
+    )
     reports = {}
     for label, model, size in (("lite", lite, 32), ("slim", slim, 32), ("big", slim, 40)):
         out = tmp_path / label
-        argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-                "--size", str(size), "--style-size", "32", "--no-gatys", "--repeats", "1",
-                "--thumb", "40", "--out", str(out)]
+        argv = [
+            "--model",
+            str(model),
+            "--content",
+            str(photos),
+            "--styles",
+            str(styles),
+            "--size",
+            str(size),
+            "--style-size",
+            "32",
+            "--no-gatys",
+            "--repeats",
+            "1",
+            "--thumb",
+            "40",
+            "--out",
+            str(out),
+        ]
         assert fastnst(["evaluate", *argv]) == 0
         reports[label] = out / "evaluation.json"
     table = tmp_path / "variants.md"
@@ -219,23 +293,43 @@ def test_relu_vs_conv_scores_both_runs_with_both_losses(tmp_path: Path) -> None:
     for tap in ("relu", "conv"):
         (tmp_path / f"{tap}.yaml").write_text(json.dumps({**SETTINGS, "tap": tap}))
     out = tmp_path / "out"
-    argv = ["--content", str(photo), "--style", str(style), "--steps", "6", "--every", "3",
-            "--size", "32", "--relu-loss", str(tmp_path / "relu.yaml"),
-            "--conv-loss", str(tmp_path / "conv.yaml"), "--out", str(out)]
+    argv = [
+        "--content",
+        str(photo),
+        "--style",
+        str(style),
+        "--steps",
+        "6",
+        "--every",
+        "3",
+        "--size",
+        "32",
+        "--relu-loss",
+        str(tmp_path / "relu.yaml"),
+        "--conv-loss",
+        str(tmp_path / "conv.yaml"),
+        "--out",
+        str(out),
+    ]
     assert fastnst(["relu-vs-conv", *argv]) == 0
     data = json.loads((out / "relu_vs_conv.json").read_text())
     for run_tap in ("relu", "conv"):
         scores = data["scores"][run_tap]
         assert sorted(scores, key=int) == ["0", "3", "6"]
         # Both runs start from the photo: no content loss under either judge.
-        assert all(scores["0"][judge]["content"] == pytest.approx(0, abs=1e-9)
-                   for judge in ("relu", "conv"))
+        assert all(
+            scores["0"][judge]["content"] == pytest.approx(0, abs=1e-9)
+            for judge in ("relu", "conv")
+        )
         # Each run lowers the style loss it optimises.
         assert scores["6"][run_tap]["style"] < scores["0"][run_tap]["style"]
     assert data["verdict"] and "Verdict:" in (out / "relu_vs_conv.md").read_text()
     assert {p.name for p in out.iterdir()} == {
-        "relu_vs_conv.json", "relu_vs_conv.md", "relu_vs_conv.png",
-        "relu_vs_conv_relu.jpg", "relu_vs_conv_conv.jpg",
+        "relu_vs_conv.json",
+        "relu_vs_conv.md",
+        "relu_vs_conv.png",
+        "relu_vs_conv_relu.jpg",
+        "relu_vs_conv_conv.jpg",
     }
 
 
@@ -244,9 +338,18 @@ def test_relu_vs_conv_refuses_different_layers(tmp_path: Path, capsys) -> None:
     other = {**SETTINGS, "tap": "conv", "style_layers": {"relu1_1": 1.0}}
     (tmp_path / "conv.yaml").write_text(json.dumps(other))
     tensor_to_pil(smooth(12)).save(tmp_path / "photo.png")
-    argv = ["--content", str(tmp_path / "photo.png"), "--style", str(tmp_path / "photo.png"),
-            "--relu-loss", str(tmp_path / "relu.yaml"), "--conv-loss", str(tmp_path / "conv.yaml"),
-            "--out", str(tmp_path / "out")]
+    argv = [
+        "--content",
+        str(tmp_path / "photo.png"),
+        "--style",
+        str(tmp_path / "photo.png"),
+        "--relu-loss",
+        str(tmp_path / "relu.yaml"),
+        "--conv-loss",
+        str(tmp_path / "conv.yaml"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert fastnst(["relu-vs-conv", *argv]) == 1
     assert "different style_layers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -259,14 +362,28 @@ def test_gram_vs_cov_scores_both_runs_with_both_statistics(tmp_path: Path) -> No
     for stat in ("gram", "covariance"):
         (tmp_path / f"{stat}.yaml").write_text(json.dumps({**SETTINGS, "style_stat": stat}))
     out = tmp_path / "out"
-    argv = ["--content", str(photo), "--style", str(style), "--steps", "6", "--every", "3",
-            "--size", "32", "--gram-loss", str(tmp_path / "gram.yaml"),
-            "--cov-loss", str(tmp_path / "covariance.yaml"), "--out", str(out)]
+    argv = [
+        "--content",
+        str(photo),
+        "--style",
+        str(style),
+        "--steps",
+        "6",
+        "--every",
+        "3",
+        "--size",
+        "32",
+        "--gram-loss",
+        str(tmp_path / "gram.yaml"),
+        "--cov-loss",
+        str(tmp_path / "covariance.yaml"),
+        "--out",
+        str(out),
+    ]
     assert fastnst(["gram-vs-cov", *argv]) == 0
     data = json.loads((out / "gram_vs_cov.json").read_text())
     assert data["option"] == "style_stat"
-    start = {judge: data["scores"]["gram"]["0"][judge]["style"]
-             for judge in ("gram", "covariance")}
+    start = {judge: data["scores"]["gram"]["0"][judge]["style"] for judge in ("gram", "covariance")}
     # Both judges see the same photo at step 0, and measure different things.
     assert start["gram"] != pytest.approx(start["covariance"], rel=1e-3)
     for run in ("gram", "covariance"):
@@ -279,8 +396,11 @@ def test_gram_vs_cov_scores_both_runs_with_both_statistics(tmp_path: Path) -> No
     assert text.startswith("# Gram vs covariance style statistics")
     assert "Verdict:" in text and "![gram](gram_vs_cov_gram.jpg)" in text
     assert {p.name for p in out.iterdir()} == {
-        "gram_vs_cov.json", "gram_vs_cov.md", "gram_vs_cov.png",
-        "gram_vs_cov_gram.jpg", "gram_vs_cov_covariance.jpg",
+        "gram_vs_cov.json",
+        "gram_vs_cov.md",
+        "gram_vs_cov.png",
+        "gram_vs_cov_gram.jpg",
+        "gram_vs_cov_covariance.jpg",
     }
 
 
@@ -289,9 +409,18 @@ def test_gram_vs_cov_refuses_losses_that_differ_elsewhere(tmp_path: Path, capsys
     other = {**SETTINGS, "style_stat": "covariance", "tap": "conv"}
     (tmp_path / "cov.yaml").write_text(json.dumps(other))
     tensor_to_pil(smooth(12)).save(tmp_path / "photo.png")
-    argv = ["--content", str(tmp_path / "photo.png"), "--style", str(tmp_path / "photo.png"),
-            "--gram-loss", str(tmp_path / "gram.yaml"), "--cov-loss", str(tmp_path / "cov.yaml"),
-            "--out", str(tmp_path / "out")]
+    argv = [
+        "--content",
+        str(tmp_path / "photo.png"),
+        "--style",
+        str(tmp_path / "photo.png"),
+        "--gram-loss",
+        str(tmp_path / "gram.yaml"),
+        "--cov-loss",
+        str(tmp_path / "cov.yaml"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert fastnst(["gram-vs-cov", *argv]) == 1
     assert capsys.readouterr().err == "error: the loss files differ in tap: relu vs conv\n"
     argv[argv.index(str(tmp_path / "cov.yaml"))] = str(tmp_path / "gram.yaml")
@@ -307,9 +436,27 @@ def test_only_scores_a_style_whose_siblings_have_no_images(tmp_path: Path) -> No
     model, styles, photos = make_inputs(tmp_path)
     (styles / "ink.png").unlink()
     out = tmp_path / "report"
-    argv = ["--model", str(model), "--content", str(photos), "--styles", str(styles),
-            "--only", "moss", "--size", "32", "--style-size", "32", "--no-gatys",
-            "--repeats", "1", "--thumb", "40", "--out", str(out)]
+    argv = [
+        "--model",
+        str(model),
+        "--content",
+        str(photos),
+        "--styles",
+        str(styles),
+        "--only",
+        "moss",
+        "--size",
+        "32",
+        "--style-size",
+        "32",
+        "--no-gatys",
+        "--repeats",
+        "1",
+        "--thumb",
+        "40",
+        "--out",
+        str(out),
+    ]
     assert fastnst(["evaluate", *argv]) == 0
     data = json.loads((out / "evaluation.json").read_text())
     assert {s["style"] for s in data["scores"]} == {"moss"}

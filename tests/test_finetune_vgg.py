@@ -65,7 +65,9 @@ def test_held_out_pixels_are_never_in_the_training_split(style_tree: Path) -> No
     for crop in frames.heldout:
         assert not any(
             torch.allclose(crop, train[:, y : y + 32, x : x + 32])
-            for train in frames.train for y in range(0, 65, 8) for x in range(0, 97, 8)
+            for train in frames.train
+            for y in range(0, 65, 8)
+            for x in range(0, 97, 8)
         )
     with pytest.raises(Exception, match="too narrow"):
         split_style(StyleSet("thin", images=[torch.rand(3, 40, 40)]), 32, 0.25, 4, 40)
@@ -75,8 +77,24 @@ def test_finetune_learns_the_styles_and_keeps_lower_blocks(
     style_tree: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "vgg.safetensors"
-    argv = ["finetune-vgg", "--styles", str(style_tree), "--out", str(out), "--steps", "25",
-            "--crop", "32", "--batch", "6", "--lr", "1e-4", "--quiet", "--device", "cpu"]
+    argv = [
+        "finetune-vgg",
+        "--styles",
+        str(style_tree),
+        "--out",
+        str(out),
+        "--steps",
+        "25",
+        "--crop",
+        "32",
+        "--batch",
+        "6",
+        "--lr",
+        "1e-4",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert fastnst(argv) == 0
     printed = capsys.readouterr().out
     assert "held-out accuracy" in printed and "chance 0.333" in printed
@@ -150,16 +168,36 @@ def test_evaluate_judges_with_given_loss_settings(tmp_path: Path, capsys) -> Non
     for kind in ("vertical", "horizontal"):
         tensor_to_pil(pattern(kind)).save(styles / f"{kind}.png")
     tensor_to_pil(pattern("dots")).save(photos / "dots.png")
-    settings = {"vgg_weights": "random", "content_layers": {"relu2_2": 1.0},
-                "style_layers": {"relu1_1": 1e3}}
+    settings = {
+        "vgg_weights": "random",
+        "content_layers": {"relu2_2": 1.0},
+        "style_layers": {"relu1_1": 1e3},
+    }
     reports = {}
     for weight in (1.0, 10.0):
         loss = tmp_path / f"loss{weight:g}.yaml"
         loss.write_text(yaml.safe_dump({**settings, "style_weight": weight}))
         out = tmp_path / f"report{weight:g}"
-        argv = ["evaluate", "--model", str(model), "--content", str(photos), "--styles",
-                str(styles), "--size", "32", "--style-size", "32", "--no-gatys", "--repeats",
-                "1", "--loss", str(loss), "--out", str(out)]
+        argv = [
+            "evaluate",
+            "--model",
+            str(model),
+            "--content",
+            str(photos),
+            "--styles",
+            str(styles),
+            "--size",
+            "32",
+            "--style-size",
+            "32",
+            "--no-gatys",
+            "--repeats",
+            "1",
+            "--loss",
+            str(loss),
+            "--out",
+            str(out),
+        ]
         torch.manual_seed(0)  # the same random VGG for both runs: only the weight differs
         assert fastnst(argv) == 0
         reports[weight] = json.loads((out / "evaluation.json").read_text())

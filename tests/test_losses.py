@@ -116,8 +116,9 @@ def test_style_target_of_a_set_is_the_mean_gram(perceptual: PerceptualLoss) -> N
 
 def test_covariance_targets_and_loss_of_the_perceptual_module() -> None:
     torch.manual_seed(0)
-    loss = PerceptualLoss({"relu1_1": 1.0}, {"relu1_1": 1.0}, vgg_weights="random",
-                          style_stat="covariance")
+    loss = PerceptualLoss(
+        {"relu1_1": 1.0}, {"relu1_1": 1.0}, vgg_weights="random", style_stat="covariance"
+    )
     a, b = torch.rand(3, 16, 16), torch.rand(3, 24, 20)
     loss.set_style_targets([[a, b]])
     with torch.no_grad():
@@ -129,8 +130,7 @@ def test_covariance_targets_and_loss_of_the_perceptual_module() -> None:
     _, parts = loss(a[None], a[None], torch.ones(1, 1))
     assert parts["style"].item() == pytest.approx(0.0, abs=1e-10)
     with pytest.raises(UserError, match="loss.style_stat must be one of gram, covariance"):
-        PerceptualLoss({"relu1_1": 1.0}, {"relu1_1": 1.0}, vgg_weights="random",
-                       style_stat="Gram")
+        PerceptualLoss({"relu1_1": 1.0}, {"relu1_1": 1.0}, vgg_weights="random", style_stat="Gram")
 
 
 def test_perceptual_total_is_weighted_sum_of_parts(perceptual: PerceptualLoss) -> None:

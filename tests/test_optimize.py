@@ -55,8 +55,14 @@ def test_objective_is_the_training_loss(loss_fn) -> None:
 def test_loss_decreases_from_the_photo(loss_fn, optimizer: str) -> None:
     photo = smooth(2)
     seen: list[int] = []
-    result = gatys(photo, loss_fn, 15, optimizer=optimizer, progress=False,
-                   on_step=lambda step, image: seen.append(step))
+    result = gatys(
+        photo,
+        loss_fn,
+        15,
+        optimizer=optimizer,
+        progress=False,
+        on_step=lambda step, image: seen.append(step),
+    )
     history = result.history
     assert [h["step"] for h in history] == list(range(16))
     assert history[0]["content"] == pytest.approx(0.0, abs=1e-9)  # starts as the photo
@@ -105,8 +111,9 @@ def test_loss_settings_follow_the_config_files(tmp_path: Path) -> None:
     assert post_conv["style_layers"].keys() == default["style_layers"].keys()
     assert post_conv["style_layers"] != default["style_layers"]
     net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
-    model = save_model(net, tmp_path / "m.safetensors", ModelInfo(net={}, style_names=["a", "b"],
-                                                                  loss=SETTINGS))
+    model = save_model(
+        net, tmp_path / "m.safetensors", ModelInfo(net={}, style_names=["a", "b"], loss=SETTINGS)
+    )
     assert load_loss_settings(model) == SETTINGS
 
 
@@ -122,9 +129,27 @@ def write_inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
 def test_cli_writes_result_and_intermediates(tmp_path: Path, capsys) -> None:
     photo, style, loss = write_inputs(tmp_path)
     out = tmp_path / "out" / "result.png"
-    code = main(["--content", str(photo), "--style", str(style), "--output", str(out),
-                 "--steps", "6", "--size", "32", "--loss", str(loss), "--save-every", "2",
-                 "--optimizer", "adam", "--quiet"])
+    code = main(
+        [
+            "--content",
+            str(photo),
+            "--style",
+            str(style),
+            "--output",
+            str(out),
+            "--steps",
+            "6",
+            "--size",
+            "32",
+            "--loss",
+            str(loss),
+            "--save-every",
+            "2",
+            "--optimizer",
+            "adam",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert load_image(out).shape == (3, 32, 32)
     written = sorted(p.name for p in out.parent.iterdir())
@@ -147,8 +172,12 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(
     tmp_path: Path, capsys, change: dict[str, str], message: str
 ) -> None:
     photo, style, loss = write_inputs(tmp_path)
-    args = {"--content": str(photo), "--style": str(style), "--output": "out.png",
-            "--loss": str(loss)}
+    args = {
+        "--content": str(photo),
+        "--style": str(style),
+        "--output": "out.png",
+        "--loss": str(loss),
+    }
     args.update({k: str(tmp_path / v) for k, v in change.items()})
     args["--output"] = str(tmp_path / Path(args["--output"]).name)
     argv = [item for pair in args.items() for item in pair] + ["--steps", "1", "--size", "32"]

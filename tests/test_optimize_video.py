@@ -66,8 +66,9 @@ def test_new_and_occluded_pixels_start_from_the_current_frame() -> None:
     # The loss mask is the project's consistency mask (visible and off motion boundaries).
     backward = estimate_flow(frames[1:], frames[:1])
     forward = estimate_flow(frames[:1], frames[1:])
-    assert torch.equal(frame_motion(frames[:1], frames[1:]).trusted,
-                       consistency_mask(backward, forward))
+    assert torch.equal(
+        frame_motion(frames[:1], frames[1:]).trusted, consistency_mask(backward, forward)
+    )
 
 
 def optimise(loss_fn, frames: torch.Tensor, weight: float, init: str) -> tuple[torch.Tensor, list]:
@@ -104,15 +105,29 @@ def write_style(tmp_path: Path) -> Path:
     return path
 
 
-def test_cli_keeps_frames_rate_and_audio_and_scores_with_eval_video(
-    tmp_path: Path, capsys
-) -> None:
+def test_cli_keeps_frames_rate_and_audio_and_scores_with_eval_video(tmp_path: Path, capsys) -> None:
     frames = panning_frames(6, H, W)
     clip = write_clip(tmp_path / "in.mp4", frames, rate=15, audio=True)
     style = write_style(tmp_path)
     out = tmp_path / "out" / "video.mp4"
-    argv = ["optimize", "--video", str(clip), "--style", str(style), "--output", str(out),
-            "--size", str(W), "--steps", "6", "--frame-steps", "3", "--quiet", "--device", "cpu"]
+    argv = [
+        "optimize",
+        "--video",
+        str(clip),
+        "--style",
+        str(style),
+        "--output",
+        str(out),
+        "--size",
+        str(W),
+        "--steps",
+        "6",
+        "--frame-steps",
+        "3",
+        "--quiet",
+        "--device",
+        "cpu",
+    ]
     assert fastnst(argv) == 0
     assert _describe(out) == _describe(clip) and _describe(out)["audio"] == 1
     assert sorted(p.name for p in out.parent.iterdir()) == ["video.mp4"]
@@ -125,8 +140,22 @@ def test_cli_keeps_frames_rate_and_audio_and_scores_with_eval_video(
     # eval-video scores the written video beside the input; the input scored as a
     # "stylized" video is its own floor.
     report = tmp_path / "report.json"
-    code = fastnst(["eval-video", str(clip), "--stylized", str(out), "--stylized", str(clip),
-                    "--target-style", str(style), "--style-size", "48", "--json", str(report)])
+    code = fastnst(
+        [
+            "eval-video",
+            str(clip),
+            "--stylized",
+            str(out),
+            "--stylized",
+            str(clip),
+            "--target-style",
+            str(style),
+            "--style-size",
+            "48",
+            "--json",
+            str(report),
+        ]
+    )
     assert code == 0
     floor, optimised, itself = json.loads(report.read_text())["results"]
     assert itself["warping_error"] == pytest.approx(floor["warping_error"])
@@ -165,8 +194,18 @@ def test_eval_video_refuses_a_stylized_video_of_another_length(tmp_path: Path, c
     clip = write_clip(tmp_path / "in.mp4", panning_frames(4, H, W))
     short = write_clip(tmp_path / "short.mp4", panning_frames(3, H, W))
     style = write_style(tmp_path)
-    code = fastnst(["eval-video", str(clip), "--stylized", str(short), "--target-style",
-                    str(style), "--json", str(tmp_path / "r.json")])
+    code = fastnst(
+        [
+            "eval-video",
+            str(clip),
+            "--stylized",
+            str(short),
+            "--target-style",
+            str(style),
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 1 and err.startswith("error:") and "must match" in err
 
@@ -182,9 +221,24 @@ def test_weight_overrides_reach_the_loss(tmp_path: Path) -> None:
     results = {}
     for weight in ("0", "1"):
         out = tmp_path / f"out{weight}.png"
-        argv = ["optimize", "--content", str(photo), "--style", str(style), "--output", str(out),
-                "--size", str(W), "--steps", "3", "--style-weight", weight,
-                "--content-weight", "1", "--quiet"]
+        argv = [
+            "optimize",
+            "--content",
+            str(photo),
+            "--style",
+            str(style),
+            "--output",
+            str(out),
+            "--size",
+            str(W),
+            "--steps",
+            "3",
+            "--style-weight",
+            weight,
+            "--content-weight",
+            "1",
+            "--quiet",
+        ]
         assert fastnst(argv) == 0
         results[weight] = (load_image(out) - load_image(photo)).abs().mean().item()
     assert results["0"] < 1e-3 and results["1"] > 5e-3

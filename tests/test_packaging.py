@@ -109,9 +109,7 @@ def test_train_with_a_user_config_dir_then_stylize(installed: Installed) -> None
     my_conf = installed.work / "my_conf" / "style"
     my_conf.mkdir(parents=True)
     (my_conf / "my_style.yaml").write_text(MY_STYLE)
-    proc = installed.fastnst(
-        "train", "--config-dir", "my_conf", "style=my_style", *TINY_TRAINING
-    )
+    proc = installed.fastnst("train", "--config-dir", "my_conf", "style=my_style", *TINY_TRAINING)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (model,) = (installed.work / "outputs").rglob("my_style.safetensors")  # ./outputs default
     assert proc.stdout.strip().splitlines()[-1] == f"exported model: {model}"
@@ -137,8 +135,17 @@ def test_bundled_classics_stylizes_from_the_installed_package(installed: Install
     ys, xs = np.mgrid[0:60, 0:80]
     pixels = np.stack([xs * 3, ys * 4, (xs + ys) * 2], -1).clip(0, 255).astype(np.uint8)
     Image.fromarray(pixels).save(photo)
-    proc = installed.fastnst("stylize", "--model", "classics", "--input", photo, "--output",
-                             "out.jpg", "--style", "starry_night")
+    proc = installed.fastnst(
+        "stylize",
+        "--model",
+        "classics",
+        "--input",
+        photo,
+        "--output",
+        "out.jpg",
+        "--style",
+        "starry_night",
+    )
     assert proc.returncode == 0, proc.stderr
     with Image.open(installed.work / "out.jpg") as image:
         result = np.asarray(image.convert("RGB")).astype(int)
@@ -151,8 +158,20 @@ def test_optimize_finds_its_default_loss_inside_the_package(installed: Installed
     photo = installed.work / "flat.png"
     Image.new("RGB", (32, 32), (120, 80, 40)).save(photo)
     proc = installed.run(
-        sys.executable, "-m", "fastnst.optimize", "--content", photo, "--style", photo,
-        "--output", "optimized.png", "--steps", "1", "--size", "32", "--quiet",
+        sys.executable,
+        "-m",
+        "fastnst.optimize",
+        "--content",
+        photo,
+        "--style",
+        photo,
+        "--output",
+        "optimized.png",
+        "--steps",
+        "1",
+        "--size",
+        "32",
+        "--quiet",
     )
     assert proc.returncode == 0, proc.stderr
     assert (installed.work / "optimized.png").is_file()

@@ -52,8 +52,15 @@ def test_mask_keeps_the_photo_outside_and_the_style_inside(model: Path, tmp_path
     Image.fromarray(mask).save(tmp_path / "mask.png")
     styled = _run(model, tmp_path / "in.png", tmp_path / "full.png", "--style", "b")
     masked = _run(
-        model, tmp_path / "in.png", tmp_path / "masked.png", "--style", "b",
-        "--mask", str(tmp_path / "mask.png"), "--feather", "2",
+        model,
+        tmp_path / "in.png",
+        tmp_path / "masked.png",
+        "--style",
+        "b",
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--feather",
+        "2",
     )
     left, right = slice(0, W // 2 - 8), slice(W // 2 + 8, W)
     assert np.abs(masked[:, left] - photo[:, left]).max() <= 1  # the photo, untouched
@@ -66,8 +73,13 @@ def test_one_region_map_is_the_plain_style(model: Path, tmp_path: Path) -> None:
     Image.new("RGB", (W, H), (200, 30, 30)).save(tmp_path / "map.png")
     plain = _run(model, tmp_path / "in.png", tmp_path / "plain.png", "--style", "c")
     region = _run(
-        model, tmp_path / "in.png", tmp_path / "region.png", "--style", "c",
-        "--regions", str(tmp_path / "map.png"),
+        model,
+        tmp_path / "in.png",
+        tmp_path / "region.png",
+        "--style",
+        "c",
+        "--regions",
+        str(tmp_path / "map.png"),
     )
     assert np.abs(plain - region).max() <= 1
 
@@ -81,8 +93,15 @@ def test_two_regions_get_their_own_styles_in_one_pass(model: Path, tmp_path: Pat
     a = _run(model, tmp_path / "in.png", tmp_path / "a.png", "--style", "a")
     c = _run(model, tmp_path / "in.png", tmp_path / "c.png", "--style", "c")
     both = _run(
-        model, tmp_path / "in.png", tmp_path / "both.png", "--style", "a,c",
-        "--regions", str(tmp_path / "map.png"), "--feather", "0",
+        model,
+        tmp_path / "in.png",
+        tmp_path / "both.png",
+        "--style",
+        "a,c",
+        "--regions",
+        str(tmp_path / "map.png"),
+        "--feather",
+        "0",
     )
     left, right = slice(0, W // 2 - 12), slice(W // 2 + 12, W)
     # Away from the border each side is close to its own style (instance-norm statistics
@@ -100,8 +119,13 @@ def test_weight_map_channels_pick_styles(model: Path, tmp_path: Path) -> None:
     np.save(tmp_path / "w.npy", weights)
     b = _run(model, tmp_path / "in.png", tmp_path / "b.png", "--style", "b")
     mapped = _run(
-        model, tmp_path / "in.png", tmp_path / "m.png", "--style", "a,b",
-        "--regions", str(tmp_path / "w.npy"),
+        model,
+        tmp_path / "in.png",
+        tmp_path / "m.png",
+        "--style",
+        "a,b",
+        "--regions",
+        str(tmp_path / "w.npy"),
     )
     assert np.abs(b - mapped).max() <= 1
 
@@ -127,8 +151,20 @@ def test_maps_that_do_not_fit_the_styles_are_one_line(
     _photo(tmp_path / "in.png")
     setup(tmp_path)
     (found,) = [p for p in tmp_path.iterdir() if p.stem == "map"]
-    argv = ["--model", str(model), "--device", "cpu", "--input", str(tmp_path / "in.png"),
-            "--output", str(tmp_path / "o.png"), "--style", "a,b", "--regions", str(found)]
+    argv = [
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--input",
+        str(tmp_path / "in.png"),
+        "--output",
+        str(tmp_path / "o.png"),
+        "--style",
+        "a,b",
+        "--regions",
+        str(found),
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
@@ -155,9 +191,23 @@ def test_video_with_a_fixed_mask(model: Path, tmp_path: Path) -> None:
     mask[:, W // 2 :] = 255
     Image.fromarray(mask).save(tmp_path / "mask.png")
     out = tmp_path / "out.mp4"
-    argv = ["--model", str(model), "--device", "cpu", "--quiet", "--video", str(clip),
-            "--output", str(out), "--style", "b", "--mask", str(tmp_path / "mask.png"),
-            "--crf", "0"]
+    argv = [
+        "--model",
+        str(model),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--video",
+        str(clip),
+        "--output",
+        str(out),
+        "--style",
+        "b",
+        "--mask",
+        str(tmp_path / "mask.png"),
+        "--crf",
+        "0",
+    ]
     assert main(argv) == 0
     with av.open(str(clip)) as a, av.open(str(out)) as b:
         source = np.stack([f.to_ndarray(format="rgb24") for f in a.decode(video=0)]).astype(int)

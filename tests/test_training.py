@@ -109,11 +109,15 @@ def test_every_config_group_composes(tmp_path: Path, group: str) -> None:
 def test_loss_style_stat_reaches_the_loss_module_and_the_export(tmp_path: Path) -> None:
     from hydra.utils import instantiate
 
-    for overrides, stat in (([], "gram"), (["loss=covariance"], "covariance"),
-                            (["loss.style_stat=covariance"], "covariance")):
+    for overrides, stat in (
+        ([], "gram"),
+        (["loss=covariance"], "covariance"),
+        (["loss.style_stat=covariance"], "covariance"),
+    ):
         cfg = compose_cfg(tmp_path, [*TINY, *overrides, "loss.vgg_weights=random"])
         module = instantiate(cfg.model)(
-            loss=OmegaConf.to_container(cfg.loss, resolve=True), style_names=["a"],
+            loss=OmegaConf.to_container(cfg.loss, resolve=True),
+            style_names=["a"],
             image_size=32,
         )
         assert module.loss_fn.style_stat == stat

@@ -62,8 +62,13 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
-            {"weights": args.weights, "tap": args.tap, "style_stat": args.style_stat,
-             "size": args.size, "layers": rows},
+            {
+                "weights": args.weights,
+                "tap": args.tap,
+                "style_stat": args.style_stat,
+                "size": args.size,
+                "layers": rows,
+            },
             indent=2,
         )
     )

@@ -169,9 +169,7 @@ def versions() -> dict:
 
         found.update(torch=torch.__version__, cuda=torch.version.cuda)
         found["cudnn"] = torch.backends.cudnn.version() if torch.cuda.is_available() else None
-        found["device"] = (
-            torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-        )
+        found["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     except Exception as exc:  # noqa: BLE001 - the report must be written whatever broke
         found["torch"] = f"not importable: {exc}"
     for package in ("lightning", "hydra", "av", "safetensors", "numpy"):

@@ -161,9 +161,7 @@ class ModelShelf:
                 # No spinning: a live stream shares the CPU with the browser (locally) and
                 # with the server's own decoding; spinning workers cut its rate from 15.6 to
                 # 12 frames/s (docs/BENCHMARKS.md, "Live webcam").
-                self._loaded[path] = load_stylizer(
-                    path, self.backend, self.device, spin=False
-                )
+                self._loaded[path] = load_stylizer(path, self.backend, self.device, spin=False)
                 while len(self._loaded) > LOADED_MODELS:
                     self._loaded.popitem(last=False)
             self._loaded.move_to_end(path)
@@ -209,8 +207,7 @@ def image_from_uri(uri: str) -> Image.Image:
 def blend_spec(names: list[str], weights: list[float]) -> str:
     """Blend slider values → a style spec ``a:0.6,b:0.4`` (weights are normalised later)."""
     weights = [
-        number(w or 0, f"the weight of {n}", 0, 1e6)
-        for n, w in zip(names, weights, strict=False)
+        number(w or 0, f"the weight of {n}", 0, 1e6) for n, w in zip(names, weights, strict=False)
     ]
     parts = [f"{n}:{w:g}" for n, w in zip(names, weights, strict=False) if w > 0]
     if not parts:

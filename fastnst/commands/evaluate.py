@@ -31,7 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help="exported .safetensors model")
     parser.add_argument("--content", required=True, help="photo or folder of photos")
     parser.add_argument(
-        "--styles", nargs="*", default=[],
+        "--styles",
+        nargs="*",
+        default=[],
         help="folder(s) of style images, named as the model's styles (file stem or subfolder); "
         "Spider-Verse universes not found there use their frames or built-in texture",
     )
@@ -39,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=256, help="long side of photos in px")
     parser.add_argument("--style-size", type=int, default=256, help="long side of style images")
     parser.add_argument(
-        "--gatys", action="append", default=None, metavar="PHOTO:STYLE",
+        "--gatys",
+        action="append",
+        default=None,
+        metavar="PHOTO:STYLE",
         help="photo stem and style for the Gatys comparison (repeatable; default: first pair)",
     )
     parser.add_argument("--gatys-steps", default="50,100,300,500", help="steps to report")
@@ -48,16 +53,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-gatys", action="store_true", help="skip the Gatys comparison")
     parser.add_argument(
-        "--content-retention", action="store_true",
+        "--content-retention",
+        action="store_true",
         help="top-1/top-5 agreement of an ImageNet classifier on photo and stylized image",
     )
     parser.add_argument(
-        "--retention-gatys-steps", type=int, default=50,
+        "--retention-gatys-steps",
+        type=int,
+        default=50,
         help="with --content-retention: also judge Gatys after this many L-BFGS steps on every "
         "photo and style at --gatys-size (0 or --no-gatys: network only)",
     )
     parser.add_argument(
-        "--max-photos", type=int, default=0,
+        "--max-photos",
+        type=int,
+        default=0,
         help="score this many photos, evenly spaced over the sorted folder (default: all)",
     )
     parser.add_argument(
@@ -67,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--thumb", type=int, default=160, help="grid cell size in px")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument(
-        "--loss", default=None,
+        "--loss",
+        default=None,
         help="judge with these loss settings (a packaged name, .yaml or model file) instead of "
         "the model's own, to score models of different loss networks on one scale",
     )

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--head-layer", default=defaults.head_layer, help="tap the classifier head reads"
     )
     parser.add_argument(
-        "--holdout", type=float, default=defaults.holdout,
+        "--holdout",
+        type=float,
+        default=defaults.holdout,
         help="share of each style held out: of its images, or a strip of a single image",
     )
     parser.add_argument("--eval-crops", type=int, default=defaults.eval_crops)

@@ -35,8 +35,11 @@ def compare_reports(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
                 "than the first one: its losses do not compare"
             )
     # A metric added after some of the reports were written is left out of the comparison.
-    keys = [key for key, _ in METRICS
-            if all(key in s for report in reports.values() for s in report["scores"])]
+    keys = [
+        key
+        for key, _ in METRICS
+        if all(key in s for report in reports.values() for s in report["scores"])
+    ]
     models = {}
     for label, report in reports.items():
         net = report["model_info"]["net"]
@@ -57,18 +60,26 @@ def comparison_markdown(comparison: Mapping[str, Any]) -> str:
     metrics = [(key, title) for key, title in METRICS if key in next(iter(models.values()))]
     header = ["model", "width", "parameters", "steps", *(title for _, title in metrics)]
     rows = [
-        [label, m["net"].get("width", 1.0), f"{m['parameters'] / 1e6:.2f} M", m["steps"],
-         *(m[key] for key, _ in metrics)]
+        [
+            label,
+            m["net"].get("width", 1.0),
+            f"{m['parameters'] / 1e6:.2f} M",
+            m["steps"],
+            *(m[key] for key, _ in metrics),
+        ]
         for label, m in models.items()
     ]
     styles = list(next(iter(models.values()))["per_style_total"])
-    per_style = [[style, *(m["per_style_total"][style] for m in models.values())]
-                 for style in styles]
-    return "\n".join([
-        markdown_table(header, rows),
-        "",
-        "Total loss per style (mean over the photos):",
-        "",
-        markdown_table(["style", *models], per_style),
-        "",
-    ])
+    per_style = [
+        [style, *(m["per_style_total"][style] for m in models.values())] for style in styles
+    ]
+    return "\n".join(
+        [
+            markdown_table(header, rows),
+            "",
+            "Total loss per style (mean over the photos):",
+            "",
+            markdown_table(["style", *models], per_style),
+            "",
+        ]
+    )

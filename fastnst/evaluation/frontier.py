@@ -59,11 +59,7 @@ class FrontierPoint:
 def pareto_flags(points: Sequence[tuple[float, float]]) -> list[bool]:
     """For (flicker, style) pairs, lower both better: which no other pair dominates."""
     return [
-        not any(
-            a <= x and b <= y and (a < x or b < y)
-            for j, (a, b) in enumerate(points)
-            if j != i
-        )
+        not any(a <= x and b <= y and (a < x or b < y) for j, (a, b) in enumerate(points) if j != i)
         for i, (x, y) in enumerate(points)
     ]
 

@@ -62,23 +62,42 @@ def compare_with_gatys(
 
     print(f"Gatys: {photo_name} x {style_name}, {report_steps[-1]} L-BFGS steps at {size} px")
     # The meter's own loss module and style targets: Gatys is scored exactly like the network.
-    result = gatys(photo, meter.loss_fn, report_steps[-1], optimizer="lbfgs", init="content",
-                   style_mix=mix, on_step=keep)
+    result = gatys(
+        photo,
+        meter.loss_fn,
+        report_steps[-1],
+        optimizer="lbfgs",
+        init="content",
+        style_mix=mix,
+        on_step=keep,
+    )
     seconds_per_step = (time.perf_counter() - start) / report_steps[-1]
     rows = []
     for step in report_steps:
         image, elapsed = snapshots[step]
         entry = result.history[step]
-        rows.append({
-            "step": step, "total": entry["total"], "style": entry["style"],
-            "content": entry["content"], "ssim": ssim(image, photo), "mse": mse(image, photo),
-            "seconds": elapsed,
-        })
+        rows.append(
+            {
+                "step": step,
+                "total": entry["total"],
+                "style": entry["style"],
+                "content": entry["content"],
+                "ssim": ssim(image, photo),
+                "mse": mse(image, photo),
+                "seconds": elapsed,
+            }
+        )
     reach = steps_to_reach(result.history, network["total"])
     summary = {
-        "photo": photo_name, "style": style_name, "size": size,
-        "network": {**network, "ssim": ssim(network_output, photo),
-                    "mse": mse(network_output, photo), "seconds": network_seconds},
+        "photo": photo_name,
+        "style": style_name,
+        "size": size,
+        "network": {
+            **network,
+            "ssim": ssim(network_output, photo),
+            "mse": mse(network_output, photo),
+            "seconds": network_seconds,
+        },
         "gatys": rows,
         "gatys_start": result.history[0],
         "gatys_seconds_per_step": seconds_per_step,
@@ -91,10 +110,29 @@ def compare_with_gatys(
 def gatys_section(summary: Mapping[str, Any], figure: str) -> str:
     """The report's Markdown for one Gatys comparison, with a one-sentence verdict."""
     net = summary["network"]
-    rows = [["network (1 forward pass)", net["total"], net["style"], net["content"], net["ssim"],
-             net["mse"], net["seconds"]]]
-    rows += [[f"Gatys, {r['step']} steps", r["total"], r["style"], r["content"], r["ssim"],
-              r["mse"], r["seconds"]] for r in summary["gatys"]]
+    rows = [
+        [
+            "network (1 forward pass)",
+            net["total"],
+            net["style"],
+            net["content"],
+            net["ssim"],
+            net["mse"],
+            net["seconds"],
+        ]
+    ]
+    rows += [
+        [
+            f"Gatys, {r['step']} steps",
+            r["total"],
+            r["style"],
+            r["content"],
+            r["ssim"],
+            r["mse"],
+            r["seconds"],
+        ]
+        for r in summary["gatys"]
+    ]
     reach = summary["steps_to_reach_network_loss"]
     last = summary["gatys"][-1]["step"]
     verdict = (
@@ -112,13 +150,15 @@ def gatys_section(summary: Mapping[str, Any], figure: str) -> str:
             "this style yet."
         )
     header = ["result", "total loss", "style loss", "content loss", "SSIM", "MSE", "seconds"]
-    return "\n".join([
-        f"### {summary['photo']} x {summary['style']} ({summary['size']} px)",
-        "",
-        markdown_table(header, rows),
-        "",
-        verdict,
-        "",
-        f"![Gatys comparison]({figure})",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"### {summary['photo']} x {summary['style']} ({summary['size']} px)",
+            "",
+            markdown_table(header, rows),
+            "",
+            verdict,
+            "",
+            f"![Gatys comparison]({figure})",
+            "",
+        ]
+    )

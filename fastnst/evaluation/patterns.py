@@ -35,14 +35,16 @@ def pattern_section(patterns: Mapping[str, Any] | None) -> str:
     rows.append(["mean", patterns["mean"]["periodic"], patterns["mean"]["peak"], ""])
     floor = patterns["photos"]
     rows.append(["(the photos)", floor["periodic"], floor["peak"], floor["tiles"]])
-    return "\n".join([
-        "## Painted patterns",
-        "",
-        "Periodic-pattern score of each style's outputs together: the share of their mean "
-        f"{TILE}-px tile spectrum's energy in sharp peaks (bins over 3x their 5x5 neighbourhood's "
-        "median), and the sharpest peak's ratio. A pattern painted on every photo (hatching, "
-        "stripes) raises both; the photos' own values are the floor.",
-        "",
-        markdown_table(["style", "periodic", "peak", "tiles"], rows),
-        "",
-    ])
+    return "\n".join(
+        [
+            "## Painted patterns",
+            "",
+            "Periodic-pattern score of each style's outputs together: the share of their mean "
+            f"{TILE}-px tile spectrum's energy in sharp peaks (bins over 3x their 5x5 "
+            "neighbourhood's median), and the sharpest peak's ratio. A pattern painted on every "
+            "photo (hatching, stripes) raises both; the photos' own values are the floor.",
+            "",
+            markdown_table(["style", "periodic", "peak", "tiles"], rows),
+            "",
+        ]
+    )

@@ -77,8 +77,9 @@ def save_grid(
                 ax.imshow(_thumb(image, size))
             if r == 0:
                 ax.set_title(titles[c], fontsize=7)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - 0.3 / (rows * inches + 0.3),
-                        wspace=0.02, hspace=0.02)
+    fig.subplots_adjust(
+        left=0, right=1, bottom=0, top=1 - 0.3 / (rows * inches + 0.3), wspace=0.02, hspace=0.02
+    )
 
     def write(tmp: Path) -> None:
         fig.savefig(tmp, format="jpg", dpi=100, pil_kwargs={"quality": 85})

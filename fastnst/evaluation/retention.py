@@ -40,8 +40,12 @@ class RetentionMeter:
     def __call__(self, name: str, photo: torch.Tensor, output: torch.Tensor) -> dict[str, Any]:
         expected = self.photo_class(name, photo)
         top5 = self.classifier.top_classes(output.to(self.device), 5)[0].tolist()
-        return {"photo_class": expected, "output_class": top5[0],
-                "top1": top5[0] == expected, "top5": expected in top5}
+        return {
+            "photo_class": expected,
+            "output_class": top5[0],
+            "top1": top5[0] == expected,
+            "top5": expected in top5,
+        }
 
 
 def retention_rates(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -52,8 +56,11 @@ def retention_rates(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, fl
         by_style.setdefault(row["style"], []).append(row)
     by_style["mean"] = list(rows)
     return {
-        style: {"top1": statistics.mean(float(r["top1"]) for r in group),
-                "top5": statistics.mean(float(r["top5"]) for r in group), "count": len(group)}
+        style: {
+            "top1": statistics.mean(float(r["top1"]) for r in group),
+            "top5": statistics.mean(float(r["top5"]) for r in group),
+            "count": len(group),
+        }
         for style, group in by_style.items()
     }
 
@@ -73,8 +80,10 @@ def retention_against_gatys(
     photo and scored style at ``size`` px (the Gatys size): L-BFGS from the photo for
     ``steps`` steps with the network's own loss module and style targets."""
     rows: dict[str, list[dict[str, Any]]] = {"network": [], "gatys": []}
-    print(f"retention vs Gatys: {len(photos)} photos x {len(names)} styles, "
-          f"{steps} L-BFGS steps at {size} px")
+    print(
+        f"retention vs Gatys: {len(photos)} photos x {len(names)} styles, "
+        f"{steps} L-BFGS steps at {size} px"
+    )
     for photo_name, full in photos.items():
         photo = resize_long_side(full, size).unsqueeze(0).to(device)
         for name in names:
@@ -82,15 +91,27 @@ def retention_against_gatys(
             mix = F.one_hot(torch.tensor([index]), len(style_names))
             with torch.no_grad():
                 outputs = {"network": net(photo, index)}
-            outputs["gatys"] = gatys(photo, meter.loss_fn, steps, optimizer="lbfgs",
-                                     init="content", style_mix=mix, progress=False).image
+            outputs["gatys"] = gatys(
+                photo,
+                meter.loss_fn,
+                steps,
+                optimizer="lbfgs",
+                init="content",
+                style_mix=mix,
+                progress=False,
+            ).image
             for method, output in outputs.items():
                 kept = retention(photo_name, photo, output)
                 rows[method].append({"photo": photo_name, "style": name, **kept})
-            print(f"{name:>16} x {photo_name:<12} top-1 kept: network "
-                  f"{rows['network'][-1]['top1']}, Gatys {rows['gatys'][-1]['top1']}")
-    return {"size": size, "steps": steps,
-            **{method: {"rows": r, "rates": retention_rates(r)} for method, r in rows.items()}}
+            print(
+                f"{name:>16} x {photo_name:<12} top-1 kept: network "
+                f"{rows['network'][-1]['top1']}, Gatys {rows['gatys'][-1]['top1']}"
+            )
+    return {
+        "size": size,
+        "steps": steps,
+        **{method: {"rows": r, "rates": retention_rates(r)} for method, r in rows.items()},
+    }
 
 
 def _percent(share: float) -> str:
@@ -105,12 +126,19 @@ def retention_section(retention: Mapping[str, Any]) -> str:
     header = ["style", f"network top-1 ({network['size']} px)", "network top-5"]
     if gatys_part:
         size, steps = gatys_part["size"], gatys_part["steps"]
-        header += [f"network top-1 ({size} px)", "network top-5",
-                   f"Gatys {steps} steps top-1 ({size} px)", "Gatys top-5"]
+        header += [
+            f"network top-1 ({size} px)",
+            "network top-5",
+            f"Gatys {steps} steps top-1 ({size} px)",
+            "Gatys top-5",
+        ]
     rows = []
     for style, rate in network["rates"].items():
-        row = [f"**{style}**" if style == "mean" else style,
-               _percent(rate["top1"]), _percent(rate["top5"])]
+        row = [
+            f"**{style}**" if style == "mean" else style,
+            _percent(rate["top1"]),
+            _percent(rate["top5"]),
+        ]
         if gatys_part:
             for method in ("network", "gatys"):
                 other = gatys_part[method]["rates"][style]
@@ -120,20 +148,26 @@ def retention_section(retention: Mapping[str, Any]) -> str:
     photo_classes = {r["photo"]: r["photo_class"] for r in network["rows"]}
     photo_count = len(photo_classes)
     classes = ", ".join(f"{photo} → {names[c]}" for photo, c in photo_classes.items())
-    return "\n".join([
-        "## Content retention (ImageNet class kept)",
-        "",
-        f"{retention['classifier']} classifies each photo and each stylized image. The photo's "
-        "class is the classifier's top-1 on the photo itself; **top-1** is the share of "
-        "stylized images whose top-1 is that class, **top-5** the share whose five most "
-        f"probable classes include it. {photo_count} photos per style"
-        + (f"; the Gatys columns optimise each photo and style for {gatys_part['steps']} "
-           f"L-BFGS steps from the photo with the model's own loss, at {gatys_part['size']} px "
-           "like the network column beside them" if gatys_part else "")
-        + ".",
-        "",
-        markdown_table(header, rows),
-        "",
-        f"The photos' classes at {network['size']} px: {classes}.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## Content retention (ImageNet class kept)",
+            "",
+            f"{retention['classifier']} classifies each photo and each stylized image. The photo's "
+            "class is the classifier's top-1 on the photo itself; **top-1** is the share of "
+            "stylized images whose top-1 is that class, **top-5** the share whose five most "
+            f"probable classes include it. {photo_count} photos per style"
+            + (
+                f"; the Gatys columns optimise each photo and style for {gatys_part['steps']} "
+                "L-BFGS steps from the photo with the model's own loss, at "
+                f"{gatys_part['size']} px like the network column beside them"
+                if gatys_part
+                else ""
+            )
+            + ".",
+            "",
+            markdown_table(header, rows),
+            "",
+            f"The photos' classes at {network['size']} px: {classes}.",
+            "",
+        ]
+    )

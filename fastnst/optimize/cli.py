@@ -55,9 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--style-size", type=int, default=0, help="long side of style images (default --size)"
     )
     parser.add_argument("--lr", type=float, default=None, help="step size (lbfgs 1.0, adam 0.02)")
-    parser.add_argument(
-        "--loss", default=None, help=f"{loss_choices()} (default: default)"
-    )
+    parser.add_argument("--loss", default=None, help=f"{loss_choices()} (default: default)")
     parser.add_argument(
         "--save-every", type=int, default=0, help="also write the image every K steps"
     )

@@ -114,7 +114,11 @@ class GatysObjective:
         feats = fn.vgg(image)
         c_total, _ = content_loss(feats, self.content_targets, fn.content_layers)
         s_total, _ = style_loss(
-            feats, fn.target_grams(), fn.style_layers, self.mix, fn.style_coefficients,
+            feats,
+            fn.target_grams(),
+            fn.style_layers,
+            self.mix,
+            fn.style_coefficients,
             fn.style_stat,
         )
         tv_total, _ = total_variation_loss(image)

@@ -120,7 +120,8 @@ class VideoOptimizer:
                 start = warped_start(self.previous_result, frame, motion)
             if settings.temporal_weight > 0:
                 temporal = TemporalTarget(
-                    warp(self.previous_result, motion.flow), motion.trusted,
+                    warp(self.previous_result, motion.flow),
+                    motion.trusted,
                     settings.temporal_weight,
                 )
         result = gatys(
@@ -146,6 +147,7 @@ class VideoOptimizer:
 
 def summary(losses: list[dict[str, float]], seconds: float) -> str:
     """One line: how many frames, their mean final losses, the time per frame."""
+
     def mean(key: str) -> float:
         values = [entry[key] for entry in losses if key in entry]
         return statistics.fmean(values) if values else float("nan")

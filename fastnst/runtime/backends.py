@@ -36,9 +36,7 @@ def choose_backend(backend: str, device: str, precision: str) -> str:
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     if backend == "auto":
-        torch_wanted = precision in ("fp16", "bf16") or (
-            device != "cpu" and nvidia_gpu_present()
-        )
+        torch_wanted = precision in ("fp16", "bf16") or (device != "cpu" and nvidia_gpu_present())
         backend = "torch" if torch_wanted and torch_installed() else "onnx"
     if backend == "torch" and not torch_installed():
         raise UserError(f"the torch backend needs PyTorch: {TORCH_HINT}, or use --backend onnx")
