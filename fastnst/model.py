@@ -273,17 +273,22 @@ class TransformerNet(nn.Module):
         where its gate opens and the flow is trusted: ``rgb + gate * trusted * (carried -
         rgb)``. A conv stack cannot pass the previous frame's fine strokes through its
         quarter-resolution bottleneck, so copying them must happen here, at full size."""
-        x = feats[-1]
-        for block in self.residuals:
-            x = block(x, weights)
-        x = self.up1(x, weights, tuple(feats[1].shape[-2:]))
-        x = self.up2(x, weights, tuple(feats[0].shape[-2:]))
-        out = torch.sigmoid(self.head(x, weights))
+        out = self.head_output(feats, weights)
         if not self.config.recurrent:
             return out
         if guide is None:
             return out[:, :3]
         return keep_carried(out, guide.to(out.dtype))
+
+    def head_output(self, feats: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        """The head's raw output in [0, 1]: RGB, and a recurrent network's gate as a fourth
+        channel (what :meth:`decode` mixes; tools/recurrent_error_parts.py reads the gate)."""
+        x = feats[-1]
+        for block in self.residuals:
+            x = block(x, weights)
+        x = self.up1(x, weights, tuple(feats[1].shape[-2:]))
+        x = self.up2(x, weights, tuple(feats[0].shape[-2:]))
+        return torch.sigmoid(self.head(x, weights))
 
     def forward(
         self,

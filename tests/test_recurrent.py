@@ -151,3 +151,53 @@ def test_a_plain_model_starts_a_recurrent_one_exactly(
         trusted = torch.cat([carried, torch.ones(1, 1, 32, 32)], 1)
         kept = (module.net(images, 1, trusted) - expected) / (carried - expected)
         assert low < float(kept.median()) < high
+
+
+def test_error_parts_split_the_judges_error_and_read_the_gate(tmp_path: Any) -> None:
+    """tools/recurrent_error_parts.py: its parts add up to the judge's error, and the gate
+    it reports is the network's (an open gate reads ~1, a shut one ~0)."""
+    import importlib.util
+
+    from fastnst.export import save_model
+    from fastnst.modelfile import ModelInfo
+    from fastnst.video.metrics import warping_error
+
+    pytest.importorskip("cv2")
+    spec = importlib.util.spec_from_file_location(
+        "recurrent_error_parts", CONF_DIR.parents[1] / "tools" / "recurrent_error_parts.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
+    frames = torch.stack(  # a smooth pattern sliding right by 1.5 px a frame
+        [
+            torch.stack(
+                [
+                    (0.5 + 0.4 * torch.sin((xs - 1.5 * t) / 5 + c) * torch.cos(ys / 7))
+                    for c in range(3)
+                ]
+            )
+            for t in range(6)
+        ]
+    )
+    found = {}
+    for name, shift in (("open", 20.0), ("shut", -20.0)):
+        model = net()
+        with torch.no_grad():
+            model.head.norm.beta[:, 3] = shift
+            model.state_dict()[FIRST_CONV][:, 3:] = 0  # the guide reaches only the gate
+        path = tmp_path / f"{name}.safetensors"
+        save_model(model, path, ModelInfo(style_names=["a", "b"], net=model.config.to_dict()))
+        parts = tool.error_parts(str(path), frames, 1, 64, "dis")
+        assert parts["total_x"] == pytest.approx(parts["trusted_x"] + parts["untrusted_x"])
+        assert 0 <= parts["untrusted_share"] < 0.5
+        found[name] = parts
+    assert found["open"]["gate_where_trusted"] > 0.99
+    assert found["shut"]["gate_where_trusted"] < 0.01
+    # A shut gate is the still network: the tool's total is the judge's plain warping error.
+    with torch.no_grad():
+        still = torch.cat([model(frame[None], 1) for frame in frames])  # the shut one, unguided
+    floor = warping_error(frames, frames).mean
+    expected = warping_error(frames, still).mean / floor
+    assert found["shut"]["total_x"] == pytest.approx(expected, rel=1e-3)
+    assert found["open"]["total_x"] < found["shut"]["total_x"]  # carrying steadies it

@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from fastnst.export import load_model
-from fastnst.losses import PerceptualLoss
+from fastnst.losses import PerceptualLoss, content_loss
 from fastnst.training.module import NonFiniteLossError
 from fastnst.training.run import run
 
@@ -122,6 +122,31 @@ def test_loss_style_stat_reaches_the_loss_module_and_the_export(tmp_path: Path) 
         )
         assert module.loss_fn.style_stat == stat
         assert module.model_info().loss["style_stat"] == stat
+
+
+def test_deep_content_adds_relu4_2_to_the_loss_and_its_parts(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    from fastnst.optimize.gatys import load_loss_settings
+
+    cfg = compose_cfg(tmp_path, [*TINY, "loss=deep_content", "loss.vgg_weights=random"])
+    module = instantiate(cfg.model)(
+        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        style_names=["a"],
+        image_size=32,
+    )
+    default = load_loss_settings()
+    layers = module.loss_fn.content_layers
+    assert layers["relu2_2"] == default["content_layers"]["relu2_2"]  # Johnson's term kept
+    assert layers["relu4_2"] > 0 and "relu4_2" not in default["content_layers"]
+    assert module.model_info().loss["content_layers"] == layers  # travels with the export
+    assert load_loss_settings("deep_content")["content_layers"] == layers  # Gatys's reader agrees
+    torch.manual_seed(0)
+    photo = module.loss_fn.vgg(torch.rand(1, 3, 32, 32))
+    _, parts = content_loss(module.loss_fn.vgg(torch.rand(1, 3, 32, 32)), photo, layers)
+    assert parts["content/relu4_2"] > 0 and parts["content/relu2_2"] > 0
+    _, same = content_loss(photo, photo, layers)
+    assert same["content/relu4_2"] == 0  # the photo itself loses nothing at either depth
 
 
 @pytest.fixture(scope="module")
