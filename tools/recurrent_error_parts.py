@@ -23,15 +23,14 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fastnst.export import load_model
 from fastnst.files import atomic_write
-from fastnst.infer.temporal_blend import trusted_flow
+from fastnst.infer.temporal_blend import Recurrence
 from fastnst.model import pad_to_min_side
-from fastnst.runtime.flow import warp as warp_array
+from fastnst.modelfile import keep_carried
 from fastnst.video.flow import flow_pair
 from fastnst.video.pairs import read_frames
 from fastnst.video.warp import warp
@@ -52,34 +51,29 @@ def error_parts(
     if not net.config.recurrent:
         raise SystemExit(f"error: {model} is not a recurrent model")
     weights = F.one_hot(torch.tensor([style]), net.num_styles).float()
-    outputs, trusted, gates, fresh, carried = [], [], [], [], []
-    previous = None
-    for t in range(frames.shape[0]):
-        photo = frames[t : t + 1]
-        guide = torch.zeros(1, 4, *photo.shape[-2:])
-        if previous is not None:
-            flow, mask = trusted_flow(frames[t - 1].numpy(), frames[t].numpy(), flow_size)
-            moved = warp_array(previous[0].numpy(), flow)
-            guide = torch.from_numpy(np.concatenate([moved, mask[None]]))[None].float()
+    recurrence = Recurrence(flow_size)  # the guide exactly as inference builds it
+    outputs, guides, gates, fresh = [], [], [], []
+    for frame in frames:
+        photo = frame.numpy()
+        guide = torch.from_numpy(recurrence.guide(photo))[None]
         h, w = photo.shape[-2:]
-        feats = net.encode(pad_to_min_side(photo), weights, pad_to_min_side(guide))
+        feats = net.encode(pad_to_min_side(frame[None]), weights, pad_to_min_side(guide))
         raw = net.head_output(feats, weights)[..., :h, :w]
-        rgb, gate = raw[:, :3], raw[:, 3:]
-        previous = rgb + gate * guide[:, 3:] * (guide[:, :3] - rgb)
-        for kept, value in zip(
-            (outputs, trusted, gates, fresh, carried),
-            (previous, guide[:, 3:], gate, rgb, guide[:, :3]),
-            strict=True,
-        ):
-            kept.append(value)
-    out, judged = torch.cat(outputs), frames
-    flow, mask = flow_pair(judged[:-1], judged[1:], judge_flow)
-    floor = masked_mean((judged[1:] - warp(judged[:-1], flow)).pow(2).sum(1, True), mask, mask)
+        out = keep_carried(raw, guide)
+        recurrence.previous_photo, recurrence.previous_output = photo, out[0].numpy()
+        outputs.append(out)
+        guides.append(guide)
+        gates.append(raw[:, 3:])
+        fresh.append(raw[:, :3])
+    out = torch.cat(outputs)
+    flow, mask = flow_pair(frames[:-1], frames[1:], judge_flow)
+    floor = masked_mean((frames[1:] - warp(frames[:-1], flow)).pow(2).sum(1, True), mask, mask)
     judge_warp = warp(out[:-1], flow)
     error = (out[1:] - judge_warp).pow(2).sum(1, keepdim=True)
-    net_trust = torch.cat(trusted[1:])
+    guide = torch.cat(guides[1:])
+    moved, net_trust = guide[:, :3], guide[:, 3:]
     both = mask * net_trust
-    rgb, moved = torch.cat(fresh[1:]), torch.cat(carried[1:])
+    rgb = torch.cat(fresh[1:])
     return {
         "floor": floor,
         "total_x": masked_mean(error, mask, mask) / floor,
