@@ -39,12 +39,18 @@ class NetConfig:
     # still photo, a video's first frame) it is the plain network: the guide's weights only
     # ever add to the first conv.
     recurrent: bool = False
+    # A recurrent network whose head (the last 9x9 conv, at full size) sees the guide too:
+    # the first conv's view of it must pass the quarter-size bottleneck, which drops the
+    # carried strokes' detail, so the fresh RGB could not follow them (docs/VIDEO.md).
+    guide_head: bool = False
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
             raise ValueError(f"upsample must be one of {UPSAMPLE_MODES}, got {self.upsample!r}")
         if self.padding not in PADDING_MODES:
             raise ValueError(f"padding must be one of {PADDING_MODES}, got {self.padding!r}")
+        if self.guide_head and not self.recurrent:
+            raise ValueError("guide_head needs a recurrent network (recurrent=true)")
 
     def channels(self) -> tuple[int, int, int]:
         return tuple(max(4, round(c * self.width)) for c in (32, 64, 128))  # type: ignore[return-value]
@@ -58,6 +64,7 @@ class NetConfig:
             ("upsample", "nearest"),
             ("padding", "reflect"),
             ("recurrent", False),
+            ("guide_head", False),
         ):
             if fields[name] == default:
                 del fields[name]
@@ -246,7 +253,9 @@ class TransformerNet(nn.Module):
         self.up2 = UpsampleConv(c2, c1, s, config.upsample, pad)
         # A recurrent network's head adds a gate channel: how much of the carried output
         # (the guide's RGB) to keep at each trusted pixel (see `decode`).
-        self.head = ConvCIN(c1, 3 + (1 if config.recurrent else 0), 9, s, relu=False, padding=pad)
+        head_inputs = c1 + (GUIDE_CHANNELS if config.guide_head else 0)
+        out = 3 + (1 if config.recurrent else 0)
+        self.head = ConvCIN(head_inputs, out, 9, s, relu=False, padding=pad)
 
     @property
     def num_styles(self) -> int:
@@ -273,21 +282,26 @@ class TransformerNet(nn.Module):
         where its gate opens and the flow is trusted: ``rgb + gate * trusted * (carried -
         rgb)``. A conv stack cannot pass the previous frame's fine strokes through its
         quarter-resolution bottleneck, so copying them must happen here, at full size."""
-        out = self.head_output(feats, weights)
+        out = self.head_output(feats, weights, guide)
         if not self.config.recurrent:
             return out
         if guide is None:
             return out[:, :3]
         return keep_carried(out, guide.to(out.dtype))
 
-    def head_output(self, feats: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    def head_output(
+        self, feats: list[torch.Tensor], weights: torch.Tensor, guide: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The head's raw output in [0, 1]: RGB, and a recurrent network's gate as a fourth
-        channel (what :meth:`decode` mixes; tools/recurrent_error_parts.py reads the gate)."""
+        channel (what :meth:`decode` mixes; tools/recurrent_error_parts.py reads the gate).
+        With ``guide_head`` the head also sees ``guide`` (None: zeros)."""
         x = feats[-1]
         for block in self.residuals:
             x = block(x, weights)
         x = self.up1(x, weights, tuple(feats[1].shape[-2:]))
         x = self.up2(x, weights, tuple(feats[0].shape[-2:]))
+        if self.config.guide_head:
+            x = with_guide(x, guide, recurrent=True)
         return torch.sigmoid(self.head(x, weights))
 
     def forward(
@@ -305,7 +319,8 @@ class TransformerNet(nn.Module):
 
 
 def with_guide(images: torch.Tensor, guide: torch.Tensor | None, recurrent: bool) -> torch.Tensor:
-    """The first conv's input: the images, plus the guide channels for a recurrent network."""
+    """The first conv's input: the images, plus the guide channels for a recurrent network
+    (also the head's, features and guide, with ``guide_head``)."""
     if not recurrent:
         if guide is not None:
             raise ValueError("a guide (previous frame) is only for a recurrent network")

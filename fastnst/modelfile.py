@@ -26,7 +26,8 @@ FORMAT_VERSION = 1
 GUIDE_CHANNELS = 4
 FIRST_CONV = "encoder.0.conv.weight"
 # A recurrent network's head has a fourth output, the gate (fastnst.model.TransformerNet.decode).
-HEAD_OUTPUTS = ("head.conv.weight", "head.conv.bias", "head.norm.gamma", "head.norm.beta")
+HEAD_CONV = "head.conv.weight"
+HEAD_OUTPUTS = (HEAD_CONV, "head.conv.bias", "head.norm.gamma", "head.norm.beta")
 
 
 def still_weights(
@@ -34,16 +35,19 @@ def still_weights(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A recurrent network's weights and ``net`` header as the plain network it is without
     a guide (a still photo, a video's first frame: the guide is zeros, so its input
-    channels never contribute), for every path that takes no guide: stills, tiles, row
-    bands, regions; the head's gate output goes too. NumPy arrays or tensors; a plain
-    network's are returned as they are."""
+    channels, the first conv's and with ``guide_head`` the head's, never contribute), for
+    every path that takes no guide: stills, tiles, row bands, regions; the head's gate
+    output goes too. NumPy arrays or tensors; a plain network's are returned as they are."""
     if not net.get("recurrent"):
         return state, net
     still = dict(state)
     still[FIRST_CONV] = state[FIRST_CONV][:, :3]
     for key in HEAD_OUTPUTS:  # the gate channel only acts with a guide
         still[key] = state[key][:3] if key.startswith("head.conv") else state[key][:, :3]
-    return still, {key: value for key, value in net.items() if key != "recurrent"}
+    if net.get("guide_head"):  # so do the head's guide inputs (the last ones)
+        still[HEAD_CONV] = still[HEAD_CONV][:, :-GUIDE_CHANNELS]
+    plain = {key: value for key, value in net.items() if key not in ("recurrent", "guide_head")}
+    return still, plain
 
 
 def keep_carried(out: np.ndarray, guide: np.ndarray) -> np.ndarray:

@@ -11,16 +11,18 @@ import yaml
 
 from fastnst import CONF_DIR
 from fastnst.data.styles import StyleSet
+from fastnst.errors import UserError
 from fastnst.model import NetConfig, TransformerNet, still_network
-from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS
+from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS, HEAD_CONV
 from fastnst.training.temporal import TemporalStyleModule, soften
 
 
-def net(recurrent: bool = True) -> TransformerNet:
+def net(recurrent: bool = True, guide_head: bool = False) -> TransformerNet:
     torch.manual_seed(0)
-    return TransformerNet(
-        NetConfig(num_styles=2, width=0.25, num_residual=1, recurrent=recurrent)
-    ).eval()
+    config = NetConfig(
+        num_styles=2, width=0.25, num_residual=1, recurrent=recurrent, guide_head=guide_head
+    )
+    return TransformerNet(config).eval()
 
 
 def test_the_gate_keeps_the_carried_output_only_where_trusted() -> None:
@@ -36,17 +38,28 @@ def test_the_gate_keeps_the_carried_output_only_where_trusted() -> None:
         assert (out[..., 20:] - carried[..., 20:]).abs().mean() > 0.05
 
 
-def test_the_guide_changes_the_output_and_no_guide_is_the_still_network() -> None:
-    model = net()
+@pytest.mark.parametrize("guide_head", [False, True])
+def test_the_guide_changes_the_output_and_no_guide_is_the_still_network(
+    guide_head: bool,
+) -> None:
+    model = net(guide_head=guide_head)
     with torch.no_grad():
         model.encoder[0].conv.weight[:, 3:].normal_()  # trained guide weights are not zero
+        if guide_head:  # the head's guide weights alone must change the output too
+            model.head.conv.weight[:, -GUIDE_CHANNELS:].normal_()
+            unguided_first = model.encoder[0].conv.weight[:, 3:].clone()
         images = torch.rand(1, 3, 24, 40)
         guide = torch.cat([torch.rand(1, 3, 24, 40), torch.ones(1, 1, 24, 40)], 1)
         still = model(images, 1)
         assert not torch.allclose(model(images, 1, guide), still, atol=1e-3)
+        if guide_head:
+            model.encoder[0].conv.weight[:, 3:] = 0
+            assert not torch.allclose(model(images, 1, guide), still, atol=1e-3)
+            model.encoder[0].conv.weight[:, 3:] = unguided_first
         # No guide = zeros = the plain network with the first conv's image weights.
         plain = still_network(model)
         assert not plain.config.recurrent and plain.encoder[0].conv.weight.shape[1] == 3
+        assert plain.head.conv.weight.shape[:2] == (3, plain.up2.block.conv.weight.shape[0])
         torch.testing.assert_close(plain(images, 1), still)
         zeros = torch.zeros(1, GUIDE_CHANNELS, 24, 40)
         torch.testing.assert_close(model(images, 1, zeros), still)
@@ -62,6 +75,9 @@ def test_a_plain_network_refuses_a_guide_and_a_bad_guide_is_refused() -> None:
 def test_recurrent_is_stored_only_when_set() -> None:
     assert "recurrent" not in NetConfig(num_styles=2).to_dict()
     assert NetConfig(num_styles=2, recurrent=True).to_dict()["recurrent"] is True
+    assert "guide_head" not in NetConfig(num_styles=2, recurrent=True).to_dict()
+    with pytest.raises(ValueError, match="recurrent"):
+        NetConfig(num_styles=2, guide_head=True)
 
 
 def test_soften_blurs_but_keeps_flat_areas() -> None:
@@ -71,12 +87,12 @@ def test_soften_blurs_but_keeps_flat_areas() -> None:
     assert soften(checker).std() < 0.5 * checker.std()
 
 
-def make_module(temporal: dict[str, float]) -> TemporalStyleModule:
+def make_module(temporal: dict[str, float], guide_head: bool = False) -> TemporalStyleModule:
     loss = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
     loss.update(vgg_weights="random")
     torch.manual_seed(0)
     module = TemporalStyleModule(
-        net={"width": 0.25, "num_residual": 1, "recurrent": True},
+        net={"width": 0.25, "num_residual": 1, "recurrent": True, "guide_head": guide_head},
         loss=loss,
         optim={"lr": 1e-3},
         style_names=["a", "b"],
@@ -122,9 +138,12 @@ def test_the_stage_feeds_the_second_frame_the_first_frames_output() -> None:
     assert grad is not None and grad[:, 3:].abs().sum() > 0
 
 
-@pytest.mark.parametrize(("gate_start", "low", "high"), [(-2.0, 0.03, 0.3), (0.0, 0.35, 0.65)])
+@pytest.mark.parametrize(
+    ("gate_start", "low", "high", "guide_head"),
+    [(-2.0, 0.03, 0.3, False), (0.0, 0.35, 0.65, False), (0.0, 0.35, 0.65, True)],
+)
 def test_a_plain_model_starts_a_recurrent_one_exactly(
-    tmp_path: Any, gate_start: float, low: float, high: float
+    tmp_path: Any, gate_start: float, low: float, high: float, guide_head: bool
 ) -> None:
     from fastnst.export import save_model
     from fastnst.modelfile import ModelInfo
@@ -134,10 +153,12 @@ def test_a_plain_model_starts_a_recurrent_one_exactly(
     info = ModelInfo(style_names=["a", "b"], net=plain.config.to_dict())
     path = tmp_path / "plain.safetensors"
     save_model(plain, path, info)
-    module = make_module({})
+    module = make_module({}, guide_head)
     start_from_model(module, str(path), gate_start)
     weight = module.net.state_dict()[FIRST_CONV]
     assert torch.all(weight[:, 3:] == 0)
+    if guide_head:
+        assert torch.all(module.net.state_dict()[HEAD_CONV][:, -GUIDE_CHANNELS:] == 0)
     images = torch.rand(1, 3, 32, 32)
     carried = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
@@ -151,6 +172,32 @@ def test_a_plain_model_starts_a_recurrent_one_exactly(
         trusted = torch.cat([carried, torch.ones(1, 1, 32, 32)], 1)
         kept = (module.net(images, 1, trusted) - expected) / (carried - expected)
         assert low < float(kept.median()) < high
+
+
+def test_a_recurrent_model_starts_one_whose_head_sees_the_guide_exactly(tmp_path: Any) -> None:
+    from fastnst.export import save_model
+    from fastnst.modelfile import ModelInfo
+    from fastnst.training.run import start_from_model
+
+    recurrent = net()
+    with torch.no_grad():
+        recurrent.encoder[0].conv.weight[:, 3:].normal_()
+    path = tmp_path / "recurrent.safetensors"
+    save_model(recurrent, path, ModelInfo(style_names=["a", "b"], net=recurrent.config.to_dict()))
+    module = make_module({}, guide_head=True)
+    start_from_model(module, str(path))
+    images = torch.rand(1, 3, 32, 32)
+    guide = torch.cat([torch.rand(1, 3, 32, 32), torch.ones(1, 1, 32, 32)], 1)
+    with torch.no_grad():
+        module.net.eval()
+        torch.testing.assert_close(module.net(images, 1, guide), recurrent(images, 1, guide))
+    # and back is refused: a plain recurrent config cannot hold the head's guide weights
+    head_path = tmp_path / "head.safetensors"
+    save_model(
+        module.net, head_path, ModelInfo(style_names=["a", "b"], net=module.net.config.to_dict())
+    )
+    with pytest.raises(UserError, match="init_from"):
+        start_from_model(make_module({}), str(head_path))
 
 
 def test_error_parts_split_the_judges_error_and_read_the_gate(tmp_path: Any) -> None:

@@ -21,17 +21,24 @@ from tests.conftest import panning_frames, write_clip
 pytest.importorskip("cv2")
 
 
-@pytest.fixture(scope="module")
-def recurrent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_recurrent_model(folder: Path, guide_head: bool = False) -> Path:
     """A tiny recurrent model whose guide weights are large, so the guide shows."""
     torch.manual_seed(3)
-    net = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, recurrent=True))
+    config = NetConfig(
+        num_styles=2, width=0.25, num_residual=1, recurrent=True, guide_head=guide_head
+    )
+    net = TransformerNet(config)
     with torch.no_grad():
         for param in net.parameters():
             param.add_(0.3 * torch.randn_like(param))
         net.encoder[0].conv.weight[:, 3:].mul_(10)
-    path = tmp_path_factory.mktemp("rec") / "rec.safetensors"
+    path = folder / f"rec{'_head' if guide_head else ''}.safetensors"
     return save_model(net, path, ModelInfo(net={}, style_names=["a", "b"]))
+
+
+@pytest.fixture(scope="module")
+def recurrent_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_recurrent_model(tmp_path_factory.mktemp("rec"))
 
 
 def test_the_guide_is_the_previous_output_moved_along_the_flow() -> None:
@@ -55,7 +62,12 @@ def test_the_guide_is_the_previous_output_moved_along_the_flow() -> None:
     assert np.abs(rgb[:, 8:-8, 8:-10] - outputs[0][:, 8:-8, 8:-10])[:, inner].mean() > 0.05
 
 
-def test_torch_and_onnx_agree_guided_and_still(recurrent_model: Path) -> None:
+@pytest.mark.parametrize("guide_head", [False, True])
+def test_torch_and_onnx_agree_guided_and_still(
+    recurrent_model: Path, tmp_path: Path, guide_head: bool
+) -> None:
+    if guide_head:  # the full-size head sees the guide too
+        recurrent_model = tiny_recurrent_model(tmp_path, guide_head=True)
     torch_stylizer = Stylizer.load(recurrent_model, "cpu", "fp32")
     onnx_stylizer = OnnxStylizer.load(recurrent_model, "cpu")
     assert torch_stylizer.recurrent and onnx_stylizer.recurrent

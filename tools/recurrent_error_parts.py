@@ -57,8 +57,9 @@ def error_parts(
         photo = frame.numpy()
         guide = torch.from_numpy(recurrence.guide(photo))[None]
         h, w = photo.shape[-2:]
-        feats = net.encode(pad_to_min_side(frame[None]), weights, pad_to_min_side(guide))
-        raw = net.head_output(feats, weights)[..., :h, :w]
+        padded_guide = pad_to_min_side(guide)
+        feats = net.encode(pad_to_min_side(frame[None]), weights, padded_guide)
+        raw = net.head_output(feats, weights, padded_guide)[..., :h, :w]
         out = keep_carried(raw, guide)
         recurrence.previous_photo, recurrence.previous_output = photo, out[0].numpy()
         outputs.append(out)

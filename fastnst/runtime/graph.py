@@ -154,6 +154,22 @@ class _Builder:
         x = self.op("Add", [self.op("Mul", [x, scale]), shift])
         return self.op("Relu", [x]) if layer.relu else x
 
+    def with_head_guide(self, x: str) -> str:
+        """The head's input: the decoder's features, plus (a recurrent network with
+        ``guide_head``, whose head weights take more inputs than the decoder gives) the
+        guide, the last channels of the ``image`` input."""
+        extra = (
+            self.weights["head.conv.weight"].shape[1]
+            - self.weights["up2.block.conv.weight"].shape[0]
+        )
+        if extra <= 0:
+            return x
+        start = self.const("start", np.array([-extra], np.int64))
+        end = self.const("end", np.array([np.iinfo(np.int64).max], np.int64))
+        axes = self.const("axes", np.array([1], np.int64))
+        guide = self.op("Slice", ["image", start, end, axes])
+        return self.op("Concat", [x, guide], axis=1)
+
     def conv(self, x: str, weight: np.ndarray, bias: np.ndarray, stride: int) -> str:
         nodes, inits, out = conv_nodes(x, weight, bias, stride, self.name("conv"))
         self.nodes += nodes
@@ -203,7 +219,7 @@ def _forward(b: _Builder, plan: list[Layer]) -> str | None:
         x = second and b.op("Add", [x, second])
     x = x and b.conv_norm(b.resize_like(x, half), next(steps))
     x = x and b.conv_norm(b.resize_like(x, full), next(steps))
-    x = x and b.conv_norm(x, next(steps))
+    x = x and b.conv_norm(b.with_head_guide(x), next(steps))
     return x and b.op("Sigmoid", [x])
 
 

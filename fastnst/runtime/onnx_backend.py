@@ -389,7 +389,10 @@ def expected_shapes(net: dict) -> dict[str, tuple[int, ...]]:
         *[(c3, c3)] * (2 * residual),
         (c3, c2),
         (c2, c1),
-        (c1, 3 + (1 if net.get("recurrent") else 0)),
+        (
+            c1 + (GUIDE_CHANNELS if net.get("guide_head") else 0),
+            3 + (1 if net.get("recurrent") else 0),
+        ),
     ]
     shapes = {}
     for layer, (cin, cout) in zip(layers(residual), ins_outs, strict=True):

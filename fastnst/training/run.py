@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from fastnst.devices import describe_machine, training_precision
 from fastnst.errors import UserError
 from fastnst.export import load_model, save_model
-from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS
+from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS, HEAD_CONV
 from fastnst.training.callbacks import AtomicCheckpointIO, CheckpointOnInterrupt, write_samples
 from fastnst.training.module import StyleTransferModule
 from fastnst.training.temporal import GATE_START
@@ -106,6 +106,7 @@ def start_from_model(
         net.config.width != module.net.config.width
         or (net.config.num_residual != module.net.config.num_residual)
         or (net.config.recurrent and not module.net.config.recurrent)
+        or (net.config.guide_head and not module.net.config.guide_head)
     ):
         raise UserError(f"init_from model is {net.config}, the config asks for {module.net.config}")
     known = info.style_names
@@ -127,6 +128,12 @@ def start_from_model(
             "recurrent network: guide weights start at zero, its gate at %.0f %% where trusted",
             100 / (1 + math.exp(-gate_start)),
         )
+    if module.net.config.guide_head and not net.config.guide_head:
+        # The head's view of the guide starts at zero weight too: the same network.
+        head = state[HEAD_CONV]
+        guide = head.new_zeros(head.shape[0], GUIDE_CHANNELS, *head.shape[2:])
+        state[HEAD_CONV] = torch.cat([head, guide], dim=1)
+        log.info("the head sees the guide too (guide_head): its weights start at zero")
     module.net.load_state_dict(state)
     kept = [n for n, r in zip(module.style_names, rows, strict=True) if r is not None]
     new = [n for n, r in zip(module.style_names, rows, strict=True) if r is None]
