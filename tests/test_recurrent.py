@@ -107,10 +107,12 @@ def make_module(temporal: dict[str, float], guide_head: bool = False) -> Tempora
     return module
 
 
-def test_the_stage_feeds_the_second_frame_the_first_frames_output() -> None:
+@pytest.mark.parametrize("guide_head", [False, True])
+def test_the_stage_feeds_the_second_frame_the_first_frames_output(guide_head: bool) -> None:
     """One step: the second frame's encoder input carries the first output, warped, and the
-    trust mask; gradients reach the guide's weights."""
-    module = make_module({"output_weight": 1.0, "feature_weight": 1.0, "guide_soften": 0.0})
+    trust mask; gradients reach the guide's weights (the head's too, with ``guide_head``)."""
+    temporal = {"output_weight": 1.0, "feature_weight": 1.0, "guide_soften": 0.0}
+    module = make_module(temporal, guide_head)
     inputs: list[torch.Tensor] = []
     heads: list[torch.Tensor] = []
     hooks = [
@@ -136,6 +138,9 @@ def test_the_stage_feeds_the_second_frame_the_first_frames_output() -> None:
     torch.testing.assert_close(second[:, 3:6, :, :-1], out_previous[..., 1:], atol=1e-5, rtol=0)
     grad = module.net.encoder[0].conv.weight.grad
     assert grad is not None and grad[:, 3:].abs().sum() > 0
+    if guide_head:
+        head_grad = module.net.head.conv.weight.grad
+        assert head_grad is not None and head_grad[:, -GUIDE_CHANNELS:].abs().sum() > 0
 
 
 @pytest.mark.parametrize(
