@@ -253,3 +253,30 @@ def test_error_parts_split_the_judges_error_and_read_the_gate(tmp_path: Any) -> 
     expected = warping_error(frames, still).mean / floor
     assert found["shut"]["total_x"] == pytest.approx(expected, rel=1e-3)
     assert found["open"]["total_x"] < found["shut"]["total_x"]  # carrying steadies it
+
+
+def test_starting_from_a_model_warns_when_the_loss_changes_its_look(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fine-tune that drops the model's own content layers is allowed, but said."""
+    from fastnst.export import save_model
+    from fastnst.modelfile import ModelInfo
+    from fastnst.training.run import loss_changes, start_from_model
+
+    module = make_module({})
+    now = dict(module.hparams.loss)
+    deep = {**now, "content_layers": {"relu2_2": 6.3e-6, "relu4_2": 1.5e-6}}
+    assert loss_changes(now, now) == []
+    assert loss_changes({}, now) == []  # an old file that records no loss
+    changed = loss_changes(deep, now)
+    assert len(changed) == 1 and changed[0].startswith("content_layers:")
+    model = net()
+    for loss, warned in ((now, False), (deep, True)):
+        path = tmp_path / f"{warned}.safetensors"
+        save_model(
+            model, path, ModelInfo(style_names=["a", "b"], net=model.config.to_dict(), loss=loss)
+        )
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="fastnst"):
+            start_from_model(make_module({}), str(path))
+        assert ("relu4_2" in caplog.text) == warned

@@ -135,6 +135,11 @@ def start_from_model(
         state[HEAD_CONV] = torch.cat([head, guide], dim=1)
         log.info("the head sees the guide too (guide_head): its weights start at zero")
     module.net.load_state_dict(state)
+    changed = loss_changes(info.loss, dict(module.hparams.loss))
+    if changed:  # legitimate (a new recipe), but easy to do by accident (docs/VIDEO.md)
+        log.warning(
+            "the loss differs from the one %s was trained with: %s", path, "; ".join(changed)
+        )
     kept = [n for n, r in zip(module.style_names, rows, strict=True) if r is not None]
     new = [n for n, r in zip(module.style_names, rows, strict=True) if r is None]
     log.info("starting from the weights of %s", path)
@@ -146,6 +151,22 @@ def start_from_model(
             len(info.style_names),
             ", ".join(new),
         )
+
+
+# The loss settings that decide what a model looks like; a fine-tune that changes one moves
+# the model away from its look (a temporal fine-tune without the model's own content layers
+# drifted back to the look they had fixed, docs/VIDEO.md).
+LOOK_SETTINGS = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight")
+
+
+def loss_changes(trained: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``"key: trained -> now"`` for each look-deciding loss setting that differs (settings a
+    model file does not record are not compared)."""
+    return [
+        f"{key}: {trained[key]} -> {now.get(key)}"
+        for key in LOOK_SETTINGS
+        if key in trained and trained[key] != now.get(key)
+    ]
 
 
 # The gate of a recurrent network started from a plain one: its logit ``model.temporal.gate_start``
