@@ -255,7 +255,7 @@ def test_error_parts_split_the_judges_error_and_read_the_gate(tmp_path: Any) -> 
     assert found["open"]["total_x"] < found["shut"]["total_x"]  # carrying steadies it
 
 
-def test_starting_from_a_model_warns_when_the_loss_changes_its_look(
+def test_starting_from_a_model_says_when_the_loss_changes_its_look(
     tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A fine-tune that drops the model's own content layers is allowed, but said."""
@@ -277,6 +277,7 @@ def test_starting_from_a_model_warns_when_the_loss_changes_its_look(
             model, path, ModelInfo(style_names=["a", "b"], net=model.config.to_dict(), loss=loss)
         )
         caplog.clear()
-        with caplog.at_level("WARNING", logger="fastnst"):
+        with caplog.at_level("INFO", logger="fastnst"):
             start_from_model(make_module({}), str(path))
+        assert ("loss settings changed" in caplog.text) == warned
         assert ("relu4_2" in caplog.text) == warned

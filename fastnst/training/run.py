@@ -136,9 +136,9 @@ def start_from_model(
         log.info("the head sees the guide too (guide_head): its weights start at zero")
     module.net.load_state_dict(state)
     changed = loss_changes(info.loss, dict(module.hparams.loss))
-    if changed:  # legitimate (a new recipe), but easy to do by accident (docs/VIDEO.md)
-        log.warning(
-            "the loss differs from the one %s was trained with: %s", path, "; ".join(changed)
+    if changed:  # often meant (a recipe of its own), but easy to do by accident (docs/VIDEO.md)
+        log.info(
+            "loss settings changed from those %s was trained with: %s", path, "; ".join(changed)
         )
     kept = [n for n, r in zip(module.style_names, rows, strict=True) if r is not None]
     new = [n for n, r in zip(module.style_names, rows, strict=True) if r is None]
