@@ -1,0 +1,78 @@
+"""tools/merge_frontier.py: eval-video runs judged apart become one frontier, and runs that
+judged different frames are refused."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastnst import CONF_DIR
+
+
+def load_tool() -> Any:
+    path = CONF_DIR.parents[1] / "tools" / "merge_frontier.py"
+    spec = importlib.util.spec_from_file_location("merge_frontier", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(path: Path, rows: list[tuple[str, float, float, float]], frames: int = 30) -> Path:
+    """An eval-video --judge JSON with (model, blend, x_floor, style_distance) rows."""
+    results: list[dict[str, Any]] = [{"source": "input (floor)", "warping_error": 0.001}]
+    for model, blend, x_floor, style in rows:
+        results.append(
+            {
+                "source": model + (f" + flow blend {blend}" if blend else ""),
+                "model": model,
+                "blend": blend,
+                "blend_kind": "flow" if blend else "none",
+                "warping_error": 0.001 * x_floor,
+                "x_floor": x_floor,
+                "style_loss": 1.0,
+                "content_loss": 0.5,
+                "style_distance": style,
+                "content_distance": 1.2,
+            }
+        )
+    settings = {"video": "clip.mp4", "frames": frames, "size": [64, 96], "flow": "dis"}
+    path.write_text(json.dumps({**settings, "frame_step": 1, "style": 5, "results": results}))
+    return path
+
+
+def test_runs_judged_apart_make_one_frontier(tmp_path: Path, capsys: Any) -> None:
+    tool = load_tool()
+    first = run(tmp_path / "a.json", [("/x/still_v1.safetensors", 0.0, 60.0, 0.36)])
+    second = run(
+        tmp_path / "b.json",
+        [("classics", 0.0, 9.0, 0.50), ("/x/rec.safetensors", 0.0, 4.0, 0.45)],
+    )
+    third = run(tmp_path / "c.json", [("/x/rec.safetensors", 0.3, 3.0, 0.47)])
+    out = tmp_path / "merged.json"
+    argv = [str(first), str(second), str(third), "--reference", "v1", "--label", "still_v1=v1"]
+    argv += ["--label", "rec=video", "--drop", "classics", "--target", "2", "10"]
+    assert tool.main([*argv, "--json", str(out)]) == 0
+    rows = {row["source"]: row for row in json.loads(out.read_text())["frontier"]}
+    assert set(rows) == {"v1", "video", "video + flow blend 0.3"}  # classics dropped
+    assert rows["video"]["style_vs_reference_pct"] == pytest.approx(100 * (0.45 - 0.36) / 0.36)
+    assert (
+        rows["v1"]["pareto"]
+        and rows["video"]["pareto"]
+        and rows["video + flow blend 0.3"]["pareto"]
+    )
+    assert not any(row["meets_target"] for row in rows.values())
+    assert "nearest" in capsys.readouterr().out
+
+
+def test_runs_of_different_frames_are_refused(tmp_path: Path, capsys: Any) -> None:
+    tool = load_tool()
+    first = run(tmp_path / "a.json", [("/x/v1.safetensors", 0.0, 60.0, 0.36)])
+    second = run(tmp_path / "b.json", [("/x/rec.safetensors", 0.0, 4.0, 0.45)], frames=20)
+    assert tool.main([str(first), str(second), "--reference", "v1"]) == 2
+    assert capsys.readouterr().err.startswith("error: the runs judged different frames")
+    assert tool.main([str(first), "--reference", "nothing"]) == 2
