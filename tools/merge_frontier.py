@@ -50,23 +50,8 @@ def merge_points(
             if "model" not in row or row.get("style_distance") is None or row["model"] in drop:
                 continue
             model = relabel(row["model"], labels)
-            blend = f" + {row['blend_kind']} blend {row['blend']:g}" if row["blend"] else ""
             key = (model, float(row["blend"]), row["blend_kind"])
-            points.setdefault(
-                key,
-                FrontierPoint(
-                    source=model + blend,
-                    model=model,
-                    blend=row["blend"],
-                    blend_kind=row["blend_kind"],
-                    warping_error=row["warping_error"],
-                    x_floor=row["x_floor"],
-                    style_loss=row["style_loss"],
-                    content_loss=row["content_loss"],
-                    style_distance=row["style_distance"],
-                    content_distance=row.get("content_distance"),
-                ),
-            )
+            points.setdefault(key, FrontierPoint.from_row(row, model))
     return list(points.values())
 
 

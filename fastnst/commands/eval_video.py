@@ -454,22 +454,7 @@ def frontier(rows: list[dict[str, Any]], args: argparse.Namespace, size: str) ->
     """The models' rows as frontier points against the first model per frame: printed,
     plotted with ``--plot``, returned for the JSON."""
     target = Target(*args.target) if args.target else None
-    points = [
-        FrontierPoint(
-            source=row["source"],
-            model=row["model"],
-            blend=row["blend"],
-            blend_kind=row["blend_kind"],
-            warping_error=row["warping_error"],
-            x_floor=row["x_floor"],
-            style_loss=row["style_loss"],
-            content_loss=row["content_loss"],
-            style_distance=row.get("style_distance"),
-            content_distance=row.get("content_distance"),
-        )
-        for row in rows
-        if "model" in row
-    ]
+    points = [FrontierPoint.from_row(row) for row in rows if "model" in row]
     measure = "style_distance" if args.judge else "style_loss"
     reference = points[0]
     points = build_frontier(points, 0, target, measure)

@@ -55,6 +55,23 @@ class FrontierPoint:
     meets_target: bool | None = None
     target_excess: float | None = None
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any], model: str | None = None) -> FrontierPoint:
+        """A model row of ``eval-video``'s results (its JSON), under ``model`` if given."""
+        blend = f" + {row['blend_kind']} blend {row['blend']:g}" if model and row["blend"] else ""
+        return cls(
+            source=model + blend if model else row["source"],
+            model=model or row["model"],
+            blend=row["blend"],
+            blend_kind=row["blend_kind"],
+            warping_error=row["warping_error"],
+            x_floor=row["x_floor"],
+            style_loss=row["style_loss"],
+            content_loss=row["content_loss"],
+            style_distance=row.get("style_distance"),
+            content_distance=row.get("content_distance"),
+        )
+
 
 def pareto_flags(points: Sequence[tuple[float, float]]) -> list[bool]:
     """For (flicker, style) pairs, lower both better: which no other pair dominates."""

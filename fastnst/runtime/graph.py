@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from fastnst.modelfile import HEAD_CONV
+
 OPSET = 17
 EPS = 1e-5
 NARROW_OUT = 4  # convs with at most this many output channels run on 2x2 blocks
@@ -158,10 +160,7 @@ class _Builder:
         """The head's input: the decoder's features, plus (a recurrent network with
         ``guide_head``, whose head weights take more inputs than the decoder gives) the
         guide, the last channels of the ``image`` input."""
-        extra = (
-            self.weights["head.conv.weight"].shape[1]
-            - self.weights["up2.block.conv.weight"].shape[0]
-        )
+        extra = self.weights[HEAD_CONV].shape[1] - self.weights["up2.block.conv.weight"].shape[0]
         if extra <= 0:
             return x
         start = self.const("start", np.array([-extra], np.int64))
