@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fastnst.errors import UserError
+from fastnst.relaxed_style import nearest_targets, smooth_flows, warped_copies
 from fastnst.vgg import VGGFeatures
 
 LossParts = dict[str, torch.Tensor]
@@ -121,6 +122,11 @@ class PerceptualLoss(nn.Module):
     image of a style) are computed once by
     :meth:`set_style_targets` and kept as non-persistent buffers: they are derived data,
     recomputed from the style images on every start, never saved.
+
+    ``relax_warps`` > 0 relaxes the style loss (:mod:`fastnst.relaxed_style`): each output is
+    held to the nearest of its style's target and the targets of that many smoothly warped
+    copies of the style images (each pixel moved by at most ``relax_displacement`` pixels
+    at the style images' size).
     """
 
     def __init__(
@@ -134,6 +140,8 @@ class PerceptualLoss(nn.Module):
         tap: str = "relu",
         vgg_preprocess: str | None = None,
         style_stat: str = "gram",
+        relax_warps: int = 0,
+        relax_displacement: float = 16.0,
     ) -> None:
         super().__init__()
         if style_stat not in STYLE_STATS:
@@ -146,6 +154,13 @@ class PerceptualLoss(nn.Module):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        if relax_warps < 0 or not 0 < relax_displacement < math.inf:
+            raise UserError(
+                "loss.relax_warps must be >= 0 and loss.relax_displacement a finite number > 0, "
+                f"got {relax_warps} and {relax_displacement}"
+            )
+        self.relax_warps = int(relax_warps)
+        self.relax_displacement = float(relax_displacement)
         weights = {
             "content_weight": self.content_weight,
             "style_weight": self.style_weight,
@@ -178,17 +193,28 @@ class PerceptualLoss(nn.Module):
         if not style_sets or any(len(images) == 0 for images in style_sets):
             raise ValueError("every style needs at least one image")
         device = self.vgg.input_scale.device
+        generator = torch.Generator().manual_seed(0)
         per_layer: dict[str, list[torch.Tensor]] = {name: [] for name in self.style_layers}
         for images in style_sets:
             sums = {name: 0.0 for name in self.style_layers}
             for image in images:
-                feats = self.vgg(image.unsqueeze(0).to(device))
+                # Row 0: the image as it is; rows 1..relax_warps: its warped copies.
+                batch = image.unsqueeze(0).to(device)
+                if self.relax_warps:
+                    flows = smooth_flows(
+                        self.relax_warps, image.shape[-2:], self.relax_displacement, generator
+                    )
+                    batch = torch.cat([batch, warped_copies(batch[0], flows)])
+                feats = self.vgg(batch)
                 for name in self.style_layers:
-                    sums[name] = sums[name] + style_statistic(feats[name], self.style_stat)[0]
+                    sums[name] = sums[name] + style_statistic(feats[name], self.style_stat)
             for name in self.style_layers:
                 per_layer[name].append(sums[name] / len(images))
         for name, grams in per_layer.items():
-            self.register_buffer(_target_key(name), torch.stack(grams), persistent=False)
+            stacked = torch.stack(grams)  # [num_styles, 1 + relax_warps, C, C]
+            self.register_buffer(_target_key(name), stacked[:, 0].contiguous(), persistent=False)
+            if self.relax_warps:
+                self.register_buffer(_relaxed_key(name), stacked, persistent=False)
         self.num_styles = len(style_sets)
         coeffs = torch.ones(self.num_styles) if coefficients is None else torch.tensor(coefficients)
         if coeffs.shape != (self.num_styles,):
@@ -200,6 +226,21 @@ class PerceptualLoss(nn.Module):
             raise RuntimeError("set_style_targets() must run before the style loss")
         return {name: getattr(self, _target_key(name)) for name in self.style_layers}
 
+    def style_targets(
+        self, out_feats: Mapping[str, torch.Tensor], style_mix: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """What :func:`style_loss` compares each output with: the styles' targets, the mix
+        and the style coefficients; relaxed, each image's own nearest target (one row each)."""
+        if not self.relax_warps:
+            return self.target_grams(), style_mix, self.style_coefficients
+        stats = {
+            name: style_statistic(out_feats[name], self.style_stat) for name in self.style_layers
+        }
+        bank = {name: getattr(self, _relaxed_key(name)) for name in self.style_layers}
+        per_image = nearest_targets(stats, bank, self.style_layers, style_mix)
+        rows = torch.eye(style_mix.shape[0], device=style_mix.device)
+        return per_image, rows, style_mix.float() @ self.style_coefficients.float()
+
     def forward(
         self, output: torch.Tensor, content: torch.Tensor, style_mix: torch.Tensor
     ) -> tuple[torch.Tensor, LossParts]:
@@ -207,13 +248,9 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             content_feats = self.vgg(content)
         c_total, c_parts = content_loss(out_feats, content_feats, self.content_layers)
+        targets, mix, coefficients = self.style_targets(out_feats, style_mix)
         s_total, s_parts = style_loss(
-            out_feats,
-            self.target_grams(),
-            self.style_layers,
-            style_mix,
-            self.style_coefficients,
-            self.style_stat,
+            out_feats, targets, self.style_layers, mix, coefficients, self.style_stat
         )
         tv_total, tv_parts = total_variation_loss(output.float())
         total = (
@@ -231,3 +268,7 @@ class PerceptualLoss(nn.Module):
 
 def _target_key(layer: str) -> str:
     return f"style_target_{layer}"
+
+
+def _relaxed_key(layer: str) -> str:
+    return f"style_relaxed_{layer}"

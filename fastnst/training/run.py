@@ -156,7 +156,14 @@ def start_from_model(
 # The loss settings that decide what a model looks like; a fine-tune that changes one moves
 # the model away from its look (a temporal fine-tune without the model's own content layers
 # drifted back to the look they had fixed, docs/VIDEO.md).
-LOOK_SETTINGS = ("content_layers", "style_layers", "content_weight", "style_weight", "tv_weight")
+LOOK_SETTINGS = (
+    "content_layers",
+    "style_layers",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "relax_warps",
+)
 
 
 def loss_changes(trained: dict[str, Any], now: dict[str, Any]) -> list[str]:
