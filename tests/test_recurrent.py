@@ -15,6 +15,7 @@ from fastnst.errors import UserError
 from fastnst.model import NetConfig, TransformerNet, still_network
 from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS, HEAD_CONV
 from fastnst.training.temporal import TemporalStyleModule, soften
+from fastnst.video.warp import warp
 
 
 def net(recurrent: bool = True, guide_head: bool = False) -> TransformerNet:
@@ -281,3 +282,41 @@ def test_starting_from_a_model_says_when_the_loss_changes_its_look(
             start_from_model(make_module({}), str(path))
         assert ("loss settings changed" in caplog.text) == warned
         assert ("relu4_2" in caplog.text) == warned
+
+
+def test_a_chain_carries_each_output_to_the_next_frame() -> None:
+    """Three frames: the third frame's guide is the second frame's own guided output, warped
+    on; the losses cover all three frames and both pairs; a pair batch is a two-frame chain."""
+    temporal = {"output_weight": 1.0, "feature_weight": 1.0, "guide_soften": 0.0}
+    module = make_module(temporal)
+    module.log = lambda *a, **k: None  # type: ignore[method-assign]
+    module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
+    torch.manual_seed(1)
+    frames = torch.rand(2, 3, 3, 32, 32)
+    flows = torch.zeros(2, 2, 2, 32, 32)
+    flows[:, :, 0] = 1.0
+    masks = torch.ones(2, 2, 1, 32, 32)
+    torch.manual_seed(2)
+    run = module.run_chain(frames, flows, masks)
+    assert run.outputs.shape == (6, 3, 32, 32) and run.out_previous.shape == (4, 3, 32, 32)
+    torch.testing.assert_close(run.images[2:4], frames[:, 1])
+    torch.testing.assert_close(run.current[2:], frames[:, 2])
+    torch.testing.assert_close(run.out_previous[2:], run.outputs[2:4])
+    # The run's style, by hand: frame 2 is guided by frame 1's guided output.
+    styles = run.image_mix[:2]
+    net = module.net
+    first = net(frames[:, 0], styles)
+    guide = torch.cat([warp(first, flows[:, 0]), masks[:, 0]], 1)
+    second = net(frames[:, 1], styles, guide)
+    third = net(frames[:, 2], styles, torch.cat([warp(second, flows[:, 1]), masks[:, 1]], 1))
+    torch.testing.assert_close(run.outputs, torch.cat([first, second, third]), atol=1e-5, rtol=0)
+    unguided = net(frames[:, 1], styles)
+    assert (second - unguided).abs().max() > 1e-3  # the carried output did reach frame 1
+    total = module.training_step((frames, flows, masks), 0)
+    total.backward()
+    assert torch.isfinite(total)
+    torch.manual_seed(3)
+    as_pair = module.training_step((frames[:, 0], frames[:, 1], flows[:, 0], masks[:, 0]), 0)
+    torch.manual_seed(3)
+    as_chain = module.training_step((frames[:, :2], flows[:, :1], masks[:, :1]), 0)
+    torch.testing.assert_close(as_pair, as_chain)

@@ -15,11 +15,19 @@ from omegaconf import DictConfig
 
 from fastnst import CONF_DIR
 from fastnst.cli import main as fastnst
+from fastnst.errors import UserError
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.images import tensor_to_pil
 from fastnst.model import NetConfig, TransformerNet
+from fastnst.training.temporal import PairDataModule
 from fastnst.video.losses import feature_temporal_loss, output_temporal_loss
-from fastnst.video.pairs import ClipSettings, Motion, VideoClipPairs, synthetic_pair
+from fastnst.video.pairs import (
+    ClipSettings,
+    Motion,
+    VideoClipChains,
+    VideoClipPairs,
+    synthetic_pair,
+)
 from fastnst.video.warp import warp
 
 
@@ -325,3 +333,33 @@ def test_eval_video_reports_floor_models_and_losses(
     )
     assert code == 1 and not missing.exists()
     assert capsys.readouterr().err.startswith("error: no such video")
+
+
+def test_clip_chains_are_consecutive_frames_with_their_flows(tmp_path: Path) -> None:
+    pytest.importorskip("cv2")
+    write_video(tmp_path / "pan.mp4")
+    settings = ClipSettings(long_side=96)
+    chains = VideoClipChains(tmp_path, tmp_path / "cache", 48, settings=settings, chain_length=4)
+    pairs = VideoClipPairs(tmp_path, tmp_path / "cache", 48, settings=settings)
+    assert len(chains) == 3 and len(pairs) == 5  # 6 frames: starts 0-2, pairs 0-4
+    torch.manual_seed(0)
+    frames, flows, masks = chains[2]
+    assert frames.shape == (4, 3, 48, 48) and flows.shape == (3, 2, 48, 48)
+    assert masks.shape == (3, 1, 48, 48)
+    torch.manual_seed(0)
+    previous, current, flow, mask = pairs[2]  # the same start and crop
+    torch.testing.assert_close(frames[0], previous)
+    torch.testing.assert_close(frames[1], current)
+    torch.testing.assert_close(flows[0], flow)
+    for i in range(3):  # every link: the pan, and the warp lines the frames up
+        assert flows[i, 0].median() == pytest.approx(2.0, abs=0.3)
+        assert (
+            masked_mean_abs(warp(frames[i][None], flows[i][None])[0], frames[i + 1], masks[i])
+            < 0.03
+        )
+    with pytest.raises(UserError, match="data.chain_length must be >= 2"):
+        VideoClipChains(tmp_path, tmp_path / "cache", 48, settings=settings, chain_length=1)
+    with pytest.raises(UserError, match="has 7 frames"):
+        VideoClipChains(tmp_path, tmp_path / "cache", 48, settings=settings, chain_length=7)
+    with pytest.raises(UserError, match="needs data.videos"):
+        PairDataModule([], chain_length=3)

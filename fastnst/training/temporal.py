@@ -43,10 +43,14 @@ from fastnst.video.pairs import (
     Motion,
     Pair,
     SyntheticPairs,
+    VideoClipChains,
     VideoClipPairs,
+    check_chain_length,
     synthetic_pair,
 )
 from fastnst.video.warp import warp
+
+Chain = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # frames, flows, masks (VideoClipChains)
 
 # sigmoid(-2) = 0.12: a recurrent network started from a plain one is nearly the plain one.
 GATE_START = -2.0
@@ -118,33 +122,27 @@ class TemporalStyleModule(StyleTransferModule):
                 self.loss_fn.target_grams(), self.temporal.trace_power
             )
 
-    def training_step(self, batch: Pair, batch_idx: int) -> torch.Tensor:
-        previous, current, flow, mask = batch
-        if self.channels_last:
-            previous = previous.contiguous(memory_format=torch.channels_last)
-            current = current.contiguous(memory_format=torch.channels_last)
-        indices = torch.randint(self.net.num_styles, (previous.shape[0],), device=previous.device)
-        mix = F.one_hot(indices, self.net.num_styles).float()
-        images, both_mix = torch.cat([previous, current]), torch.cat([mix, mix])
-        if self.net.config.recurrent:
-            out_previous, out_current, feat_previous, feat_current = self.recurrent_pass(
-                previous, current, flow, mask, mix
-            )
-            outputs = torch.cat([out_previous, out_current])
-        else:
-            feats = self.net.encode(images, both_mix)
-            outputs = self.net.decode(feats, both_mix)
-            out_previous, out_current = outputs.chunk(2)
-            feat_previous, feat_current = feats[-1].chunk(2)
-        perceptual, parts = self.loss_fn(outputs, images, both_mix)
-        weights = None if self.trace_weights is None else self.trace_weights[indices]
+    def training_step(self, batch: Pair | Chain, batch_idx: int) -> torch.Tensor:
+        """A pair ``(previous, current, flow, mask)`` or a chain ``(frames, flows, masks)``."""
+        if len(batch) == 4:
+            previous, current, flow, mask = batch
+            batch = (torch.stack([previous, current], 1), flow.unsqueeze(1), mask.unsqueeze(1))
+        run = self.run_chain(*batch)
+        perceptual, parts = self.loss_fn(run.outputs, run.images, run.image_mix)
+        weights = None if self.trace_weights is None else self.trace_weights[run.pair_styles]
         settings = self.temporal
         terms = {
             "temporal_output": output_temporal_loss(
-                out_previous, out_current, previous, current, flow, mask, weights
+                run.out_previous,
+                run.out_current,
+                run.previous,
+                run.current,
+                run.flow,
+                run.mask,
+                weights,
             ),
             "temporal_feature": feature_temporal_loss(
-                feat_previous, feat_current, flow, mask, weights
+                run.feat_previous, run.feat_current, run.flow, run.mask, weights
             ),
         }
         total = (
@@ -154,12 +152,12 @@ class TemporalStyleModule(StyleTransferModule):
         )
         if settings.frame_difference_weight > 0:
             terms["temporal_frame_difference"] = frame_difference_loss(
-                out_previous, out_current, previous, current, weights
+                run.out_previous, run.out_current, run.previous, run.current, weights
             )
             total = total + settings.frame_difference_weight * terms["temporal_frame_difference"]
         if self.compound.weight > 0:
             terms["compound"], _ = compound_loss(
-                self.net_step, images, both_mix, outputs, self.compound
+                self.net_step, run.images, run.image_mix, run.outputs, self.compound
             )
             total = total + self.compound.weight * terms["compound"]
         self.check_finite(total, {"perceptual": perceptual, **terms}, "the temporal weights")
@@ -169,26 +167,74 @@ class TemporalStyleModule(StyleTransferModule):
         self.log_dict({f"loss/{name}": value for name, value in {**terms, **parts}.items()})
         return total
 
-    def recurrent_pass(
-        self,
-        previous: torch.Tensor,
-        current: torch.Tensor,
-        flow: torch.Tensor,
-        mask: torch.Tensor,
-        mix: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A recurrent network on a pair, as at inference: the first frame without a guide,
-        the second guided by the first's output warped onto it (detached: at inference it
-        is a fixed input). Returns both outputs and both frames' deepest encoder features."""
-        feats_previous = self.net.encode(previous, mix)
-        out_previous = self.net.decode(feats_previous, mix)
-        carried = warp(out_previous.detach().float(), flow)
-        if torch.rand(()) < self.temporal.guide_soften:
-            carried = soften(carried)
-        guide = torch.cat([carried, mask.float()], dim=1).to(current.dtype)
-        feats_current = self.net.encode(current, mix, guide)
-        out_current = self.net.decode(feats_current, mix, guide)
-        return out_previous, out_current, feats_previous[-1], feats_current[-1]
+    def run_chain(self, frames: torch.Tensor, flows: torch.Tensor, masks: torch.Tensor) -> ChainRun:
+        """The network along ``frames`` ``[N, K, 3, H, W]`` with one random style per run.
+
+        A recurrent network runs as at inference: the first frame without a guide, each
+        next one guided by the output before it warped on (detached: at inference it is a
+        fixed input), so a chain longer than a pair shows it its own carried output warped
+        again and again. A plain network sees all the frames in one batch.
+        """
+        n, k = frames.shape[:2]
+        indices = torch.randint(self.net.num_styles, (n,), device=frames.device)
+        mix = F.one_hot(indices, self.net.num_styles).float()
+        steps = [self.maybe_channels_last(frames[:, i]) for i in range(k)]
+        if self.net.config.recurrent:
+            outs, feats = [], []
+            guide = None
+            for i, frame in enumerate(steps):
+                if i:
+                    carried = warp(outs[-1].detach().float(), flows[:, i - 1])
+                    if torch.rand(()) < self.temporal.guide_soften:
+                        carried = soften(carried)
+                    guide = torch.cat([carried, masks[:, i - 1].float()], 1).to(frame.dtype)
+                encoded = self.net.encode(frame, mix, guide)
+                outs.append(self.net.decode(encoded, mix, guide))
+                feats.append(encoded[-1])
+        else:
+            many = mix.repeat(k, 1)
+            encoded = self.net.encode(torch.cat(steps), many)
+            outs = list(self.net.decode(encoded, many).chunk(k))
+            feats = list(encoded[-1].chunk(k))
+        return ChainRun(
+            images=torch.cat(steps),
+            outputs=torch.cat(outs),
+            image_mix=mix.repeat(k, 1),
+            previous=torch.cat(steps[:-1]),
+            current=torch.cat(steps[1:]),
+            flow=flows.transpose(0, 1).reshape(-1, *flows.shape[2:]),
+            mask=masks.transpose(0, 1).reshape(-1, *masks.shape[2:]),
+            out_previous=torch.cat(outs[:-1]),
+            out_current=torch.cat(outs[1:]),
+            feat_previous=torch.cat(feats[:-1]),
+            feat_current=torch.cat(feats[1:]),
+            pair_styles=indices.repeat(k - 1),
+        )
+
+    def maybe_channels_last(self, images: torch.Tensor) -> torch.Tensor:
+        return (
+            images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
+        )
+
+
+@dataclass(frozen=True)
+class ChainRun:
+    """One training step's network outputs: every frame (``images``, ``outputs``, one row of
+    ``image_mix`` each) and every consecutive pair (``previous``/``current`` and the rest,
+    frame-major: all runs' first pairs, then their second ones)."""
+
+    images: torch.Tensor
+    outputs: torch.Tensor
+    image_mix: torch.Tensor
+    previous: torch.Tensor
+    current: torch.Tensor
+    flow: torch.Tensor
+    mask: torch.Tensor
+    out_previous: torch.Tensor
+    out_current: torch.Tensor
+    feat_previous: torch.Tensor
+    feat_current: torch.Tensor
+    pair_styles: torch.Tensor
 
 
 def soften(images: torch.Tensor) -> torch.Tensor:
@@ -206,7 +252,10 @@ class PairDataModule(ContentDataModule):
 
     Keeps :class:`~fastnst.training.datamodule.ContentDataModule`'s keys, so any ``data``
     config (embedded, folder, fiftyone) feeds it; ``val_images`` and the fixed
-    ``val_pairs`` feed the sample grid and the flicker map.
+    ``val_pairs`` feed the sample grid and the flicker map. ``chain_length`` > 2 trains on
+    runs of that many consecutive frames of the clips instead (a recurrent network then
+    sees its carried output warped again and again); photos make pairs only, so chains need
+    ``videos`` and take every sample from them.
     """
 
     def __init__(
@@ -224,8 +273,11 @@ class PairDataModule(ContentDataModule):
         video_long_side: int = 512,
         flow_method: str = "dis",
         motion: Mapping[str, float] | None = None,
+        chain_length: int = 2,
         **source_options: object,
     ) -> None:
+        if check_chain_length(chain_length) > 2 and not videos:
+            raise UserError("data.chain_length > 2 needs data.videos: chains come from clips")
         super().__init__(
             source,
             image_size,
@@ -240,9 +292,21 @@ class PairDataModule(ContentDataModule):
         self.video_fraction = video_fraction if videos else 0.0
         self.clip_settings = ClipSettings(long_side=video_long_side, method=flow_method)
         self.motion = Motion(**(motion or {}))
+        self.chain_length = chain_length
         self.val_pairs: Pair = fixed_pairs(self.val_images, self.motion)
 
     def train_dataloader(self) -> DataLoader:
+        if self.chain_length > 2:
+            return self.loader(
+                VideoClipChains(
+                    self.videos,
+                    self.video_cache,
+                    self.image_size,
+                    self.samples_per_epoch,
+                    self.clip_settings,
+                    chain_length=self.chain_length,
+                )
+            )
         video_count = round(self.samples_per_epoch * self.video_fraction)
         parts = [
             SyntheticPairs(

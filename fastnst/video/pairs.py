@@ -8,6 +8,9 @@
   mask are exact, so no video and no flow estimator is needed.
 * :class:`VideoClipPairs` takes consecutive frames of real videos; their flow is estimated
   once (OpenCV) and cached on disk beside a key of the video and the settings.
+* :class:`VideoClipChains` takes runs of more than two consecutive frames, ``(frames, flows,
+  masks)``: a recurrent network run along them sees its own carried output warped again and
+  again, as at inference.
 """
 
 from __future__ import annotations
@@ -292,6 +295,8 @@ def clip_cache(video: Path, cache_dir: Path, settings: ClipSettings) -> Path:
 class VideoClipPairs(Dataset):
     """Consecutive frame pairs of every video below ``root``, random ``size``² crops."""
 
+    frames_per_item = 2
+
     def __init__(
         self,
         root: str | Path,
@@ -308,24 +313,58 @@ class VideoClipPairs(Dataset):
         self.clips = [
             torch.load(clip_cache(v, Path(cache_dir), settings), mmap=True) for v in videos
         ]
-        self.pairs = [
-            (c, t) for c, clip in enumerate(self.clips) for t in range(len(clip["masks"]))
+        links = self.frames_per_item - 1  # flows an item spans
+        self.starts = [
+            (c, t)
+            for c, clip in enumerate(self.clips)
+            for t in range(len(clip["masks"]) - links + 1)
         ]
-        self.length = length or len(self.pairs)
+        if not self.starts:
+            raise UserError(f"no video at {root} has {self.frames_per_item} frames")
+        self.length = length or len(self.starts)
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, index: int) -> Pair:
-        clip_index, t = self.pairs[index % len(self.pairs)]
+    def crop(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``frames_per_item`` frames from a random start and place: ``[K, 3, S, S]`` frames
+        in [0, 1], ``[K-1, 2, S, S]`` backward flows and ``[K-1, 1, S, S]`` masks."""
+        clip_index, t = self.starts[index % len(self.starts)]
         clip = self.clips[clip_index]
         h, w = clip["frames"].shape[-2:]
         top = int(torch.randint(h - self.size + 1, ()))
         left = int(torch.randint(w - self.size + 1, ()))
         window = (..., slice(top, top + self.size), slice(left, left + self.size))
-        previous = clip["frames"][t][window].float() / 255.0
-        current = clip["frames"][t + 1][window].float() / 255.0
-        return previous, current, clip["flows"][t][window].float(), clip["masks"][t][window].float()
+        stop = t + self.frames_per_item
+        frames = clip["frames"][t:stop][window].float() / 255.0
+        return (
+            frames,
+            clip["flows"][t : stop - 1][window].float(),
+            clip["masks"][t : stop - 1][window].float(),
+        )
+
+    def __getitem__(self, index: int) -> Pair:
+        frames, flows, masks = self.crop(index)
+        return frames[0], frames[1], flows[0], masks[0]
+
+
+def check_chain_length(chain_length: int) -> int:
+    """``data.chain_length`` itself, or one error line: a chain is at least a pair."""
+    if chain_length < 2:
+        raise UserError(f"data.chain_length must be >= 2, got {chain_length}")
+    return chain_length
+
+
+class VideoClipChains(VideoClipPairs):
+    """Runs of ``chain_length`` consecutive frames: ``(frames, flows, masks)``, shaped as
+    :meth:`VideoClipPairs.crop` says."""
+
+    def __init__(self, *args: object, chain_length: int = 3, **kwargs: object) -> None:
+        self.frames_per_item = check_chain_length(chain_length)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        return self.crop(index)
 
 
 def stack_pairs(pairs: Sequence[Pair]) -> Pair:
