@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from fastnst.export import ModelInfo, load_model, save_model
-from fastnst.infer.cli import main
+from fastnst.infer.cli import RECURRENT_BLEND, main
 from fastnst.infer.stylize import Stylizer
 from fastnst.infer.temporal_blend import Recurrence
 from fastnst.model import NetConfig, TransformerNet, still_network
@@ -149,3 +149,30 @@ def test_the_app_webcam_guides_a_recurrent_models_frames(recurrent_model: Path) 
     still = [stylize_frame(stylizer, f, weights, 64) for f in frames]
     assert np.array_equal(guided[0], still[0])  # nothing to carry yet
     assert np.abs(guided[1].astype(int) - still[1]).mean() > 2
+
+
+def test_video_blends_a_recurrent_model_by_default_and_a_still_one_not(
+    recurrent_model: Path, tmp_path: Path
+) -> None:
+    """--temporal-blend defaults to RECURRENT_BLEND with a recurrent model, 0 with a still one;
+    an explicit value (0 included) wins."""
+    av = pytest.importorskip("av")
+    clip = write_clip(tmp_path / "in.mp4", panning_frames(4, 48, 64, speed=2))
+    net, info = load_model(recurrent_model)
+    still_model = save_model(still_network(net), tmp_path / "still.safetensors", info)
+
+    def video(model: Path, *blend: str) -> np.ndarray:
+        out = tmp_path / f"{model.stem}{'_'.join(blend)}.mp4"
+        args = ["--model", str(model), "--device", "cpu", "--quiet", "--style", "1"]
+        assert main([*args, "--video", str(clip), "--output", str(out), "--crf", "0", *blend]) == 0
+        with av.open(str(out)) as container:
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        return np.stack(frames).astype(np.float64)
+
+    default = video(recurrent_model)
+    np.testing.assert_array_equal(
+        default, video(recurrent_model, "--temporal-blend", str(RECURRENT_BLEND))
+    )
+    unblended = video(recurrent_model, "--temporal-blend", "0")
+    assert np.abs(default[1:] - unblended[1:]).mean() > 1  # the blend changed later frames
+    np.testing.assert_array_equal(video(still_model), video(still_model, "--temporal-blend", "0"))

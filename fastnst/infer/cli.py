@@ -28,6 +28,11 @@ from fastnst.runtime.lattice import ShiftAveraged
 # the whole image (a 1-px tile ran 9,801 tiles x 17 passes on a 100x100 photo).
 MIN_TILE = 64
 SHEET_TILE = 256
+# --temporal-blend's default for a recurrent model: on issue 21's frontier the recurrent
+# classics-video with the flow blend 0.3 is the point nearest the target on every clip
+# measured (docs/VIDEO.md, "A relaxed style loss, chains, 512-px crops"). A still model's
+# default stays 0: it has no flow to reuse, and the blend costs it more style.
+RECURRENT_BLEND = 0.3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,10 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--temporal-blend",
         type=float,
-        default=0.0,
+        default=None,
         metavar="A",
         help="video, webcam: blend each frame with the previous output moved along the "
-        "optical flow, weight A in [0, 1) where the flow is trusted (needs OpenCV)",
+        f"optical flow, weight A in [0, 1) where the flow is trusted (needs OpenCV); default "
+        f"{RECURRENT_BLEND} with a recurrent model (e.g. classics-video), 0 otherwise",
     )
     parser.add_argument(
         "--blend-plain",
@@ -137,7 +143,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError("--mask/--regions take one style (or one per region), not all or webcams")
     if args.feather < 0:
         raise UserError("--feather cannot be negative")
-    if not 0.0 <= args.temporal_blend < 1.0:
+    if args.temporal_blend is not None and not 0.0 <= args.temporal_blend < 1.0:
         raise UserError(f"--temporal-blend must be in [0, 1), got {args.temporal_blend}")
     if args.temporal_blend and args.input:
         raise UserError("--temporal-blend applies to video and webcam, not to images")
@@ -398,6 +404,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.shift_average:
             stylizer = ShiftAveraged(stylizer)
+        if args.temporal_blend is None:
+            args.temporal_blend = RECURRENT_BLEND if stylizer.recurrent else 0.0
         if args.video:
             return stylize_video_file(args, stylizer)
         if args.webcam is not None:
