@@ -172,7 +172,8 @@ def describe_model(path: str) -> str:
         f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
         f"{parameters:,} parameters"
         + (
-            ", recurrent (video frames guided by the previous output)"
+            ", recurrent (video frames guided by the previous output; "
+            f"--temporal-blend {RECURRENT_BLEND} by default)"
             if net.get("recurrent")
             else ""
         ),
@@ -181,7 +182,13 @@ def describe_model(path: str) -> str:
         lines.append(
             f"trained: {info.steps} steps at {info.image_size} px, "
             f"{info.vgg_weights or 'unknown'} VGG-19, style weight "
-            f"{info.loss.get('style_weight', '?')}, created {info.created or 'unknown'}"
+            f"{info.loss.get('style_weight', '?')}"
+            + (
+                f", relaxed style loss ({info.loss['relax_warps']} warps)"
+                if info.loss.get("relax_warps")
+                else ""
+            )
+            + f", created {info.created or 'unknown'}"
         )
     sources = info.extra.get("style_sources") or {}
     for name in info.style_names:
