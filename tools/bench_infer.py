@@ -347,7 +347,8 @@ def bench_recurrent(
 ) -> list[dict]:
     """Per-frame cost of a recurrent model on a real clip (onnxruntime): the still network
     alone, the still network plus the flow blend (--temporal-blend), and the recurrent
-    network with its guide (flow, warp, 7-channel first conv). Issue 21: <= 1.3x."""
+    network with its guide (flow, warp, 7-channel first conv), alone and with the blend
+    `stylize` gives it by default. Issue 21: <= 1.3x."""
     from fastnst.infer.temporal_blend import Recurrence, TemporalBlend
     from fastnst.runtime.onnx_backend import OnnxStylizer
 
@@ -355,6 +356,7 @@ def bench_recurrent(
     still, recurrent = OnnxStylizer.load(still_model), OnnxStylizer.load(recurrent_model)
     weights = np.eye(len(still.style_names), dtype=np.float32)[5]
     blend, recurrence = TemporalBlend(0.3), Recurrence()
+    recurrent_blend, blended_recurrence = TemporalBlend(0.3), Recurrence()
 
     def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
         return recurrent.guided(photo, weights, guide)
@@ -363,6 +365,9 @@ def bench_recurrent(
         "still": lambda frame: still(frame, weights),
         "still + flow blend 0.3": lambda frame: blend(frame, still(frame, weights)),
         "recurrent (guide + network)": lambda frame: recurrence(frame, step),
+        "recurrent + flow blend 0.3 (its stylize default)": lambda frame: recurrent_blend(
+            frame, blended_recurrence(frame, step)
+        ),
     }
     rows = []
     for name, run in runs.items():
