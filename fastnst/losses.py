@@ -65,9 +65,10 @@ def style_loss(
     style_mix: torch.Tensor,
     style_coefficients: torch.Tensor | None = None,
     style_stat: str = "gram",
+    statistics: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, LossParts]:
     """Gram (or, with ``style_stat="covariance"``, covariance) MSE per layer against each
-    image's own target.
+    image's own target. ``statistics``: the images' own, when the caller has them already.
 
     ``target_grams[layer]`` is ``[num_styles, C, C]`` of that statistic; ``style_mix`` is
     ``[N, num_styles]``
@@ -78,7 +79,11 @@ def style_loss(
     per_image_scale = mix @ style_coefficients.float() if style_coefficients is not None else None
     parts: LossParts = {}
     for name, weight in layers.items():
-        grams = style_statistic(features[name], style_stat)
+        grams = (
+            statistics[name]
+            if statistics is not None
+            else style_statistic(features[name], style_stat)
+        )
         target = torch.einsum("ns,scd->ncd", mix, target_grams[name].float())
         per_image = (grams - target).pow(2).mean(dim=(1, 2))
         if per_image_scale is not None:
@@ -227,15 +232,13 @@ class PerceptualLoss(nn.Module):
         return {name: getattr(self, _target_key(name)) for name in self.style_layers}
 
     def style_targets(
-        self, out_feats: Mapping[str, torch.Tensor], style_mix: torch.Tensor
+        self, stats: Mapping[str, torch.Tensor], style_mix: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """What :func:`style_loss` compares each output with: the styles' targets, the mix
-        and the style coefficients; relaxed, each image's own nearest target (one row each)."""
+        """What :func:`style_loss` compares each output (its statistics ``stats``) with: the
+        styles' targets, the mix and the style coefficients; relaxed, each image's own
+        nearest target (one row each)."""
         if not self.relax_warps:
             return self.target_grams(), style_mix, self.style_coefficients
-        stats = {
-            name: style_statistic(out_feats[name], self.style_stat) for name in self.style_layers
-        }
         bank = {name: getattr(self, _relaxed_key(name)) for name in self.style_layers}
         per_image = nearest_targets(stats, bank, self.style_layers, style_mix)
         rows = torch.eye(style_mix.shape[0], device=style_mix.device)
@@ -248,9 +251,12 @@ class PerceptualLoss(nn.Module):
         with torch.no_grad():
             content_feats = self.vgg(content)
         c_total, c_parts = content_loss(out_feats, content_feats, self.content_layers)
-        targets, mix, coefficients = self.style_targets(out_feats, style_mix)
+        stats = {
+            name: style_statistic(out_feats[name], self.style_stat) for name in self.style_layers
+        }
+        targets, mix, coefficients = self.style_targets(stats, style_mix)
         s_total, s_parts = style_loss(
-            out_feats, targets, self.style_layers, mix, coefficients, self.style_stat
+            out_feats, targets, self.style_layers, mix, coefficients, self.style_stat, stats
         )
         tv_total, tv_parts = total_variation_loss(output.float())
         total = (

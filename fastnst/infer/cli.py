@@ -30,8 +30,8 @@ MIN_TILE = 64
 SHEET_TILE = 256
 # --temporal-blend's default for a recurrent model: on issue 21's frontier the recurrent
 # classics-video with the flow blend 0.3 is the point nearest the target on every clip
-# measured (docs/VIDEO.md, "A relaxed style loss, chains, 512-px crops"). A still model's
-# default stays 0: it has no flow to reuse, and the blend costs it more style.
+# measured (docs/VIDEO.md, "A relaxed style loss ships as classics-video v5"). A still
+# model's default stays 0: it has no flow to reuse, and the blend costs it more style.
 RECURRENT_BLEND = 0.3
 
 
