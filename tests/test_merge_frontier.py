@@ -76,3 +76,11 @@ def test_runs_of_different_frames_are_refused(tmp_path: Path, capsys: Any) -> No
     assert tool.main([str(first), str(second), "--reference", "v1"]) == 2
     assert capsys.readouterr().err.startswith("error: the runs judged different frames")
     assert tool.main([str(first), "--reference", "nothing"]) == 2
+
+
+def test_the_longest_matching_label_wins_whatever_the_order() -> None:
+    tool = load_tool()
+    labels = {"rec_v4sw2": "style x2", "rec_v4sw2_512": "style x2, 512 px"}
+    assert tool.relabel("outputs/rec_v4sw2_512.safetensors", labels) == "style x2, 512 px"
+    assert tool.relabel("outputs/rec_v4sw2.safetensors", labels) == "style x2"
+    assert tool.relabel("outputs/other.safetensors", labels) == "outputs/other.safetensors"

@@ -31,8 +31,10 @@ SAME_SETTINGS = ("video", "frames", "size", "frame_step", "flow", "style")
 
 
 def relabel(source: str, labels: dict[str, str]) -> str:
-    """The first label whose key is part of ``source``; the source itself otherwise."""
-    return next((label for key, label in labels.items() if key in source), source)
+    """The label of the longest key that is part of ``source`` (so ``rec_v4sw2_512`` is not
+    taken for ``rec_v4sw2`` whatever the order given); the source itself otherwise."""
+    matching = [key for key in labels if key in source]
+    return labels[max(matching, key=len)] if matching else source
 
 
 def merge_points(
