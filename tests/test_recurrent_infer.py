@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from fastnst.export import ModelInfo, load_model, save_model
-from fastnst.infer.cli import RECURRENT_BLEND, main
+from fastnst.infer import temporal_blend
+from fastnst.infer.cli import main
 from fastnst.infer.stylize import Stylizer
-from fastnst.infer.temporal_blend import Recurrence
+from fastnst.infer.temporal_blend import RECURRENT_BLEND, Recurrence, TemporalBlend, VideoStream
 from fastnst.model import NetConfig, TransformerNet, still_network
 from fastnst.runtime.onnx_backend import OnnxStylizer
 from tests.conftest import panning_frames, write_clip
@@ -144,11 +145,42 @@ def test_the_app_webcam_guides_a_recurrent_models_frames(recurrent_model: Path) 
     stylizer = OnnxStylizer.load(recurrent_model, "cpu")
     weights = np.array([1.0, 0.0], np.float32)
     frames = (panning_frames(2, 48, 64).numpy().transpose(0, 2, 3, 1) * 255).astype(np.uint8)
-    recurrence = Recurrence()
-    guided = [stylize_frame(stylizer, f, weights, 64, recurrence=recurrence) for f in frames]
+    stream = VideoStream(recurrent=True, blend=0)
+    guided = [stylize_frame(stylizer, f, weights, 64, stream=stream) for f in frames]
     still = [stylize_frame(stylizer, f, weights, 64) for f in frames]
     assert np.array_equal(guided[0], still[0])  # nothing to carry yet
     assert np.abs(guided[1].astype(int) - still[1]).mean() > 2
+
+
+def test_a_stream_computes_one_flow_per_frame_pair_for_guide_and_blend(
+    recurrent_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VideoStream = Recurrence, then the finish, then the blend, as composed apart; the
+    blend reuses the guide's flow instead of computing its own."""
+    stylizer = OnnxStylizer.load(recurrent_model, "cpu")
+    weights = np.array([0.0, 1.0], np.float32)
+    frames = panning_frames(5, 48, 64, speed=2).numpy()
+    calls = []
+    real = temporal_blend.trusted_flow
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(temporal_blend, "trusted_flow", counted)
+    stream = VideoStream(recurrent=True, flow_size=64)
+    shown = np.concatenate(
+        [stream(stylizer, frames[:3], weights, 0.8), stream(stylizer, frames[3:], weights, 0.8)]
+    )
+    assert len(calls) == 4  # one per pair of consecutive frames
+    calls.clear()
+    recurrence, blend = Recurrence(64), TemporalBlend(RECURRENT_BLEND, 64)
+    raw = recurrence(frames, lambda photo, guide: stylizer.guided(photo, weights, guide))
+    apart = blend(frames, stylizer.finish(raw, frames, 0.8, False))
+    assert len(calls) == 8
+    np.testing.assert_allclose(shown, apart, atol=1e-6)
+    unblended = VideoStream(recurrent=True, blend=0, flow_size=64)(stylizer, frames, weights, 0.8)
+    assert np.abs(shown[1:] - unblended[1:]).mean() > 1e-3  # the blend did something
 
 
 def test_video_blends_a_recurrent_model_by_default_and_a_still_one_not(
@@ -176,3 +208,29 @@ def test_video_blends_a_recurrent_model_by_default_and_a_still_one_not(
     unblended = video(recurrent_model, "--temporal-blend", "0")
     assert np.abs(default[1:] - unblended[1:]).mean() > 1  # the blend changed later frames
     np.testing.assert_array_equal(video(still_model), video(still_model, "--temporal-blend", "0"))
+
+
+def test_the_app_shows_a_recurrent_models_clip_as_stylize_does(
+    recurrent_model: Path, tmp_path: Path
+) -> None:
+    """The app's video tab: guided frames and the default blend, as `stylize --video` makes
+    them (the same encoder settings, so the same file content)."""
+    av = pytest.importorskip("av")
+    from fastnst.app.core import stylize_clip
+
+    clip = write_clip(tmp_path / "in.mp4", panning_frames(4, 48, 64, speed=2))
+    by_app, by_cli, still = tmp_path / "app.mp4", tmp_path / "cli.mp4", tmp_path / "still.mp4"
+    stylize_clip(OnnxStylizer.load(recurrent_model, "cpu"), clip, by_app, "b")
+    args = ["--model", str(recurrent_model), "--backend", "onnx", "--quiet", "--style", "b"]
+    assert main([*args, "--video", str(clip), "--output", str(by_cli)]) == 0
+    net, info = load_model(recurrent_model)
+    still_model = save_model(still_network(net), tmp_path / "s.safetensors", info)
+    stylize_clip(OnnxStylizer.load(still_model, "cpu"), clip, still, "b")
+
+    def frames(path: Path) -> np.ndarray:
+        with av.open(str(path)) as container:
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        return np.stack(decoded).astype(np.float64)
+
+    assert np.abs(frames(by_app) - frames(by_cli)).mean() < 0.5
+    assert np.abs(frames(by_app)[1:] - frames(still)[1:]).mean() > 4

@@ -349,14 +349,14 @@ def bench_recurrent(
     alone, the still network plus the flow blend (--temporal-blend), and the recurrent
     network with its guide (flow, warp, 7-channel first conv), alone and with the blend
     `stylize` gives it by default. Issue 21: <= 1.3x."""
-    from fastnst.infer.temporal_blend import Recurrence, TemporalBlend
+    from fastnst.infer.temporal_blend import Recurrence, TemporalBlend, VideoStream
     from fastnst.runtime.onnx_backend import OnnxStylizer
 
     clip = read_clip_frames(SHARED / "video" / "cockatoo.mp4", frames + 2, long_side)
     still, recurrent = OnnxStylizer.load(still_model), OnnxStylizer.load(recurrent_model)
     weights = np.eye(len(still.style_names), dtype=np.float32)[5]
     blend, recurrence = TemporalBlend(0.3), Recurrence()
-    recurrent_blend, blended_recurrence = TemporalBlend(0.3), Recurrence()
+    stream = VideoStream(recurrent=True)  # what stylize runs: one flow for guide and blend
 
     def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
         return recurrent.guided(photo, weights, guide)
@@ -365,8 +365,8 @@ def bench_recurrent(
         "still": lambda frame: still(frame, weights),
         "still + flow blend 0.3": lambda frame: blend(frame, still(frame, weights)),
         "recurrent (guide + network)": lambda frame: recurrence(frame, step),
-        "recurrent + flow blend 0.3 (its stylize default)": lambda frame: recurrent_blend(
-            frame, blended_recurrence(frame, step)
+        "recurrent + flow blend 0.3 (its stylize default)": lambda frame: stream(
+            recurrent, frame, weights
         ),
     }
     rows = []

@@ -319,18 +319,21 @@ def stylize_clip(
     on_frames: Callable[[int, int], None] | None = None,
     name: str = "",
 ) -> int:
-    """Stylize a clip into ``target`` (sound kept); ``on_frames(done, total)`` after each
-    batch. Returns the number of frames written."""
+    """Stylize a clip into ``target`` (sound kept) as ``fastnst stylize --video`` does with
+    its defaults (a recurrent model guided by its previous output, and blended);
+    ``on_frames(done, total)`` after each batch. Returns the number of frames written."""
+    from fastnst.infer.temporal_blend import VideoStream
     from fastnst.infer.video import stylize_video
 
     strength = check_strength(strength)
     weights = one_style(stylizer, spec)
     clip = probe_clip(source, limits, name)
+    stream = VideoStream(stylizer.recurrent)
     done = 0
 
     def frames_fn(frames: Any) -> Any:
         nonlocal done
-        out = stylizer(frames, weights, strength, bool(keep_color))
+        out = stream(stylizer, frames, weights, strength, bool(keep_color))
         done += frames.shape[0]
         if on_frames is not None:
             on_frames(done, max(done, clip.frames))

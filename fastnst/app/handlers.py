@@ -35,7 +35,7 @@ from fastnst.app.live import LiveStats, stylize_frame
 from fastnst.errors import UserError
 from fastnst.files import atomic_write
 from fastnst.infer.cli import describe_model, out_of_gpu_memory
-from fastnst.infer.temporal_blend import Recurrence
+from fastnst.infer.temporal_blend import VideoStream
 from fastnst.models import bundled_models
 
 log = logging.getLogger("fastnst.app")
@@ -258,8 +258,8 @@ class StyleApp:
         if frame is None:
             return gr.skip(), "waiting for the camera", stats
         stylizer = self.shelf.stylizer(model)
-        if stylizer.recurrent and stats.recurrence is None:
-            stats.recurrence = Recurrence()
+        if stats.stream is None or stats.stream_model != model:  # a new model: start afresh
+            stats.stream, stats.stream_model = VideoStream(stylizer.recurrent), model
         started = time.perf_counter()
         out = stylize_frame(
             stylizer,
@@ -268,7 +268,7 @@ class StyleApp:
             int(number(size, "size", 16, 4096)),
             number(strength, "strength", 0.0, 1.0),
             bool(keep_color),
-            stats.recurrence,
+            stats.stream,
         )
         seconds = time.perf_counter() - started
         readout = stats.record(seconds, out.shape, stylizer.engine)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from fastnst.images import long_side_shape
 from fastnst.infer.fps import FpsMeter
-from fastnst.infer.temporal_blend import Recurrence
+from fastnst.infer.temporal_blend import VideoStream
 from fastnst.runtime.arrays import array_to_frames, frames_to_array
 
 # The tab's own model: the page's default (`classics`) manages about 3 frames/s on a 2-core
@@ -51,18 +51,16 @@ def stylize_frame(
     size: int,
     strength: float = 1.0,
     keep_color: bool = False,
-    recurrence: Recurrence | None = None,
+    stream: VideoStream | None = None,
 ) -> np.ndarray:
     """One camera frame (uint8 ``[H, W, 3]``) at ``size`` px on its long side, stylized
-    (uint8, the shrunk frame's size). A recurrent model with this viewer's ``recurrence``
-    is guided by its previous output (docs/VIDEO.md)."""
+    (uint8, the shrunk frame's size). With this viewer's ``stream`` it is shown as
+    ``fastnst stylize --webcam`` shows it: a recurrent model guided by its previous output,
+    and blended (docs/VIDEO.md)."""
     small = frames_to_array(shrink_frame(frame, size)[None])
-    if recurrence is not None and stylizer.recurrent:
-        raw = recurrence(small, lambda photo, guide: stylizer.guided(photo, weights, guide))
-        out = stylizer.finish(raw, small, strength, keep_color)
-    else:
-        out = stylizer(small, weights, strength, keep_color)
-    return array_to_frames(out)[0]
+    if stream is None:
+        return array_to_frames(stylizer(small, weights, strength, keep_color))[0]
+    return array_to_frames(stream(stylizer, small, weights, strength, keep_color))[0]
 
 
 @dataclass
@@ -74,7 +72,8 @@ class LiveStats:
     model_s: float = 0.0
     frames: int = 0
     shown_at: float = 0.0
-    recurrence: Recurrence | None = None  # a recurrent model's previous frame and output
+    stream: VideoStream | None = None  # the previous frame and output, for the model named
+    stream_model: str = ""
 
     def record(self, model_seconds: float, shape: tuple[int, ...], engine: str) -> str | None:
         """Count one frame served; returns the tab's readout when it is due (the first

@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from fastnst.errors import Terminated, UserError, check_finite
 from fastnst.files import atomic_write
 from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, open_rgb
+from fastnst.infer.temporal_blend import RECURRENT_BLEND, TemporalBlend, VideoStream, default_blend
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
 from fastnst.runtime.arrays import array_to_pil, pil_to_array, resize_long_side
@@ -28,11 +29,6 @@ from fastnst.runtime.lattice import ShiftAveraged
 # the whole image (a 1-px tile ran 9,801 tiles x 17 passes on a 100x100 photo).
 MIN_TILE = 64
 SHEET_TILE = 256
-# --temporal-blend's default for a recurrent model: on issue 21's frontier the recurrent
-# classics-video with the flow blend 0.3 is the point nearest the target on every clip
-# measured (docs/VIDEO.md, "A relaxed style loss ships as classics-video v5"). A still
-# model's default stays 0: it has no flow to reuse, and the blend costs it more style.
-RECURRENT_BLEND = 0.3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -326,43 +322,17 @@ def _frame_device(args: argparse.Namespace, stylizer: Any) -> Any:
 def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
     if args.mask or args.regions:
         stylize = _region_stylizer(args, stylizer)
-    else:
-        styles = stylizer.styles(args.style)
-        if len(styles) != 1:
-            raise UserError("video and webcam take one style or one blend, not 'all'")
-        weights = styles[0][1]
-
-        def stylize(frames: Any) -> Any:
-            return stylizer(frames, weights, args.strength, args.preserve_color)
-
-        if stylizer.recurrent:  # each frame guided by the previous output (docs/VIDEO.md)
-            stylize = _recurrent_fn(args, stylizer, weights)
-
-    if args.temporal_blend <= 0:
-        return stylize
-    from fastnst.infer.temporal_blend import TemporalBlend
-
-    blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
-
-    def blended(frames: Any) -> Any:
-        return blend(frames, stylize(frames))
-
-    return blended
-
-
-def _recurrent_fn(args: argparse.Namespace, stylizer: Any, weights: Any) -> Callable[[Any], Any]:
-    """A recurrent model's frames, in order, each with its guide; shown as the options say."""
-    from fastnst.infer.temporal_blend import Recurrence
-
-    recurrence = Recurrence(args.flow_size)
-
-    def step(photo: Any, guide: Any) -> Any:
-        return stylizer.guided(photo, weights, guide)
-
-    def stylize(frames: Any) -> Any:
-        return stylizer.finish(recurrence(frames, step), frames, args.strength, args.preserve_color)
-
-    return stylize
+        if args.temporal_blend <= 0:
+            return stylize
+        blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
+        return lambda frames: blend(frames, stylize(frames))
+    styles = stylizer.styles(args.style)
+    if len(styles) != 1:
+        raise UserError("video and webcam take one style or one blend, not 'all'")
+    weights = styles[0][1]
+    # A recurrent model's frames are each guided by the previous output (docs/VIDEO.md).
+    stream = VideoStream(stylizer.recurrent, args.temporal_blend, args.flow_size, args.blend_plain)
+    return lambda frames: stream(stylizer, frames, weights, args.strength, args.preserve_color)
 
 
 def stylize_video_file(args: argparse.Namespace, stylizer: Any) -> int:
@@ -412,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.shift_average:
             stylizer = ShiftAveraged(stylizer)
         if args.temporal_blend is None:
-            args.temporal_blend = RECURRENT_BLEND if stylizer.recurrent else 0.0
+            args.temporal_blend = default_blend(stylizer.recurrent)
         if args.video:
             return stylize_video_file(args, stylizer)
         if args.webcam is not None:
