@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 from conftest import perturbed_model
 from PIL import Image
-from test_app import STYLES, as_array, direct, free_port, style
+from test_app import STYLES, as_array, direct, style
+from test_app_served import free_port
 
 pytest.importorskip("gradio")
 webdriver = pytest.importorskip("selenium.webdriver")

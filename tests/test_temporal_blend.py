@@ -99,7 +99,8 @@ def test_numpy_blend_agrees_with_the_tensor_helpers() -> None:
     """One blend for both backends (NumPy + OpenCV); against the same maths on torch's
     flow/mask/warp helpers: PSNR ≥ 50 dB, worst pixel < 0.02 (measured 58.4 dB and 0.0072
     here with the mask threshold at 0.5; with 0.99, 62 dB and 0.076 on six frames of
-    cockatoo.mp4 at 640x360, where a few mask pixels fall the other way). OpenCV samples at 1/32 px; torch's flow upscaling is antialiased."""
+    cockatoo.mp4 at 640x360, where a few mask pixels fall the other way). OpenCV samples at
+    1/32 px; torch's flow upscaling is antialiased."""
     frames, _, flicker = _clip()
     reference = _torch_blend(0.6, 48, frames, flicker).numpy()
     blended = TemporalBlend(0.6, flow_size=48)(frames.numpy(), flicker.numpy())
