@@ -207,7 +207,7 @@ class VideoStream:
         strength: float = 1.0,
         keep_color: bool = False,
     ) -> Any:
-        if self.recurrence is None or not stylizer.recurrent:
+        if self.recurrence is None:
             return self.blend(frames, stylizer(frames, weights, strength, keep_color))
 
         def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
