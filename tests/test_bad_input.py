@@ -411,6 +411,12 @@ ROWS: dict[str, Row] = {
         "error: --temporal-blend must be in [0, 1)",
         ("in.mp4", *BASE),
     ),
+    "video --input-smooth 1": Row(
+        lambda t: _video(t, *TO_MP4, "--input-smooth", "1"),
+        1,
+        "error: --input-smooth must be in [0, 1)",
+        ("in.mp4", *BASE),
+    ),
     "video --batch -1": Row(
         lambda t: _video(t, *TO_MP4, "--batch", "-1"),
         1,
@@ -490,6 +496,12 @@ ROWS: dict[str, Row] = {
         _with_photo("--temporal-blend", "0.5"),
         1,
         "error: --temporal-blend applies to video",
+        ("in.png", *BASE),
+    ),
+    "--input-smooth on an image": Row(
+        _with_photo("--input-smooth", "0.5"),
+        1,
+        "error: --input-smooth applies to video",
         ("in.png", *BASE),
     ),
     "--blend-plain without a blend": Row(

@@ -14,7 +14,14 @@ from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.infer import temporal_blend
 from fastnst.infer.cli import main
 from fastnst.infer.stylize import Stylizer
-from fastnst.infer.temporal_blend import RECURRENT_BLEND, Recurrence, TemporalBlend, VideoStream
+from fastnst.infer.temporal_blend import (
+    RECURRENT_BLEND,
+    STILL_SMOOTH,
+    InputSmooth,
+    Recurrence,
+    TemporalBlend,
+    VideoStream,
+)
 from fastnst.model import NetConfig, TransformerNet, still_network
 from fastnst.runtime.onnx_backend import OnnxStylizer
 from tests.conftest import panning_frames, write_clip
@@ -152,6 +159,19 @@ def test_the_app_webcam_guides_a_recurrent_models_frames(recurrent_model: Path) 
     assert np.abs(guided[1].astype(int) - still[1]).mean() > 2
 
 
+def count_flows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets an item for each flow the streams compute from now on."""
+    calls: list[int] = []
+    real = temporal_blend.trusted_flow
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(temporal_blend, "trusted_flow", counted)
+    return calls
+
+
 def test_a_stream_computes_one_flow_per_frame_pair_for_guide_and_blend(
     recurrent_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,14 +180,7 @@ def test_a_stream_computes_one_flow_per_frame_pair_for_guide_and_blend(
     stylizer = OnnxStylizer.load(recurrent_model, "cpu")
     weights = np.array([0.0, 1.0], np.float32)
     frames = panning_frames(5, 48, 64, speed=2).numpy()
-    calls = []
-    real = temporal_blend.trusted_flow
-
-    def counted(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(temporal_blend, "trusted_flow", counted)
+    calls = count_flows(monkeypatch)
     stream = VideoStream(recurrent=True, flow_size=64)
     shown = np.concatenate(
         [stream(stylizer, frames[:3], weights, 0.8), stream(stylizer, frames[3:], weights, 0.8)]
@@ -183,11 +196,47 @@ def test_a_stream_computes_one_flow_per_frame_pair_for_guide_and_blend(
     assert np.abs(shown[1:] - unblended[1:]).mean() > 1e-3  # the blend did something
 
 
+@pytest.mark.parametrize("recurrent", [True, False])
+def test_a_smoothing_stream_shows_the_network_the_smoothed_frames(
+    recurrent_model: Path, tmp_path: Path, recurrent: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --input-smooth the network sees InputSmooth's frames; the strength's mix, the
+    guide and the blend still follow the clip's own; smoothing, guide and blend share one
+    flow a pair."""
+    model = recurrent_model
+    if not recurrent:
+        net, info = load_model(recurrent_model)
+        model = save_model(still_network(net), tmp_path / "still.safetensors", info)
+    stylizer = OnnxStylizer.load(model, "cpu")
+    weights = np.array([0.0, 1.0], np.float32)
+    frames = panning_frames(5, 48, 64, speed=2).numpy()
+    frames = np.clip(frames + np.random.default_rng(0).normal(0, 0.05, frames.shape), 0, 1)
+    frames = frames.astype(np.float32)
+    calls = count_flows(monkeypatch)
+    stream = VideoStream(recurrent=recurrent, blend=0.3, flow_size=64, smooth=0.5)
+    shown = np.concatenate(
+        [stream(stylizer, frames[:3], weights, 0.8), stream(stylizer, frames[3:], weights, 0.8)]
+    )
+    assert len(calls) == 4  # one per pair of consecutive frames
+    seen = InputSmooth(0.5, 64)(frames)
+    if recurrent:
+        step = lambda photo, guide: stylizer.guided(photo, weights, guide)  # noqa: E731
+        raw = Recurrence(64)(frames, step, seen)
+    else:
+        raw = stylizer(seen, weights)
+    styled = stylizer.finish(raw, frames, 0.8, False)  # mixed with the frames themselves
+    np.testing.assert_allclose(shown, TemporalBlend(0.3, 64)(frames, styled), atol=1e-6)
+    unsmoothed = VideoStream(recurrent, 0.3, 64, smooth=0)(stylizer, frames, weights, 0.8)
+    np.testing.assert_array_equal(shown[0], unsmoothed[0])  # nothing to smooth with yet
+    assert np.abs(shown[1:] - unsmoothed[1:]).mean() > 1e-3  # the smoothing did something
+
+
 def test_video_blends_a_recurrent_model_by_default_and_a_still_one_not(
     recurrent_model: Path, tmp_path: Path
 ) -> None:
     """--temporal-blend defaults to RECURRENT_BLEND with a recurrent model, 0 with a still one;
-    an explicit value (0 included) wins."""
+    an explicit value (0 included) wins. --input-smooth likewise: STILL_SMOOTH for a still
+    model, 0 for a recurrent one."""
     av = pytest.importorskip("av")
     clip = write_clip(tmp_path / "in.mp4", panning_frames(4, 48, 64, speed=2))
     net, info = load_model(recurrent_model)
@@ -207,7 +256,13 @@ def test_video_blends_a_recurrent_model_by_default_and_a_still_one_not(
     )
     unblended = video(recurrent_model, "--temporal-blend", "0")
     assert np.abs(default[1:] - unblended[1:]).mean() > 1  # the blend changed later frames
-    np.testing.assert_array_equal(video(still_model), video(still_model, "--temporal-blend", "0"))
+    np.testing.assert_array_equal(default, video(recurrent_model, "--input-smooth", "0"))
+    smoothed = video(still_model)  # a still model sees its frames smoothed by default
+    np.testing.assert_array_equal(smoothed, video(still_model, "--temporal-blend", "0"))
+    np.testing.assert_array_equal(smoothed, video(still_model, "--input-smooth", str(STILL_SMOOTH)))
+    still = video(still_model, "--input-smooth", "0")
+    np.testing.assert_array_equal(smoothed[0], still[0])
+    assert np.abs(smoothed[1:] - still[1:]).mean() > 0.5
 
 
 def test_the_app_shows_a_recurrent_models_clip_as_stylize_does(

@@ -9,7 +9,13 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.images import resize_long_side
-from fastnst.infer.temporal_blend import TRUST_THRESHOLD, TemporalBlend
+from fastnst.infer.temporal_blend import (
+    CLAMP_MARGIN,
+    TRUST_THRESHOLD,
+    InputSmooth,
+    TemporalBlend,
+    within_neighbours,
+)
 from fastnst.runtime.flow import flow_field, trust_mask
 from fastnst.runtime.flow import warp as np_warp
 from fastnst.video.flow import flow_pair
@@ -126,3 +132,66 @@ def test_numpy_masks_and_warp_match_torch() -> None:
     # OpenCV samples at 1/32 px: the warped smooth frame is off by 0.0046 at most here.
     warped = np_warp(previous[0].numpy(), np_backward)
     assert np.abs(warped - warp(previous, backward)[0].numpy()).max() < 1e-2
+
+
+def _noisy_pan() -> tuple[torch.Tensor, torch.Tensor]:
+    """Frames panning right by SHIFT px with sensor-like noise, and the clean frames."""
+    rng = torch.Generator().manual_seed(1)
+    scene = _scene(rng)
+    clean = torch.cat([scene[..., :, SHIFT * t : SHIFT * t + 96] for t in range(FRAMES)])
+    noisy = (clean + 0.04 * torch.randn(clean.shape, generator=rng)).clamp(0, 1)
+    return noisy, clean
+
+
+def test_input_smoothing_removes_noise_along_the_motion() -> None:
+    """What the network sees: less of each frame's own noise (steadier), and the frame's own
+    content (the previous frame mixed in where it was would smear the pan)."""
+    noisy, clean = _noisy_pan()
+    smooth = InputSmooth(0.6, flow_size=96)
+    seen = torch.cat([smooth(noisy[i : i + 2]) for i in range(0, FRAMES, 2)])
+    assert _flicker(seen) < 0.8 * _flicker(noisy)
+    assert _error(seen, clean) < 0.85 * _error(noisy, clean)
+    unmoved = noisy.clone()
+    for t in range(1, FRAMES):  # the same share of the previous frame, not moved
+        unmoved[t] = noisy[t] + 0.6 * (unmoved[t - 1] - noisy[t])
+    assert _error(seen, clean) < 0.7 * _error(unmoved, clean)
+
+
+def test_input_smoothing_passes_the_first_frame_and_zero_through() -> None:
+    noisy, _ = _noisy_pan()
+    assert InputSmooth(0.0)(noisy) is noisy
+    smooth = InputSmooth(0.5, flow_size=96)
+    assert torch.equal(smooth(noisy[:1]), noisy[:1])
+    assert torch.equal(smooth(noisy[:1, :, :40, :60]), noisy[:1, :, :40, :60])  # a new size
+    smoothed = smooth(noisy[:2])  # a NumPy caller gets NumPy, a torch caller torch
+    assert isinstance(smoothed, torch.Tensor) and not torch.equal(smoothed[1], noisy[1])
+    assert isinstance(InputSmooth(0.5, flow_size=96)(noisy[:2].numpy()), np.ndarray)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        InputSmooth(1.0)
+
+
+def test_input_smoothing_follows_a_change_of_light() -> None:
+    """A fade (the still texture brightening each frame) is not carried as a lag: only the
+    detail is carried, the light level is the frame's own."""
+    rng = torch.Generator().manual_seed(2)
+    texture = _scene(rng)[..., :, :96] * 0.5
+    frames = torch.cat([texture + 0.08 * t for t in range(FRAMES)])
+    seen = InputSmooth(0.7, flow_size=96)(frames)
+    unclamped = frames.clone()
+    for t in range(1, FRAMES):  # the same average without the clamp (the flow is zero)
+        unclamped[t] = frames[t] + 0.7 * (unclamped[t - 1] - frames[t])
+    assert _error(unclamped, frames) > 0.1
+    assert _error(seen, frames) < 0.2 * _error(unclamped, frames)
+
+
+def test_what_is_carried_stays_near_the_frames_own_values() -> None:
+    """The clamp: a carried value inside the frame's 3x3 range is kept; one far outside (a
+    wrongly lined-up edge) is pulled to the range's edge plus the margin."""
+    photo = np.full((3, 8, 8), 0.5, np.float32)
+    photo[:, :, 4:] = 0.6  # an edge: near it the range is [0.5, 0.6]
+    carried = np.full((3, 8, 8), 0.55, np.float32)
+    np.testing.assert_array_equal(within_neighbours(carried, photo), carried)
+    carried[:, 0, 0], carried[:, 0, 4] = 0.0, 1.0
+    kept = within_neighbours(carried, photo)
+    np.testing.assert_allclose(kept[:, 0, 0], 0.5 - CLAMP_MARGIN)
+    np.testing.assert_allclose(kept[:, 0, 4], 0.6 + CLAMP_MARGIN)

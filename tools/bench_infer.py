@@ -346,10 +346,11 @@ def bench_recurrent(
     still_model: str, recurrent_model: str, long_side: int, frames: int
 ) -> list[dict]:
     """Per-frame cost of a recurrent model on a real clip (onnxruntime): the still network
-    alone, the still network plus the flow blend (--temporal-blend), and the recurrent
-    network with its guide (flow, warp, 7-channel first conv), alone and with the blend
-    `stylize` gives it by default. Issue 21: <= 1.3x."""
-    from fastnst.infer.temporal_blend import Recurrence, TemporalBlend, VideoStream
+    alone, with the flow blend (--temporal-blend), with the input smoothing `stylize` gives
+    it by default (--input-smooth) and with both; the recurrent network with its guide
+    (flow, warp, 7-channel first conv), alone and with the blend `stylize` gives it by
+    default. Issue 21: <= 1.3x."""
+    from fastnst.infer.temporal_blend import STILL_SMOOTH, Recurrence, TemporalBlend, VideoStream
     from fastnst.runtime.onnx_backend import OnnxStylizer
 
     clip = read_clip_frames(SHARED / "video" / "cockatoo.mp4", frames + 2, long_side)
@@ -357,6 +358,8 @@ def bench_recurrent(
     weights = np.eye(len(still.style_names), dtype=np.float32)[5]
     blend, recurrence = TemporalBlend(0.3), Recurrence()
     stream = VideoStream(recurrent=True)  # what stylize runs: one flow for guide and blend
+    smoothed = VideoStream(recurrent=False)  # a still model's default: one flow, smoothing
+    smoothed_blend = VideoStream(recurrent=False, blend=0.3)  # smoothing and blend, one flow
 
     def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
         return recurrent.guided(photo, weights, guide)
@@ -364,20 +367,31 @@ def bench_recurrent(
     runs = {
         "still": lambda frame: still(frame, weights),
         "still + flow blend 0.3": lambda frame: blend(frame, still(frame, weights)),
+        f"still + input smoothing {STILL_SMOOTH} (its stylize default)": lambda frame: smoothed(
+            still, frame, weights
+        ),
+        f"still + input smoothing {STILL_SMOOTH} + flow blend 0.3": lambda frame: smoothed_blend(
+            still, frame, weights
+        ),
         "recurrent (guide + network)": lambda frame: recurrence(frame, step),
         "recurrent + flow blend 0.3 (its stylize default)": lambda frame: stream(
             recurrent, frame, weights
         ),
     }
-    rows = []
-    for name, run in runs.items():
-        for frame in clip[:2]:  # warm-up (the first recurrent frame has no guide)
+    for frame in clip[:2]:  # warm-up (the first recurrent frame has no guide)
+        for run in runs.values():
             run(frame[None])
-        start = time.perf_counter()
-        for frame in clip[2:]:
+    # Interleaved frame by frame, so that a slow spell of a shared machine hits every run.
+    seconds = dict.fromkeys(runs, 0.0)
+    for frame in clip[2:]:
+        for name, run in runs.items():
+            start = time.perf_counter()
             run(frame[None])
-        ms = 1000 * (time.perf_counter() - start) / frames
-        rows.append({"run": name, "size": list(clip.shape[-2:]), "ms_per_frame": round(ms, 1)})
+            seconds[name] += time.perf_counter() - start
+    rows = [
+        {"run": name, "size": list(clip.shape[-2:]), "ms_per_frame": round(1000 * s / frames, 1)}
+        for name, s in seconds.items()
+    ]
     base = rows[0]["ms_per_frame"]
     print(f"\nrecurrent vs still, {clip.shape[-1]}x{clip.shape[-2]}, {frames} frames of cockatoo")
     print("| run | ms a frame | x still |\n|---|---|---|")

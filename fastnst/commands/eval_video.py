@@ -60,7 +60,7 @@ from fastnst.images import (
     resize_long_side,
     tensor_to_pil,
 )
-from fastnst.infer.temporal_blend import Recurrence, TemporalBlend
+from fastnst.infer.temporal_blend import InputSmooth, Recurrence, TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.video.flow import FLOW_METHODS, flow_pair
 from fastnst.video.metrics import flicker_map, warping_errors
@@ -129,6 +129,7 @@ def stylize_and_score(
     outputs = [[] for _ in variants]
     style_sums, content_sums = [0.0] * len(variants), [0.0] * len(variants)
     recurrence = Recurrence(args.flow_size) if net.config.recurrent else None
+    smooth = InputSmooth(args.input_smooth, args.flow_size)
 
     def guided(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
         out = net(torch.from_numpy(photo).to(device), style, torch.from_numpy(guide).to(device))
@@ -136,7 +137,8 @@ def stylize_and_score(
 
     for batch in iter_batches(list(frames), BATCH):
         images = torch.stack(batch).to(device)
-        plain_out = net(images, style) if recurrence is None else recurrence(images, guided)
+        seen = torch.from_numpy(smooth(images.float().cpu().numpy())).to(device)
+        plain_out = net(seen, style) if recurrence is None else recurrence(seen, guided)
         for i, (*_, blend) in enumerate(variants):
             out = plain_out if blend is None else blend(images, plain_out)
             _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
@@ -285,6 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spiderverse-root", type=Path, default=Path("data/styles/spiderverse"))
     parser.add_argument("--style-size", type=int, default=256)
     parser.add_argument(
+        "--input-smooth",
+        type=float,
+        default=0.0,
+        help="average the frames the network sees along the flow, with this share of the "
+        "previous one (InputSmooth; the judge still sees the clip's own frames)",
+    )
+    parser.add_argument(
         "--blends",
         type=float,
         nargs="*",
@@ -355,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         bad = [a for a in args.blends if not 0 <= a < 1]
         if bad:
             raise UserError(f"--blends weights must be in [0, 1), got {bad[0]:g}")
+        if not 0 <= args.input_smooth < 1:
+            raise UserError(f"--input-smooth must be in [0, 1), got {args.input_smooth:g}")
         if (args.frontier or args.plot or args.target) and not args.models:
             raise UserError("--frontier, --target and --plot need at least one --model")
         if args.target is not None:
@@ -378,7 +389,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     for path in args.models:
         for variant, out, model_losses in stylize_and_score(path, frames, args.style, args, device):
             variants[len(names)] = (str(path), variant)
-            names.append(f"{path}{variant[0]}")
+            smoothed = f" + input smooth {args.input_smooth:g}" if args.input_smooth else ""
+            names.append(f"{path}{smoothed}{variant[0]}")
             outputs.append(out)
             losses.append(model_losses)
     for path in args.stylized:
@@ -407,7 +419,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         row = {"source": name, "warping_error": error.mean, "per_pair": error.per_pair}
         if i in variants:
             model, (_, kind, alpha, _) = variants[i]
-            row.update(model=model, blend_kind=kind, blend=alpha)
+            row.update(model=model, blend_kind=kind, blend=alpha, input_smooth=args.input_smooth)
         ratio = error.mean / floor if floor > 0 else float("inf")
         style_text, content_text = f"{'-':>12}", f"{'-':>14}"
         if loss is not None:

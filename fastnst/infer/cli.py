@@ -18,7 +18,16 @@ from PIL import Image, ImageDraw
 from fastnst.errors import Terminated, UserError, check_finite
 from fastnst.files import atomic_write
 from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, open_rgb
-from fastnst.infer.temporal_blend import RECURRENT_BLEND, TemporalBlend, VideoStream, default_blend
+from fastnst.infer.temporal_blend import (
+    RECURRENT_BLEND,
+    STILL_SMOOTH,
+    InputSmooth,
+    LastFlow,
+    TemporalBlend,
+    VideoStream,
+    default_blend,
+    default_smooth,
+)
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
 from fastnst.runtime.arrays import array_to_pil, pil_to_array, resize_long_side
@@ -108,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --temporal-blend: blend without the flow (ghosts on motion; for comparison)",
     )
     parser.add_argument(
+        "--input-smooth",
+        type=float,
+        default=None,
+        metavar="B",
+        help="video, webcam: average each frame the network sees with the previous one moved "
+        "along the optical flow, share B in [0, 1) where the flow is trusted: steadier strokes "
+        f"without averaging them (needs OpenCV); default {STILL_SMOOTH} with a still model, 0 "
+        "with a recurrent one or --mask/--regions",
+    )
+    parser.add_argument(
         "--flow-size", type=int, default=320, help="long side the flow is computed at"
     )
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
@@ -143,6 +162,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--temporal-blend must be in [0, 1), got {args.temporal_blend}")
     if args.temporal_blend and args.input:
         raise UserError("--temporal-blend applies to video and webcam, not to images")
+    if args.input_smooth is not None and not 0.0 <= args.input_smooth < 1.0:
+        raise UserError(f"--input-smooth must be in [0, 1), got {args.input_smooth}")
+    if args.input_smooth and args.input:
+        raise UserError("--input-smooth applies to video and webcam, not to images")
     if args.blend_plain and not args.temporal_blend:
         raise UserError("--blend-plain changes --temporal-blend: give --temporal-blend A too")
     if args.flow_size < 16:
@@ -171,7 +194,7 @@ def describe_model(path: str) -> str:
             ", recurrent (video frames guided by the previous output; "
             f"--temporal-blend {RECURRENT_BLEND} by default)"
             if net.get("recurrent")
-            else ""
+            else f", still (video frames seen smoothed: --input-smooth {STILL_SMOOTH} by default)"
         ),
     ]
     if info.steps:
@@ -322,16 +345,18 @@ def _frame_device(args: argparse.Namespace, stylizer: Any) -> Any:
 def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
     if args.mask or args.regions:
         stylize = _region_stylizer(args, stylizer)
-        if args.temporal_blend <= 0:
-            return stylize
-        blend = TemporalBlend(args.temporal_blend, args.flow_size, plain=args.blend_plain)
-        return lambda frames: blend(frames, stylize(frames))
+        flows = LastFlow(args.flow_size, keep=max(8, args.batch))  # a batch's pairs, once
+        smooth = InputSmooth(args.input_smooth, args.flow_size, flows)
+        blend = TemporalBlend(args.temporal_blend, args.flow_size, args.blend_plain, flows)
+        return lambda frames: blend(frames, stylize(smooth(frames)))
     styles = stylizer.styles(args.style)
     if len(styles) != 1:
         raise UserError("video and webcam take one style or one blend, not 'all'")
     weights = styles[0][1]
     # A recurrent model's frames are each guided by the previous output (docs/VIDEO.md).
-    stream = VideoStream(stylizer.recurrent, args.temporal_blend, args.flow_size, args.blend_plain)
+    stream = VideoStream(
+        stylizer.recurrent, args.temporal_blend, args.flow_size, args.blend_plain, args.input_smooth
+    )
     return lambda frames: stream(stylizer, frames, weights, args.strength, args.preserve_color)
 
 
@@ -383,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             stylizer = ShiftAveraged(stylizer)
         if args.temporal_blend is None:
             args.temporal_blend = default_blend(stylizer.recurrent)
+        if args.input_smooth is None:  # regions show the photo itself: smoothed when asked
+            regions = bool(args.mask or args.regions)
+            args.input_smooth = 0.0 if regions else default_smooth(stylizer.recurrent)
         if args.video:
             return stylize_video_file(args, stylizer)
         if args.webcam is not None:

@@ -11,9 +11,12 @@ The flow is computed at a reduced size (``flow_size``, long side) and scaled up:
 grow with the pixels, and the blend needs the motion, not the detail.
 
 A recurrent model (:class:`Recurrence`) takes the same warped previous output, with the
-trust mask, as input instead: the network decides what to keep. :class:`VideoStream` is what
-every video path runs (``stylize --video``/``--webcam``, the app's clips and webcam tab): the
-guide for a recurrent model, then the blend, both from one flow per frame pair.
+trust mask, as input instead: the network decides what to keep. :class:`InputSmooth` moves
+the same average to the network's *input* (``--input-smooth B``, a still model's default):
+the frames it sees change less, so it repaints less, and its strokes are not averaged.
+:class:`VideoStream` is what every video path runs (``stylize --video``/``--webcam``, the
+app's clips and webcam tab): the smoothing, the guide for a recurrent model, then the blend,
+all from one flow per frame pair.
 
 One implementation for both backends, in NumPy and OpenCV (:mod:`fastnst.runtime.flow`): the
 onnxruntime path imports no torch; torch frames (any device) pass through the CPU, where the
@@ -43,6 +46,19 @@ RECURRENT_BLEND = 0.3
 # +0.2-0.6 % style distance (docs/VIDEO.md, "The trust mask at the frame's size").
 TRUST_THRESHOLD = 0.5
 
+# The input smoothing's default for a still model: on three clips it cut classics v5's flicker
+# by 38-43 % for +0.8 to +2.3 % style distance (0.85 reads as 0.7; docs/VIDEO.md, "Smoothing
+# what the network sees"). A recurrent model carries its own output and gained nothing: 0.
+STILL_SMOOTH = 0.7
+
+# What the input smoothing carries from the previous frame is its detail only: the light level
+# (the frame blurred, Gaussian sigma in px) is always the frame's own, so a fade or a lamp is
+# not lagged; and it stays within the frame's 3x3 neighbourhood's range plus a margin, so a
+# flow that lines up the wrong thing cannot paint a ghost. Both together keep 93-96 % of the
+# ungated smoothing's gain (classics v5 on three clips; docs/VIDEO.md).
+LIGHT_SIGMA = 4.0
+CLAMP_MARGIN = 0.05
+
 FlowFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -65,22 +81,46 @@ def default_blend(recurrent: bool) -> float:
     return RECURRENT_BLEND if recurrent else 0.0
 
 
-class LastFlow:
-    """:func:`trusted_flow` with the last frame pair's answer kept: a recurrent model's guide
-    and the blend after it ask for the same pair, and DIS is most of what they cost. Pairs
-    are told apart by content (comparing two 720p frames costs under 1 % of their flow)."""
+def default_smooth(recurrent: bool) -> float:
+    """The input smoothing a video gets when none is asked for."""
+    return 0.0 if recurrent else STILL_SMOOTH
 
-    def __init__(self, flow_size: int = 320) -> None:
-        self.flow_size = flow_size
-        self.last: tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
+
+class LastFlow:
+    """:func:`trusted_flow` with the last few frame pairs' answers kept: the input smoothing,
+    a recurrent model's guide and the blend ask for the same pairs, and DIS is most of what
+    they cost. Pairs are told apart by content (comparing two 720p frames costs under 1 % of
+    their flow). ``keep`` pairs are remembered (the frames too): :class:`VideoStream` sets it
+    to a batch's worth, since its smoothing asks for a whole batch before the blend does."""
+
+    def __init__(self, flow_size: int = 320, keep: int = 1) -> None:
+        self.flow_size, self.keep = flow_size, keep
+        self.recent: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
 
     def __call__(self, previous: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        last = self.last
-        if last is None or not (
-            np.array_equal(last[0], previous) and np.array_equal(last[1], current)
-        ):
-            last = self.last = (previous, current, trusted_flow(previous, current, self.flow_size))
-        return last[2]
+        for known_previous, known_current, answer in reversed(self.recent):
+            if np.array_equal(known_current, current) and np.array_equal(known_previous, previous):
+                return answer
+        answer = trusted_flow(previous, current, self.flow_size)
+        self.recent = [*self.recent, (previous, current, answer)][-self.keep :]
+        return answer
+
+
+def as_numpy(frames: Any) -> np.ndarray:
+    """Float32 NumPy frames from NumPy or torch (any device): the flow is made on the CPU."""
+    if isinstance(frames, np.ndarray):
+        return frames.astype(np.float32, copy=False)
+    return frames.detach().float().cpu().numpy()
+
+
+def like(result: np.ndarray, frames: Any) -> Any:
+    """``result`` as the kind ``frames`` came in: NumPy, or a torch tensor on their device
+    and of their dtype."""
+    if isinstance(frames, np.ndarray):
+        return result
+    import torch  # only a torch caller gets here
+
+    return torch.from_numpy(result).to(device=frames.device, dtype=frames.dtype)
 
 
 class TemporalBlend:
@@ -124,14 +164,72 @@ class TemporalBlend:
     def __call__(self, photos: Any, stylized: Any) -> Any:
         if self.alpha == 0:
             return stylized
-        if isinstance(stylized, np.ndarray):
-            return self.blend(np.asarray(photos, np.float32), stylized.astype(np.float32))
-        import torch  # a torch caller: its tensors through the CPU and back
+        return like(self.blend(as_numpy(photos), as_numpy(stylized)), stylized)
 
-        out = self.blend(
-            photos.detach().float().cpu().numpy(), stylized.detach().float().cpu().numpy()
-        )
-        return torch.from_numpy(out).to(device=stylized.device, dtype=stylized.dtype)
+
+def light_level(images: np.ndarray) -> np.ndarray:
+    """``[C, H, W]`` blurred (Gaussian, :data:`LIGHT_SIGMA` px): what the frame's detail sits
+    on."""
+    cv2 = opencv()
+    planes = np.ascontiguousarray(images.transpose(1, 2, 0))
+    blurred = cv2.GaussianBlur(planes, (0, 0), LIGHT_SIGMA, borderType=cv2.BORDER_REFLECT_101)
+    return np.ascontiguousarray(blurred.reshape(*planes.shape).transpose(2, 0, 1))
+
+
+def within_neighbours(carried: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """``carried`` (``[3, H, W]``) clipped, per channel, to the range of ``photo``'s 3x3
+    neighbourhood around each pixel, widened by :data:`CLAMP_MARGIN`: noise stays inside,
+    so it is still averaged away, but a flow that lines up the wrong thing is not carried
+    (the "history clamp" of temporal anti-aliasing)."""
+    cv2 = opencv()
+    kernel = np.ones((3, 3), np.uint8)
+    image = np.ascontiguousarray(photo.transpose(1, 2, 0))
+    low = cv2.erode(image, kernel, borderType=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
+    high = cv2.dilate(image, kernel, borderType=cv2.BORDER_REPLICATE).transpose(2, 0, 1)
+    return np.clip(carried, low - CLAMP_MARGIN, high + CLAMP_MARGIN)
+
+
+class InputSmooth:
+    """The *input* frames averaged along the flow before the network sees them
+    (``--input-smooth B``): each frame is blended with the previous smoothed frame, moved onto
+    it, with share ``beta`` where the flow is trusted: its detail only, on the frame's own
+    light level (:func:`light_level`), and within its neighbourhood's range
+    (:func:`within_neighbours`). A network repaints its strokes for every small change of
+    its input (sensor noise, codec noise); a steadier input steadies every output without
+    averaging the strokes themselves, which is what costs the output blend its style. Call
+    with consecutive batches (float ``[N, 3, H, W]``, NumPy or torch); returns their kind.
+    ``flows`` as :class:`TemporalBlend`'s."""
+
+    def __init__(self, beta: float, flow_size: int = 320, flows: FlowFn | None = None) -> None:
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"the input smoothing must be in [0, 1), got {beta}")
+        self.beta = beta
+        self.flows = flows or LastFlow(flow_size)
+        if beta > 0:
+            opencv()  # fail before the first frame, not in the middle of a video
+        self.previous_photo: np.ndarray | None = None
+        self.previous_smoothed: np.ndarray | None = None
+
+    def smooth(self, photos: np.ndarray) -> np.ndarray:
+        """The smoothing on float32 ``[N, 3, H, W]`` arrays."""
+        smoothed = []
+        for photo in photos:
+            out = photo
+            if self.previous_photo is not None and self.previous_photo.shape == photo.shape:
+                flow, mask = self.flows(self.previous_photo, photo)
+                carried = warp(self.previous_smoothed, flow)
+                carried = within_neighbours(
+                    carried - light_level(carried) + light_level(photo), photo
+                )
+                out = photo + np.float32(self.beta) * mask * (carried - photo)
+            self.previous_photo, self.previous_smoothed = photo, out
+            smoothed.append(out)
+        return np.stack(smoothed)
+
+    def __call__(self, photos: Any) -> Any:
+        if self.beta == 0:
+            return photos
+        return like(self.smooth(as_numpy(photos)), photos)
 
 
 class Recurrence:
@@ -161,31 +259,44 @@ class Recurrence:
         return np.concatenate([warp(self.previous_output, flow), mask[None]])
 
     def run(
-        self, photos: np.ndarray, step: Callable[[np.ndarray, np.ndarray], np.ndarray]
+        self,
+        photos: np.ndarray,
+        step: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        seen: np.ndarray | None = None,
     ) -> np.ndarray:
         outputs = []
-        for photo in photos:
+        for i, photo in enumerate(photos):
             guide = self.guide(photo)
-            output = np.asarray(step(photo[None], guide[None]), np.float32)[0]
+            shown = photo if seen is None else seen[i]
+            output = np.asarray(step(shown[None], guide[None]), np.float32)[0]
             self.previous_photo, self.previous_output = photo, output
             outputs.append(output)
         return np.stack(outputs)
 
-    def __call__(self, photos: Any, step: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Any:
+    def __call__(
+        self,
+        photos: Any,
+        step: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        seen: Any = None,
+    ) -> Any:
+        """``seen``: what the network is shown instead of ``photos`` (the smoothed frames,
+        :class:`InputSmooth`); the flow is still the photos'."""
+        out = self.run(as_numpy(photos), step, None if seen is None else as_numpy(seen))
         if isinstance(photos, np.ndarray):
-            return self.run(np.asarray(photos, np.float32), step)
-        import torch  # a torch caller: its frames through the CPU (the flow is made there)
+            return out
+        import torch  # a torch caller: float32 outputs on its device
 
-        out = self.run(photos.detach().float().cpu().numpy(), step)
         return torch.from_numpy(out).to(photos.device)
 
 
 class VideoStream:
-    """What one video carries from frame to frame, and how its frames are stylized: a
-    recurrent model's each guided by its previous output, then the flow blend (``blend``;
-    None: :func:`default_blend`). Call with consecutive batches, in order, and the stylizer
-    (either backend's NumPy interface, :mod:`fastnst.runtime.backends`) and settings of the
-    moment (the app's webcam tab changes them mid-stream); returns the frames' kind."""
+    """What one video carries from frame to frame, and how its frames are stylized: the
+    input smoothing (``smooth``, :class:`InputSmooth`), a recurrent model's each guided by its
+    previous output, then the flow blend (``blend``; None: :func:`default_blend`; ``smooth``
+    likewise, :func:`default_smooth`), all from one
+    flow per frame pair. Call with consecutive batches, in order, and the stylizer (either
+    backend's NumPy interface, :mod:`fastnst.runtime.backends`) and settings of the moment
+    (the app's webcam tab changes them mid-stream); returns the frames' kind."""
 
     def __init__(
         self,
@@ -193,9 +304,12 @@ class VideoStream:
         blend: float | None = None,
         flow_size: int = 320,
         plain: bool = False,
+        smooth: float | None = None,
     ) -> None:
         alpha = default_blend(recurrent) if blend is None else blend
-        flows = LastFlow(flow_size)
+        smooth = default_smooth(recurrent) if smooth is None else smooth
+        self.flows = flows = LastFlow(flow_size)
+        self.smooth = InputSmooth(smooth, flow_size, flows)
         self.recurrence = Recurrence(flow_size, flows) if recurrent else None
         self.blend = TemporalBlend(alpha, flow_size, plain, flows)
 
@@ -207,8 +321,14 @@ class VideoStream:
         strength: float = 1.0,
         keep_color: bool = False,
     ) -> Any:
+        self.flows.keep = max(1, frames.shape[0])
+        seen = self.smooth(frames)
         if self.recurrence is None:
-            return self.blend(frames, stylizer(frames, weights, strength, keep_color))
+            if seen is frames:
+                styled = stylizer(frames, weights, strength, keep_color)
+            else:  # mixed with (and coloured like) the frame itself, not the smoothed one
+                styled = stylizer.finish(stylizer(seen, weights), frames, strength, keep_color)
+            return self.blend(frames, styled)
 
         def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
             return stylizer.guided(photo, weights, guide)
@@ -216,9 +336,10 @@ class VideoStream:
         # Frame by frame, so that the blend finds the flow the guide has just computed.
         shown = []
         for i in range(frames.shape[0]):
-            frame = frames[i : i + 1]
-            raw = self.recurrence(frame, step)
-            shown.append(self.blend(frame, stylizer.finish(raw, frame, strength, keep_color)))
+            frame, frame_seen = frames[i : i + 1], seen[i : i + 1]
+            raw = self.recurrence(frame, step, frame_seen)
+            styled = stylizer.finish(raw, frame, strength, keep_color)
+            shown.append(self.blend(frame, styled))
         if isinstance(frames, np.ndarray):
             return np.concatenate(shown)
         import torch  # a torch caller's tensors
