@@ -113,6 +113,7 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
         (["--blends", "1.5"], "error: --blends weights must be in [0, 1), got 1.5"),
         (["--frontier", "--target", "0", "10"], "error: --target needs X_FLOOR > 0"),
         (["--plot", str(tmp_path / "f.txt")], "error: --plot must end in .png"),
+        (["--input-smooth", "1"], "error: --input-smooth must be in [0, 1), got 1"),
     ):
         assert fastnst([*base, *extra]) == 1
         assert capsys.readouterr().err.startswith(message)
@@ -120,6 +121,30 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
     assert fastnst(["eval-video", str(clip), "--stylized", str(clip), "--plot", str(plot)]) == 1
     assert "need at least one --model" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists() and not plot.exists()
+
+
+def test_eval_video_scores_a_model_on_smoothed_frames(tmp_path: Path) -> None:
+    """--input-smooth B: the model sees InputSmooth's frames (its rows change and say so);
+    the floor is still the clip's own."""
+    pytest.importorskip("cv2")
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64))
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name, seed in (("ink", 3), ("paint", 4)):
+        tensor_to_pil(panning_frames(1, 48, 48, seed=seed)[0]).save(styles / f"{name}.png")
+    model = model_with_loss(tmp_path / "a.safetensors", 0.2, 1)
+    reports = {}
+    for smooth in ("0", "0.5"):
+        report = tmp_path / f"r{smooth}.json"
+        argv = ["eval-video", str(clip), "--model", str(model), "--styles", str(styles)]
+        argv += ["--style-size", "32", "--input-smooth", smooth, "--json", str(report)]
+        assert fastnst(argv) == 0
+        reports[smooth] = json.loads(report.read_text())["results"]
+    plain, smoothed = reports["0"], reports["0.5"]
+    assert plain[0]["warping_error"] == smoothed[0]["warping_error"]  # the floor
+    assert smoothed[1]["input_smooth"] == 0.5 and "input smooth 0.5" in smoothed[1]["source"]
+    assert plain[1]["input_smooth"] == 0.0 and "input smooth" not in plain[1]["source"]
+    assert smoothed[1]["warping_error"] != pytest.approx(plain[1]["warping_error"], rel=1e-3)
 
 
 def test_eval_video_judge_scores_by_the_independent_distances(tmp_path: Path) -> None:

@@ -138,7 +138,8 @@ def stylize_and_score(
     for batch in iter_batches(list(frames), BATCH):
         images = torch.stack(batch).to(device)
         seen = torch.from_numpy(smooth(images.float().cpu().numpy())).to(device)
-        plain_out = net(seen, style) if recurrence is None else recurrence(seen, guided)
+        # As VideoStream: the network sees the smoothed frames, the guide follows the clip's.
+        plain_out = net(seen, style) if recurrence is None else recurrence(images, guided, seen)
         for i, (*_, blend) in enumerate(variants):
             out = plain_out if blend is None else blend(images, plain_out)
             _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
