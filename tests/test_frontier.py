@@ -60,13 +60,19 @@ def model_with_loss(path: Path, scale: float, seed: int) -> Path:
     return save_model(net, path, info)
 
 
-def test_eval_video_prints_and_plots_the_frontier(tmp_path: Path, capsys) -> None:
-    pytest.importorskip("cv2")
-    clip = write_clip(tmp_path / "pan.mp4", panning_frames(6, 48, 64))
+def style_folder(tmp_path: Path) -> Path:
+    """Two small style images, ink and paint, in a folder for --styles."""
     styles = tmp_path / "styles"
     styles.mkdir()
     for name, seed in (("ink", 3), ("paint", 4)):
         tensor_to_pil(panning_frames(1, 48, 48, seed=seed)[0]).save(styles / f"{name}.png")
+    return styles
+
+
+def test_eval_video_prints_and_plots_the_frontier(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("cv2")
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(6, 48, 64))
+    styles = style_folder(tmp_path)
     first = model_with_loss(tmp_path / "a.safetensors", 0.02, 1)
     second = model_with_loss(tmp_path / "b.safetensors", 0.2, 2)
     report, plot = tmp_path / "report.json", tmp_path / "frontier.png"
@@ -128,10 +134,7 @@ def test_eval_video_scores_a_model_on_smoothed_frames(tmp_path: Path) -> None:
     the floor is still the clip's own."""
     pytest.importorskip("cv2")
     clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64))
-    styles = tmp_path / "styles"
-    styles.mkdir()
-    for name, seed in (("ink", 3), ("paint", 4)):
-        tensor_to_pil(panning_frames(1, 48, 48, seed=seed)[0]).save(styles / f"{name}.png")
+    styles = style_folder(tmp_path)
     model = model_with_loss(tmp_path / "a.safetensors", 0.2, 1)
     reports = {}
     for smooth in ("0", "0.5"):
@@ -152,10 +155,7 @@ def test_eval_video_judge_scores_by_the_independent_distances(tmp_path: Path) ->
     same numbers as fastnst.distances on its frames), and the frontier ranks by them."""
     pytest.importorskip("cv2")
     clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64))
-    styles = tmp_path / "styles"
-    styles.mkdir()
-    for name, seed in (("ink", 3), ("paint", 4)):
-        tensor_to_pil(panning_frames(1, 48, 48, seed=seed)[0]).save(styles / f"{name}.png")
+    styles = style_folder(tmp_path)
     first = model_with_loss(tmp_path / "a.safetensors", 0.02, 1)
     second = model_with_loss(tmp_path / "b.safetensors", 0.3, 2)
     report = tmp_path / "report.json"
