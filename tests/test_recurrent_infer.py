@@ -15,8 +15,8 @@ from fastnst.infer import temporal_blend
 from fastnst.infer.cli import main
 from fastnst.infer.stylize import Stylizer
 from fastnst.infer.temporal_blend import (
+    DEFAULT_SMOOTH,
     RECURRENT_BLEND,
-    STILL_SMOOTH,
     InputSmooth,
     Recurrence,
     TemporalBlend,
@@ -176,12 +176,13 @@ def test_a_stream_computes_one_flow_per_frame_pair_for_guide_and_blend(
     recurrent_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """VideoStream = Recurrence, then the finish, then the blend, as composed apart; the
-    blend reuses the guide's flow instead of computing its own."""
+    blend reuses the guide's flow instead of computing its own (the input smoothing is off
+    here; the next test composes it)."""
     stylizer = OnnxStylizer.load(recurrent_model, "cpu")
     weights = np.array([0.0, 1.0], np.float32)
     frames = panning_frames(5, 48, 64, speed=2).numpy()
     calls = count_flows(monkeypatch)
-    stream = VideoStream(recurrent=True, flow_size=64)
+    stream = VideoStream(recurrent=True, flow_size=64, smooth=0)
     shown = np.concatenate(
         [stream(stylizer, frames[:3], weights, 0.8), stream(stylizer, frames[3:], weights, 0.8)]
     )
@@ -192,7 +193,7 @@ def test_a_stream_computes_one_flow_per_frame_pair_for_guide_and_blend(
     apart = blend(frames, stylizer.finish(raw, frames, 0.8, False))
     assert len(calls) == 8
     np.testing.assert_allclose(shown, apart, atol=1e-6)
-    unblended = VideoStream(recurrent=True, blend=0, flow_size=64)(stylizer, frames, weights, 0.8)
+    unblended = VideoStream(True, 0, 64, smooth=0)(stylizer, frames, weights, 0.8)
     assert np.abs(shown[1:] - unblended[1:]).mean() > 1e-3  # the blend did something
 
 
@@ -231,12 +232,11 @@ def test_a_smoothing_stream_shows_the_network_the_smoothed_frames(
     assert np.abs(shown[1:] - unsmoothed[1:]).mean() > 1e-3  # the smoothing did something
 
 
-def test_video_blends_a_recurrent_model_by_default_and_a_still_one_not(
+def test_video_blends_a_recurrent_model_by_default_and_smooths_every_models_frames(
     recurrent_model: Path, tmp_path: Path
 ) -> None:
     """--temporal-blend defaults to RECURRENT_BLEND with a recurrent model, 0 with a still one;
-    an explicit value (0 included) wins. --input-smooth likewise: STILL_SMOOTH for a still
-    model, 0 for a recurrent one."""
+    an explicit value (0 included) wins. --input-smooth defaults to DEFAULT_SMOOTH for both."""
     av = pytest.importorskip("av")
     clip = write_clip(tmp_path / "in.mp4", panning_frames(4, 48, 64, speed=2))
     net, info = load_model(recurrent_model)
@@ -256,10 +256,17 @@ def test_video_blends_a_recurrent_model_by_default_and_a_still_one_not(
     )
     unblended = video(recurrent_model, "--temporal-blend", "0")
     assert np.abs(default[1:] - unblended[1:]).mean() > 1  # the blend changed later frames
-    np.testing.assert_array_equal(default, video(recurrent_model, "--input-smooth", "0"))
-    smoothed = video(still_model)  # a still model sees its frames smoothed by default
+    np.testing.assert_array_equal(
+        default, video(recurrent_model, "--input-smooth", str(DEFAULT_SMOOTH))
+    )
+    unsmoothed = video(recurrent_model, "--input-smooth", "0")
+    np.testing.assert_array_equal(default[0], unsmoothed[0])
+    assert np.abs(default[1:] - unsmoothed[1:]).mean() > 0.1  # later frames were seen smoothed
+    smoothed = video(still_model)  # a still model sees its frames smoothed too
     np.testing.assert_array_equal(smoothed, video(still_model, "--temporal-blend", "0"))
-    np.testing.assert_array_equal(smoothed, video(still_model, "--input-smooth", str(STILL_SMOOTH)))
+    np.testing.assert_array_equal(
+        smoothed, video(still_model, "--input-smooth", str(DEFAULT_SMOOTH))
+    )
     still = video(still_model, "--input-smooth", "0")
     np.testing.assert_array_equal(smoothed[0], still[0])
     assert np.abs(smoothed[1:] - still[1:]).mean() > 0.5

@@ -348,16 +348,22 @@ def bench_recurrent(
     """Per-frame cost of a recurrent model on a real clip (onnxruntime): the still network
     alone, with the flow blend (--temporal-blend), with the input smoothing `stylize` gives
     it by default (--input-smooth) and with both; the recurrent network with its guide
-    (flow, warp, 7-channel first conv), alone and with the blend `stylize` gives it by
-    default. Issue 21: <= 1.3x."""
-    from fastnst.infer.temporal_blend import STILL_SMOOTH, Recurrence, TemporalBlend, VideoStream
+    (flow, warp, 7-channel first conv), alone, with the blend and with the blend and
+    the smoothing `stylize` gives it by default. Issue 21: <= 1.3x."""
+    from fastnst.infer.temporal_blend import (
+        DEFAULT_SMOOTH,
+        Recurrence,
+        TemporalBlend,
+        VideoStream,
+    )
     from fastnst.runtime.onnx_backend import OnnxStylizer
 
     clip = read_clip_frames(SHARED / "video" / "cockatoo.mp4", frames + 2, long_side)
     still, recurrent = OnnxStylizer.load(still_model), OnnxStylizer.load(recurrent_model)
     weights = np.eye(len(still.style_names), dtype=np.float32)[5]
     blend, recurrence = TemporalBlend(0.3), Recurrence()
-    stream = VideoStream(recurrent=True)  # what stylize runs: one flow for guide and blend
+    stream = VideoStream(recurrent=True)  # what stylize runs: one flow for all three
+    blended = VideoStream(recurrent=True, smooth=0)  # guide and blend, one flow
     smoothed = VideoStream(recurrent=False)  # a still model's default: one flow, smoothing
     smoothed_blend = VideoStream(recurrent=False, blend=0.3)  # smoothing and blend, one flow
 
@@ -367,15 +373,16 @@ def bench_recurrent(
     runs = {
         "still": lambda frame: still(frame, weights),
         "still + flow blend 0.3": lambda frame: blend(frame, still(frame, weights)),
-        f"still + input smoothing {STILL_SMOOTH} (its stylize default)": lambda frame: smoothed(
+        f"still + input smoothing {DEFAULT_SMOOTH} (its stylize default)": lambda frame: smoothed(
             still, frame, weights
         ),
-        f"still + input smoothing {STILL_SMOOTH} + flow blend 0.3": lambda frame: smoothed_blend(
+        f"still + input smoothing {DEFAULT_SMOOTH} + flow blend 0.3": lambda frame: smoothed_blend(
             still, frame, weights
         ),
         "recurrent (guide + network)": lambda frame: recurrence(frame, step),
-        "recurrent + flow blend 0.3 (its stylize default)": lambda frame: stream(
-            recurrent, frame, weights
+        "recurrent + flow blend 0.3": lambda frame: blended(recurrent, frame, weights),
+        f"recurrent + input smoothing {DEFAULT_SMOOTH} + flow blend 0.3 (its stylize default)": (
+            lambda frame: stream(recurrent, frame, weights)
         ),
     }
     for frame in clip[:2]:  # warm-up (the first recurrent frame has no guide)

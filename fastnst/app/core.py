@@ -320,8 +320,8 @@ def stylize_clip(
     name: str = "",
 ) -> int:
     """Stylize a clip into ``target`` (sound kept) as ``fastnst stylize --video`` does with
-    its defaults (a still model's frames smoothed as it sees them, a recurrent model guided
-    by its previous output and blended);
+    its defaults (the frames smoothed as the model sees them, a recurrent model's guided by
+    its previous output and blended);
     ``on_frames(done, total)`` after each batch. Returns the number of frames written."""
     from fastnst.infer.temporal_blend import VideoStream
     from fastnst.infer.video import stylize_video

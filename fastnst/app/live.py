@@ -55,8 +55,8 @@ def stylize_frame(
 ) -> np.ndarray:
     """One camera frame (uint8 ``[H, W, 3]``) at ``size`` px on its long side, stylized
     (uint8, the shrunk frame's size). With this viewer's ``stream`` it is shown as
-    ``fastnst stylize --webcam`` shows it: a still model's frames smoothed as it sees them, a
-    recurrent model guided by its previous output and blended (docs/VIDEO.md)."""
+    ``fastnst stylize --webcam`` shows it: the frames smoothed as the model sees them, a
+    recurrent model's guided by its previous output and blended (docs/VIDEO.md)."""
     small = frames_to_array(shrink_frame(frame, size)[None])
     if stream is None:
         return array_to_frames(stylizer(small, weights, strength, keep_color))[0]

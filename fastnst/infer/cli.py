@@ -19,14 +19,13 @@ from fastnst.errors import Terminated, UserError, check_finite
 from fastnst.files import atomic_write
 from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, open_rgb
 from fastnst.infer.temporal_blend import (
+    DEFAULT_SMOOTH,
     RECURRENT_BLEND,
-    STILL_SMOOTH,
     InputSmooth,
     LastFlow,
     TemporalBlend,
     VideoStream,
     default_blend,
-    default_smooth,
 )
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
@@ -123,8 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B",
         help="video, webcam: average each frame the network sees with the previous one moved "
         "along the optical flow, share B in [0, 1) where the flow is trusted: steadier strokes "
-        f"without averaging them (needs OpenCV); default {STILL_SMOOTH} with a still model, 0 "
-        "with a recurrent one or --mask/--regions",
+        f"without averaging them (needs OpenCV); default {DEFAULT_SMOOTH}, 0 with "
+        "--mask/--regions",
     )
     parser.add_argument(
         "--flow-size", type=int, default=320, help="long side the flow is computed at"
@@ -191,11 +190,12 @@ def describe_model(path: str) -> str:
         f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
         f"{parameters:,} parameters"
         + (
-            ", recurrent (video frames guided by the previous output; "
-            f"--temporal-blend {RECURRENT_BLEND} by default)"
+            ", recurrent (video frames guided by the previous output, "
+            f"--temporal-blend {RECURRENT_BLEND} by default"
             if net.get("recurrent")
-            else f", still (video frames seen smoothed: --input-smooth {STILL_SMOOTH} by default)"
-        ),
+            else ", still (video frames"
+        )
+        + f" seen smoothed: --input-smooth {DEFAULT_SMOOTH} by default)",
     ]
     if info.steps:
         lines.append(
@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
             args.temporal_blend = default_blend(stylizer.recurrent)
         if args.input_smooth is None:  # regions show the photo itself: smoothed when asked
             regions = bool(args.mask or args.regions)
-            args.input_smooth = 0.0 if regions else default_smooth(stylizer.recurrent)
+            args.input_smooth = 0.0 if regions else DEFAULT_SMOOTH
         if args.video:
             return stylize_video_file(args, stylizer)
         if args.webcam is not None:

@@ -46,10 +46,11 @@ RECURRENT_BLEND = 0.3
 # +0.2-0.6 % style distance (docs/VIDEO.md, "The trust mask at the frame's size").
 TRUST_THRESHOLD = 0.5
 
-# The input smoothing's default for a still model: on three clips it cut classics v5's flicker
-# by 38-43 % for +0.8 to +2.3 % style distance (0.85 reads as 0.7; docs/VIDEO.md, "Smoothing
-# what the network sees"). A recurrent model carries its own output and gained nothing: 0.
-STILL_SMOOTH = 0.7
+# The input smoothing's default, for every model: on three clips it cut classics v5's flicker by
+# 38-43 % for +0.8 to +2.3 % style distance (0.85 reads as 0.7), and with the guards below it
+# moved the recurrent classics-video v5 too, -3 to -11 % flicker at 0.4-1.8 % less style
+# distance (docs/VIDEO.md, "Smoothing what the network sees").
+DEFAULT_SMOOTH = 0.7
 
 # What the input smoothing carries from the previous frame is its detail only: the light level
 # (the frame blurred, Gaussian sigma in px) is always the frame's own, so a fade or a lamp is
@@ -79,11 +80,6 @@ def trusted_flow(
 def default_blend(recurrent: bool) -> float:
     """The blend weight a video gets when none is asked for."""
     return RECURRENT_BLEND if recurrent else 0.0
-
-
-def default_smooth(recurrent: bool) -> float:
-    """The input smoothing a video gets when none is asked for."""
-    return 0.0 if recurrent else STILL_SMOOTH
 
 
 class LastFlow:
@@ -293,7 +289,7 @@ class VideoStream:
     """What one video carries from frame to frame, and how its frames are stylized: the
     input smoothing (``smooth``, :class:`InputSmooth`), a recurrent model's each guided by its
     previous output, then the flow blend (``blend``; None: :func:`default_blend`; ``smooth``
-    likewise, :func:`default_smooth`), all from one
+    None: ``DEFAULT_SMOOTH``), all from one
     flow per frame pair. Call with consecutive batches, in order, and the stylizer (either
     backend's NumPy interface, :mod:`fastnst.runtime.backends`) and settings of the moment
     (the app's webcam tab changes them mid-stream); returns the frames' kind."""
@@ -307,7 +303,7 @@ class VideoStream:
         smooth: float | None = None,
     ) -> None:
         alpha = default_blend(recurrent) if blend is None else blend
-        smooth = default_smooth(recurrent) if smooth is None else smooth
+        smooth = DEFAULT_SMOOTH if smooth is None else smooth
         self.flows = flows = LastFlow(flow_size)
         self.smooth = InputSmooth(smooth, flow_size, flows)
         self.recurrence = Recurrence(flow_size, flows) if recurrent else None
