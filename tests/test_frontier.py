@@ -131,23 +131,31 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
 
 def test_eval_video_scores_a_model_on_smoothed_frames(tmp_path: Path) -> None:
     """--input-smooth B: the model sees InputSmooth's frames (its rows change and say so);
-    the floor is still the clip's own."""
+    the floor is still the clip's own. Several values in one run give the rows of one run
+    per value, each stream started afresh, and the frontier keeps them apart."""
     pytest.importorskip("cv2")
     clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64))
     styles = style_folder(tmp_path)
     model = model_with_loss(tmp_path / "a.safetensors", 0.2, 1)
     reports = {}
-    for smooth in ("0", "0.5"):
-        report = tmp_path / f"r{smooth}.json"
+    for smooth in (["0"], ["0.5"], ["0", "0.5"]):
+        report = tmp_path / f"r{'_'.join(smooth)}.json"
         argv = ["eval-video", str(clip), "--model", str(model), "--styles", str(styles)]
-        argv += ["--style-size", "32", "--input-smooth", smooth, "--json", str(report)]
-        assert fastnst(argv) == 0
-        reports[smooth] = json.loads(report.read_text())["results"]
-    plain, smoothed = reports["0"], reports["0.5"]
+        argv += ["--style-size", "32", "--input-smooth", *smooth, "--json", str(report)]
+        assert fastnst([*argv, "--blends", "0.3", "--blend-kind", "flow", "--frontier"]) == 0
+        reports[" ".join(smooth)] = json.loads(report.read_text())
+    plain, smoothed = reports["0"]["results"], reports["0.5"]["results"]
     assert plain[0]["warping_error"] == smoothed[0]["warping_error"]  # the floor
     assert smoothed[1]["input_smooth"] == 0.5 and "input smooth 0.5" in smoothed[1]["source"]
     assert plain[1]["input_smooth"] == 0.0 and "input smooth" not in plain[1]["source"]
     assert smoothed[1]["warping_error"] != pytest.approx(plain[1]["warping_error"], rel=1e-3)
+    both = reports["0 0.5"]
+    apart = plain + smoothed[1:]  # as the two runs, in the order given
+    assert [r["source"] for r in both["results"]] == [r["source"] for r in apart]
+    for row, alone in zip(both["results"], apart, strict=True):
+        assert row["warping_error"] == pytest.approx(alone["warping_error"], rel=1e-6)
+    assert [p["input_smooth"] for p in both["frontier"]].count(0.5) == 2  # per frame, blend
+    assert len({p["source"] for p in both["frontier"]}) == 4
 
 
 def test_eval_video_judge_scores_by_the_independent_distances(tmp_path: Path) -> None:

@@ -22,14 +22,21 @@ def load_tool() -> Any:
     return module
 
 
-def run(path: Path, rows: list[tuple[str, float, float, float]], frames: int = 30) -> Path:
-    """An eval-video --judge JSON with (model, blend, x_floor, style_distance) rows."""
+def run(
+    path: Path, rows: list[tuple[str, float, float, float]], frames: int = 30, smooth: float = 0
+) -> Path:
+    """An eval-video --judge JSON with (model, blend, x_floor, style_distance) rows, the
+    frames seen with ``--input-smooth smooth``."""
     results: list[dict[str, Any]] = [{"source": "input (floor)", "warping_error": 0.001}]
     for model, blend, x_floor, style in rows:
+        shown = (f" + input smooth {smooth}" if smooth else "") + (
+            f" + flow blend {blend}" if blend else ""
+        )
         results.append(
             {
-                "source": model + (f" + flow blend {blend}" if blend else ""),
+                "source": model + shown,
                 "model": model,
+                "input_smooth": smooth,
                 "blend": blend,
                 "blend_kind": "flow" if blend else "none",
                 "warping_error": 0.001 * x_floor,
@@ -53,18 +60,18 @@ def test_runs_judged_apart_make_one_frontier(tmp_path: Path, capsys: Any) -> Non
         [("classics", 0.0, 9.0, 0.50), ("/x/rec.safetensors", 0.0, 4.0, 0.45)],
     )
     third = run(tmp_path / "c.json", [("/x/rec.safetensors", 0.3, 3.0, 0.47)])
+    smoothed = run(tmp_path / "d.json", [("/x/rec.safetensors", 0.3, 2.9, 0.47)], smooth=0.7)
     out = tmp_path / "merged.json"
-    argv = [str(first), str(second), str(third), "--reference", "v1", "--label", "still_v1=v1"]
+    argv = [str(first), str(second), str(third), str(smoothed), "--reference", "v1"]
+    argv += ["--label", "still_v1=v1"]
     argv += ["--label", "rec=video", "--drop", "classics", "--target", "2", "10"]
     assert tool.main([*argv, "--json", str(out)]) == 0
     rows = {row["source"]: row for row in json.loads(out.read_text())["frontier"]}
-    assert set(rows) == {"v1", "video", "video + flow blend 0.3"}  # classics dropped
+    smoothed_blend = "video + input smooth 0.7 + flow blend 0.3"  # kept apart from the blend
+    assert set(rows) == {"v1", "video", "video + flow blend 0.3", smoothed_blend}  # no classics
+    assert rows[smoothed_blend]["pareto"] and not rows["video + flow blend 0.3"]["pareto"]
     assert rows["video"]["style_vs_reference_pct"] == pytest.approx(100 * (0.45 - 0.36) / 0.36)
-    assert (
-        rows["v1"]["pareto"]
-        and rows["video"]["pareto"]
-        and rows["video + flow blend 0.3"]["pareto"]
-    )
+    assert rows["v1"]["pareto"] and rows["video"]["pareto"]
     assert not any(row["meets_target"] for row in rows.values())
     assert "nearest" in capsys.readouterr().out
 

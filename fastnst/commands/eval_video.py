@@ -62,6 +62,7 @@ from fastnst.images import (
 )
 from fastnst.infer.temporal_blend import InputSmooth, Recurrence, TemporalBlend
 from fastnst.losses import PerceptualLoss
+from fastnst.model import TransformerNet
 from fastnst.video.flow import FLOW_METHODS, flow_pair
 from fastnst.video.metrics import flicker_map, warping_errors
 from fastnst.video.pairs import read_frames
@@ -113,9 +114,10 @@ def stylize_and_score(
     style: int,
     args: argparse.Namespace,
     device: torch.device,
-) -> list[tuple[Variant, torch.Tensor, dict[str, float]]]:
-    """Every frame through the model (and each blend of its outputs): per variant, the
-    outputs and their mean style and content losses (and, with ``--judge``, distances)."""
+) -> list[tuple[float, Variant, torch.Tensor, dict[str, float]]]:
+    """Every frame through the model once per ``--input-smooth`` value (and each blend of its
+    outputs): per value and variant, the outputs and their mean style and content losses
+    (and, with ``--judge``, distances)."""
     net, info = load_model(path, device)
     if not 0 <= style < net.num_styles:
         raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
@@ -125,11 +127,34 @@ def stylize_and_score(
     sets = style_sets(info, args.styles, args.spiderverse_root)
     loss_fn.set_style_targets([s.load(args.style_size) for s in sets])
     mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(device)
+    judge = Distances([sets[style].load(JUDGE_STYLE_SIZE)[0]], str(device)) if args.judge else None
+    scored = []
+    for smooth in dict.fromkeys(args.input_smooth):
+        for variant, out, losses in shown_variants(net, frames, style, args, smooth, loss_fn, mix):
+            if judge is not None:
+                losses.update(judge_distances(judge, out, frames))
+            scored.append((smooth, variant, out, losses))
+    return scored
+
+
+def shown_variants(
+    net: TransformerNet,
+    frames: torch.Tensor,
+    style: int,
+    args: argparse.Namespace,
+    smooth: float,
+    loss_fn: PerceptualLoss,
+    mix: torch.Tensor,
+) -> list[tuple[Variant, torch.Tensor, dict[str, float]]]:
+    """The clip through the network as ``stylize --video`` shows it with ``--input-smooth
+    smooth``, per blend variant: the outputs and their mean style and content losses. Each
+    call starts the stream afresh (its smoothing, guide and blends carry state)."""
+    device = mix.device
     variants = blend_variants(args)
-    outputs = [[] for _ in variants]
+    outputs: list[list[torch.Tensor]] = [[] for _ in variants]
     style_sums, content_sums = [0.0] * len(variants), [0.0] * len(variants)
     recurrence = Recurrence(args.flow_size) if net.config.recurrent else None
-    smooth = InputSmooth(args.input_smooth, args.flow_size)
+    smoothing = InputSmooth(smooth, args.flow_size)
 
     def guided(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
         out = net(torch.from_numpy(photo).to(device), style, torch.from_numpy(guide).to(device))
@@ -137,7 +162,7 @@ def stylize_and_score(
 
     for batch in iter_batches(list(frames), BATCH):
         images = torch.stack(batch).to(device)
-        seen = torch.from_numpy(smooth(images.float().cpu().numpy())).to(device)
+        seen = torch.from_numpy(smoothing(images.float().cpu().numpy())).to(device)
         # As VideoStream: the network sees the smoothed frames, the guide follows the clip's.
         plain_out = net(seen, style) if recurrence is None else recurrence(images, guided, seen)
         for i, (*_, blend) in enumerate(variants):
@@ -147,15 +172,10 @@ def stylize_and_score(
             content_sums[i] += parts["content"].item() * len(batch)
             outputs[i].append(out.float().cpu())
     count = frames.shape[0]
-    judge = Distances([sets[style].load(JUDGE_STYLE_SIZE)[0]], str(device)) if args.judge else None
-    scored = []
-    for variant, outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True):
-        out = torch.cat(outs)
-        losses = {"style": s / count, "content": c / count}
-        if judge is not None:
-            losses.update(judge_distances(judge, out, frames))
-        scored.append((variant, out, losses))
-    return scored
+    return [
+        (variant, torch.cat(outs), {"style": s / count, "content": c / count})
+        for variant, outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True)
+    ]
 
 
 def judge_distances(
@@ -290,9 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--input-smooth",
         type=float,
-        default=0.0,
+        nargs="+",
+        default=[0.0],
+        metavar="B",
         help="average the frames the network sees along the flow, with this share of the "
-        "previous one (InputSmooth; the judge still sees the clip's own frames)",
+        "previous one (InputSmooth; the judge still sees the clip's own frames); several "
+        "values score each model once per value (default 0: the clip's frames)",
     )
     parser.add_argument(
         "--blends",
@@ -365,8 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = [a for a in args.blends if not 0 <= a < 1]
         if bad:
             raise UserError(f"--blends weights must be in [0, 1), got {bad[0]:g}")
-        if not 0 <= args.input_smooth < 1:
-            raise UserError(f"--input-smooth must be in [0, 1), got {args.input_smooth:g}")
+        bad = [b for b in args.input_smooth if not 0 <= b < 1]
+        if bad:
+            raise UserError(f"--input-smooth must be in [0, 1), got {bad[0]:g}")
         if (args.frontier or args.plot or args.target) and not args.models:
             raise UserError("--frontier, --target and --plot need at least one --model")
         if args.target is not None:
@@ -388,9 +412,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     names, outputs, losses = ["input (floor)"], [frames], [None]
     variants: dict[int, tuple[str, Variant]] = {}  # row -> the model and how it was shown
     for path in args.models:
-        for variant, out, model_losses in stylize_and_score(path, frames, args.style, args, device):
-            variants[len(names)] = (str(path), variant)
-            smoothed = f" + input smooth {args.input_smooth:g}" if args.input_smooth else ""
+        scored = stylize_and_score(path, frames, args.style, args, device)
+        for smooth, variant, out, model_losses in scored:
+            variants[len(names)] = (str(path), smooth, variant)
+            smoothed = f" + input smooth {smooth:g}" if smooth else ""
             names.append(f"{path}{smoothed}{variant[0]}")
             outputs.append(out)
             losses.append(model_losses)
@@ -419,8 +444,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     for i, (name, error, loss) in enumerate(zip(names, errors, losses, strict=True)):
         row = {"source": name, "warping_error": error.mean, "per_pair": error.per_pair}
         if i in variants:
-            model, (_, kind, alpha, _) = variants[i]
-            row.update(model=model, blend_kind=kind, blend=alpha, input_smooth=args.input_smooth)
+            model, smooth, (_, kind, alpha, _) = variants[i]
+            row.update(model=model, blend_kind=kind, blend=alpha, input_smooth=smooth)
         ratio = error.mean / floor if floor > 0 else float("inf")
         style_text, content_text = f"{'-':>12}", f"{'-':>14}"
         if loss is not None:

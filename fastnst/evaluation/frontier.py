@@ -38,7 +38,8 @@ class Target:
 
 @dataclass
 class FrontierPoint:
-    """One source on the frontier; ``blend`` is 0 for the per-frame output."""
+    """One source on the frontier; ``blend`` is 0 for the per-frame output, ``input_smooth``
+    0 when the network saw the clip's own frames."""
 
     source: str
     model: str
@@ -54,13 +55,16 @@ class FrontierPoint:
     pareto: bool = False
     meets_target: bool | None = None
     target_excess: float | None = None
+    input_smooth: float = 0.0
 
     @classmethod
     def from_row(cls, row: dict[str, Any], model: str | None = None) -> FrontierPoint:
         """A model row of ``eval-video``'s results (its JSON), under ``model`` if given."""
-        blend = f" + {row['blend_kind']} blend {row['blend']:g}" if model and row["blend"] else ""
+        smooth = row.get("input_smooth") or 0.0
+        shown = f" + input smooth {smooth:g}" if smooth else ""
+        shown += f" + {row['blend_kind']} blend {row['blend']:g}" if row["blend"] else ""
         return cls(
-            source=model + blend if model else row["source"],
+            source=model + shown if model else row["source"],
             model=model or row["model"],
             blend=row["blend"],
             blend_kind=row["blend_kind"],
@@ -70,6 +74,7 @@ class FrontierPoint:
             content_loss=row["content_loss"],
             style_distance=row.get("style_distance"),
             content_distance=row.get("content_distance"),
+            input_smooth=smooth,
         )
 
 
@@ -182,6 +187,8 @@ def save_frontier_plot(
             zorder=3,
         )
         label = Path(p.model).name
+        if p.input_smooth:
+            label += f" smooth {p.input_smooth:g}"
         if p.blend_kind != "none":
             label += f" {p.blend_kind} {p.blend:g}"
         ax.annotate(
