@@ -13,7 +13,7 @@ import yaml
 from fastnst import CONF_DIR
 from fastnst.data.styles import StyleSet
 from fastnst.errors import UserError
-from fastnst.training.temporal import TemporalSettings, TemporalStyleModule
+from fastnst.training.temporal import TemporalSettings, TemporalStyleModule, with_frame_noise
 from fastnst.video.losses import (
     frame_difference_loss,
     output_temporal_loss,
@@ -149,3 +149,26 @@ def test_trace_power_weights_each_style_by_its_gram_trace() -> None:
     # Same pairs and styles (same seed), so only the temporal terms' weighting differs.
     assert weighted["loss/perceptual"] == pytest.approx(plain["loss/perceptual"])
     assert weighted["loss/temporal_output"] != pytest.approx(plain["loss/temporal_output"])
+
+
+def test_frame_noise_shows_the_network_noisy_frames_and_the_losses_clean_ones() -> None:
+    """model.temporal.frame_noise: each frame the network sees gets its own noise (the two
+    frames of a static pair differ), within the std, while the run's images, which the
+    losses compare against, stay the clean frames."""
+    frame = smooth(32, 32, 3, 2)
+    frames = torch.stack([frame, frame], 1)  # a static pair: any output change is the noise
+    flows, masks = torch.zeros(2, 1, 2, 32, 32), torch.ones(2, 1, 1, 32, 32)
+    torch.manual_seed(4)
+    clean = make_module(BASE).run_chain(frames, flows, masks)
+    torch.testing.assert_close(clean.out_previous, clean.out_current)
+    noisy_module = make_module({**BASE, "frame_noise": 0.05})
+    torch.manual_seed(4)
+    noisy = noisy_module.run_chain(frames, flows, masks)
+    torch.testing.assert_close(noisy.images, clean.images)  # the losses' frames: clean
+    assert (noisy.out_previous - noisy.out_current).abs().mean() > 1e-4  # two noises seen
+    seen = with_frame_noise([frame, frame], 0.05)
+    change = (seen[0] - seen[1]).std(dim=(1, 2, 3))
+    assert ((change > 0) & (change < 0.05 * 2**0.5 * 1.1)).all()
+    assert with_frame_noise([frame], 0.0)[0] is frame
+    with pytest.raises(UserError, match="frame_noise"):
+        TemporalSettings.from_config({"frame_noise": -0.01})
