@@ -12,7 +12,7 @@ import torch
 
 from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.infer import temporal_blend
-from fastnst.infer.cli import main
+from fastnst.infer.cli import describe_model, main
 from fastnst.infer.stylize import Stylizer
 from fastnst.infer.temporal_blend import (
     DEFAULT_SMOOTH,
@@ -269,6 +269,10 @@ def test_video_blends_a_recurrent_model_by_default_and_smooths_every_models_fram
     )
     still = video(still_model, "--input-smooth", "0")
     np.testing.assert_array_equal(smoothed[0], still[0])
+    smooth_text = f"video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH} by default"
+    assert f"recurrent ({smooth_text}; " in describe_model(str(recurrent_model))
+    assert f"--temporal-blend {RECURRENT_BLEND} by default" in describe_model(str(recurrent_model))
+    assert f"still ({smooth_text})" in describe_model(str(still_model))
     assert np.abs(smoothed[1:] - still[1:]).mean() > 0.5
 
 

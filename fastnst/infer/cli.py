@@ -189,13 +189,13 @@ def describe_model(path: str) -> str:
         "styles: " + ", ".join(f"{i}={name}" for i, name in enumerate(info.style_names)),
         f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
         f"{parameters:,} parameters"
+        + (", recurrent" if net.get("recurrent") else ", still")
+        + f" (video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH} by default"
         + (
-            ", recurrent (video frames guided by the previous output, "
-            f"--temporal-blend {RECURRENT_BLEND} by default"
+            f"; guided by the previous output, --temporal-blend {RECURRENT_BLEND} by default)"
             if net.get("recurrent")
-            else ", still (video frames"
-        )
-        + f" seen smoothed: --input-smooth {DEFAULT_SMOOTH} by default)",
+            else ")"
+        ),
     ]
     if info.steps:
         lines.append(
