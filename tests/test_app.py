@@ -41,6 +41,7 @@ from fastnst.data.textures import universe_textures
 from fastnst.errors import UserError
 from fastnst.export import ModelFileError, ModelInfo, add_styles, load_model, save_model
 from fastnst.images import tensor_to_pil
+from fastnst.infer.temporal_blend import DEFAULT_SMOOTH
 from fastnst.model import TransformerNet
 from fastnst.runtime.arrays import array_to_pil, pil_to_array
 from fastnst.runtime.backends import load_stylizer
@@ -267,6 +268,23 @@ def test_clip_limits_and_corrupt_video_are_messages(model: Path, tmp_path: Path)
     with pytest.raises(UserError, match="party.mp4"):
         stylize_clip(stylizer, broken, tmp_path / "c.mp4", "ink", name="party.mp4")
     assert not (tmp_path / "c.mp4").exists()
+    with pytest.raises(UserError, match="steadiness must be between 0 and 0.9, got 0.95"):
+        stylize_clip(stylizer, clip, tmp_path / "d.mp4", "ink", smooth=0.95)
+    assert not (tmp_path / "d.mp4").exists()
+
+
+def test_the_steadiness_slider_is_the_input_smoothing(model: Path, tmp_path: Path) -> None:
+    """The video tab's steadiness: None is `stylize --video`'s default smoothing, 0 shows
+    the model each frame as it is (the first frame is the same, later ones are not)."""
+    stylizer = on_cpu(model)
+    clip = _make_clip(tmp_path / "in.mp4")
+    made = {}
+    for label, smooth in (("default", None), ("same", DEFAULT_SMOOTH), ("off", 0.0)):
+        stylize_clip(stylizer, clip, tmp_path / f"{label}.mp4", "sea", smooth=smooth)
+        made[label] = _frames(tmp_path / f"{label}.mp4").astype(np.int16)
+    np.testing.assert_array_equal(made["default"], made["same"])
+    assert np.abs(made["default"][0] - made["off"][0]).mean() < 1
+    assert np.abs(made["default"][1:] - made["off"][1:]).mean() > 0.5
 
 
 # The new-style fine-tune -------------------------------------------------------------------------
@@ -348,7 +366,7 @@ workspace = Workspace(folder)
 app, _ = create(model, device="cpu", workspace=workspace)
 _, download, note = app.stylize("tiny", photo, "rust", False, 1.0, False, 0)
 assert Path(download["value"]).is_file() and "onnxruntime" in note, note
-out, count = app.stylize_video("tiny", clip, "sea", 1.0, False, lambda *a, **k: None)
+out, count = app.stylize_video("tiny", clip, "sea", 1.0, False, 0.7, lambda *a, **k: None)
 assert Path(out).is_file() and count.startswith("12 frames"), count
 print(sorted(name for name in sys.modules if name.partition(".")[0] == "torch"))
 """

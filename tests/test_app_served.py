@@ -118,6 +118,7 @@ def test_a_photo_waits_for_a_running_clip(
         "sea",
         1.0,
         False,
+        0.7,
         api_name="/stylize_video",
     )
     time.sleep(0.2)

@@ -238,6 +238,12 @@ def check_strength(strength: float) -> float:
     return number(strength, "strength", 0.0, 1.0)
 
 
+# The video tab's steadiness is `stylize --input-smooth`: the share of the previous frame the
+# model sees where the flow is trusted; past 0.9 the frames would lag the scene for nothing
+# (the flicker it removes saturates by 0.7-0.85; docs/VIDEO.md).
+MAX_SMOOTH = 0.9
+
+
 def stylize_photo(
     stylizer: Any,
     photo_path: str | Path,
@@ -318,18 +324,22 @@ def stylize_clip(
     limits: Limits = Limits(),
     on_frames: Callable[[int, int], None] | None = None,
     name: str = "",
+    smooth: float | None = None,
 ) -> int:
     """Stylize a clip into ``target`` (sound kept) as ``fastnst stylize --video`` does with
-    its defaults (the frames smoothed as the model sees them, a recurrent model's guided by
-    its previous output and blended);
-    ``on_frames(done, total)`` after each batch. Returns the number of frames written."""
+    its defaults (the frames smoothed as the model sees them, ``smooth`` = its
+    ``--input-smooth``, None: the default; a recurrent model's guided by its previous output
+    and blended); ``on_frames(done, total)`` after each batch. Returns the number of frames
+    written."""
     from fastnst.infer.temporal_blend import VideoStream
     from fastnst.infer.video import stylize_video
 
     strength = check_strength(strength)
+    if smooth is not None:
+        smooth = number(smooth, "steadiness", 0.0, MAX_SMOOTH)
     weights = one_style(stylizer, spec)
     clip = probe_clip(source, limits, name)
-    stream = VideoStream(stylizer.recurrent)
+    stream = VideoStream(stylizer.recurrent, smooth=smooth)
     done = 0
 
     def frames_fn(frames: Any) -> Any:

@@ -220,8 +220,10 @@ class StyleApp:
         style: str,
         strength: float,
         keep_color: bool,
+        smooth: float | None = None,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's way to inject it
     ) -> tuple[str, str]:
+        """The video tab: ``smooth`` is the steadiness slider (``stylize --input-smooth``)."""
         path, name = upload(video, "a video")
         target = self.workspace.job_dir("video") / f"{safe_name(Path(name).stem)}_{style}.mp4"
         progress(0.0, desc="starting")
@@ -236,6 +238,7 @@ class StyleApp:
             self.limits,
             lambda done, total: progress((done, total), desc="frames", unit="frames"),
             name,
+            smooth,
         )
         seconds = time.perf_counter() - started
         return str(target), f"{frames} frames in {duration(seconds)} ({frames / seconds:.1f}/s)"

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import gradio as gr
 
+from fastnst.app.core import MAX_SMOOTH
 from fastnst.app.finetune import DEFAULT_STEPS, MAX_IMAGES, MAX_STEPS, training_missing
 from fastnst.app.handlers import MAX_BLEND, StyleApp, friendly
 from fastnst.app.live import CAMERA_SHAPE, DEFAULT_LIVE_SIZE, LIVE_MODEL, LIVE_SIZES
 from fastnst.infer.cli import describe_model
+from fastnst.infer.temporal_blend import DEFAULT_SMOOTH
 
 # Gradio's page captures, JPEG-encodes and uploads a camera frame on every tick, whether or
 # not the server is still busy with the last one (it keeps only the newest): a 20 ms tick had
@@ -104,6 +106,14 @@ def build(app: StyleApp) -> gr.Blocks:
                 clip_style = gr.Dropdown(names, value=names[0], label="Style")
                 clip_strength = gr.Slider(0, 1, 1.0, step=0.05, label="Strength")
                 clip_keep = gr.Checkbox(False, label="Preserve the clip's colours")
+                clip_smooth = gr.Slider(
+                    0,
+                    MAX_SMOOTH,
+                    DEFAULT_SMOOTH,
+                    step=0.05,
+                    label="Steadiness: how much of the previous frame the model sees, moved "
+                    "along the motion (steadier strokes; 0 = each frame as it is)",
+                )
                 clip_go = gr.Button("Stylize the clip", variant="primary")
             with gr.Column():
                 clip_out = gr.Video(label="Stylized clip (sound kept)", elem_id="clip-out")
@@ -227,7 +237,7 @@ def build(app: StyleApp) -> gr.Blocks:
         )
         clip_go.click(
             friendly(app.stylize_video),
-            [model, clip, clip_style, clip_strength, clip_keep],
+            [model, clip, clip_style, clip_strength, clip_keep, clip_smooth],
             [clip_out, clip_note],
             preprocess=False,
             concurrency_id=DEVICE_QUEUE,
