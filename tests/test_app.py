@@ -411,7 +411,7 @@ def test_live_handler_streams_frames_and_reports_the_rate(model: Path, workspace
     stats = None
     notes = []
     for _ in range(4):
-        out, note, stats = app.live("tiny", frame, "ink", 1.0, False, 240, stats)
+        out, note, stats = app.live("tiny", frame, "ink", 1.0, False, 240, 0.7, stats)
         notes.append(note)
     assert out.shape == (180, 240, 3)
     assert notes[0].startswith("starting") and "240×180 px" in notes[0]
@@ -419,14 +419,23 @@ def test_live_handler_streams_frames_and_reports_the_rate(model: Path, workspace
     assert all(note == gr.skip() for note in notes[1:])
     # ...but once it is due again it carries the rate.
     stats.shown_at -= READOUT_EVERY_S
-    out, note, stats = app.live("tiny", frame, "ink", 1.0, False, 240, stats)
+    out, note, stats = app.live("tiny", frame, "ink", 1.0, False, 240, 0.7, stats)
     assert "frames/s" in note and "onnxruntime on CPU" in note
     assert isinstance(stats, LiveStats) and stats.frames == 5
     assert app.shelf.stylizer("tiny").spin is False  # the browser's CPU is left to it
-    none = app.live("tiny", frame, "ink", 0.0, False, 240, stats)[0]
+    none = app.live("tiny", frame, "ink", 0.0, False, 240, 0.7, stats)[0]
     assert np.abs(none.astype(np.int16) - shrink_frame(frame, 240)).max() <= 1  # strength 0
     with pytest.raises(gr.Error, match="unknown style"):
-        friendly(app.live)("tiny", frame, "nope", 1.0, False, 240, stats)
+        friendly(app.live)("tiny", frame, "nope", 1.0, False, 240, 0.7, stats)
+    # The steadiness slider is the stream's input smoothing; moving it starts afresh.
+    stream = stats.stream
+    assert stream is not None and stream.smooth.beta == 0.7
+    stats = app.live("tiny", frame, "ink", 1.0, False, 240, 0.7, stats)[2]
+    assert stats.stream is stream  # the same settings keep the stream
+    stats = app.live("tiny", frame, "ink", 1.0, False, 240, 0.0, stats)[2]
+    assert stats.stream is not stream and stats.stream.smooth.beta == 0.0
+    with pytest.raises(gr.Error, match="steadiness must be between 0 and 0.9"):
+        friendly(app.live)("tiny", frame, "ink", 1.0, False, 240, 2.0, stats)
 
 
 def test_webcam_tab_has_its_own_model_defaulting_to_the_real_time_one(
@@ -440,7 +449,7 @@ def test_webcam_tab_has_its_own_model_defaulting_to_the_real_time_one(
     assert app.live_model_changed(LIVE_MODEL)["choices"] == lite_styles
     assert app.live_model_changed("tiny")["choices"] == app.shelf.style_names("tiny")
     frame = np.full((240, 320, 3), 120, np.uint8)
-    out = app.live(LIVE_MODEL, frame, lite_styles[0], 1.0, False, 240, None)[0]
+    out = app.live(LIVE_MODEL, frame, lite_styles[0], 1.0, False, 240, 0.7, None)[0]
     assert np.abs(out.astype(np.int16) - shrink_frame(frame, 240)).mean() > 10
     app.shelf.add(model, "later")
     updates = app.model_changed("tiny")

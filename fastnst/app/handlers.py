@@ -20,6 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from fastnst.app.core import (
+    MAX_SMOOTH,
     Limits,
     ModelShelf,
     Workspace,
@@ -253,16 +254,20 @@ class StyleApp:
         strength: float,
         keep_color: bool,
         size: int,
+        smooth: float,
         stats: LiveStats | None,
     ) -> tuple[Any, Any, LiveStats]:
         """One streamed camera frame → the stylized frame and, when due, the rate this
-        viewer gets (else the readout is left as it is)."""
+        viewer gets (else the readout is left as it is). ``smooth`` is the steadiness
+        slider (``stylize --input-smooth``)."""
         stats = stats or LiveStats()
         if frame is None:
             return gr.skip(), "waiting for the camera", stats
         stylizer = self.shelf.stylizer(model)
-        if stats.stream is None or stats.stream_model != model:  # a new model: start afresh
-            stats.stream, stats.stream_model = VideoStream(stylizer.recurrent), model
+        key = (model, number(smooth, "steadiness", 0.0, MAX_SMOOTH))
+        if stats.stream is None or stats.stream_key != key:  # another model or steadiness
+            stats.stream = VideoStream(stylizer.recurrent, smooth=key[1])
+            stats.stream_key = key
         started = time.perf_counter()
         out = stylize_frame(
             stylizer,

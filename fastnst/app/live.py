@@ -72,8 +72,8 @@ class LiveStats:
     model_s: float = 0.0
     frames: int = 0
     shown_at: float = 0.0
-    stream: VideoStream | None = None  # the previous frame and output, for the model named
-    stream_model: str = ""
+    stream: VideoStream | None = None  # the previous frame and output, for the key's
+    stream_key: tuple[str, float] = ("", 0.0)  # model and steadiness
 
     def record(self, model_seconds: float, shape: tuple[int, ...], engine: str) -> str | None:
         """Count one frame served; returns the tab's readout when it is due (the first

@@ -29,6 +29,13 @@ CSS = """
 """
 
 
+# The video and webcam tabs' steadiness slider: `stylize --input-smooth`.
+STEADINESS_LABEL = (
+    "Steadiness: how much of the previous frame the model sees, moved along the motion "
+    "(steadier strokes; 0 = each frame as it is)"
+)
+
+
 def build(app: StyleApp) -> gr.Blocks:
     """The page and its events; the queue runs ``concurrency`` jobs on the device at once."""
     shelf, limits = app.shelf, app.limits
@@ -107,12 +114,7 @@ def build(app: StyleApp) -> gr.Blocks:
                 clip_strength = gr.Slider(0, 1, 1.0, step=0.05, label="Strength")
                 clip_keep = gr.Checkbox(False, label="Preserve the clip's colours")
                 clip_smooth = gr.Slider(
-                    0,
-                    MAX_SMOOTH,
-                    DEFAULT_SMOOTH,
-                    step=0.05,
-                    label="Steadiness: how much of the previous frame the model sees, moved "
-                    "along the motion (steadier strokes; 0 = each frame as it is)",
+                    0, MAX_SMOOTH, DEFAULT_SMOOTH, step=0.05, label=STEADINESS_LABEL
                 )
                 clip_go = gr.Button("Stylize the clip", variant="primary")
             with gr.Column():
@@ -147,6 +149,9 @@ def build(app: StyleApp) -> gr.Blocks:
                 )
                 live_strength = gr.Slider(0, 1, 1.0, step=0.05, label="Strength")
                 live_keep = gr.Checkbox(False, label="Preserve the camera's colours")
+                live_smooth = gr.Slider(
+                    0, MAX_SMOOTH, DEFAULT_SMOOTH, step=0.05, label=STEADINESS_LABEL
+                )
             with gr.Column():
                 live_out = gr.Image(
                     label="Stylized", format="jpeg", interactive=False, elem_id="live-out"
@@ -246,7 +251,16 @@ def build(app: StyleApp) -> gr.Blocks:
         )
         camera.stream(
             friendly(app.live),
-            [live_model, camera, live_style, live_strength, live_keep, live_size, live_stats],
+            [
+                live_model,
+                camera,
+                live_style,
+                live_strength,
+                live_keep,
+                live_size,
+                live_smooth,
+                live_stats,
+            ],
             [live_out, live_note, live_stats],
             stream_every=LIVE_EVERY_S,
             time_limit=LIVE_SECONDS,
