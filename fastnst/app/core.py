@@ -238,9 +238,9 @@ def check_strength(strength: float) -> float:
     return number(strength, "strength", 0.0, 1.0)
 
 
-# The video tab's steadiness is `stylize --input-smooth`: the share of the previous frame the
-# model sees where the flow is trusted; past 0.9 the frames would lag the scene for nothing
-# (the flicker it removes saturates by 0.7-0.85; docs/VIDEO.md).
+# The video and webcam tabs' steadiness is `stylize --input-smooth`: the share of the previous
+# frame the model sees where the flow is trusted; past 0.9 the frames would lag the scene for
+# nothing (the flicker it removes saturates by 0.7-0.85; docs/VIDEO.md).
 MAX_SMOOTH = 0.9
 
 

@@ -12,7 +12,7 @@ grow with the pixels, and the blend needs the motion, not the detail.
 
 A recurrent model (:class:`Recurrence`) takes the same warped previous output, with the
 trust mask, as input instead: the network decides what to keep. :class:`InputSmooth` moves
-the same average to the network's *input* (``--input-smooth B``, a still model's default):
+the same average to the network's *input* (``--input-smooth B``, every model's default):
 the frames it sees change less, so it repaints less, and its strokes are not averaged.
 :class:`VideoStream` is what every video path runs (``stylize --video``/``--webcam``, the
 app's clips and webcam tab): the smoothing, the guide for a recurrent model, then the blend,
@@ -287,12 +287,12 @@ class Recurrence:
 
 class VideoStream:
     """What one video carries from frame to frame, and how its frames are stylized: the
-    input smoothing (``smooth``, :class:`InputSmooth`), a recurrent model's each guided by its
-    previous output, then the flow blend (``blend``; None: :func:`default_blend`; ``smooth``
-    None: ``DEFAULT_SMOOTH``), all from one
-    flow per frame pair. Call with consecutive batches, in order, and the stylizer (either
-    backend's NumPy interface, :mod:`fastnst.runtime.backends`) and settings of the moment
-    (the app's webcam tab changes them mid-stream); returns the frames' kind."""
+    input smoothing (``smooth``, :class:`InputSmooth`; None: :data:`DEFAULT_SMOOTH`), a
+    recurrent model's each guided by its previous output, then the flow blend (``blend``;
+    None: :func:`default_blend`), all from one flow per frame pair. Call with consecutive
+    batches, in order, and the stylizer (either backend's NumPy interface,
+    :mod:`fastnst.runtime.backends`) and settings of the moment (the app's webcam tab changes
+    them mid-stream); returns the frames' kind."""
 
     def __init__(
         self,
