@@ -15,7 +15,15 @@ from fastnst import CONF_DIR
 from fastnst.cli import main as fastnst
 from fastnst.distances import Distances
 from fastnst.errors import UserError
-from fastnst.evaluation.frontier import FrontierPoint, Target, build_frontier, pareto_flags
+from fastnst.evaluation.frontier import (
+    LABEL_HEIGHT,
+    LABEL_OFFSETS,
+    FrontierPoint,
+    Target,
+    build_frontier,
+    label_offsets,
+    pareto_flags,
+)
 from fastnst.export import load_model, save_model
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.video.pairs import read_frames
@@ -190,3 +198,11 @@ def test_eval_video_judge_scores_by_the_independent_distances(tmp_path: Path) ->
     assert row["style_distance"] == pytest.approx(sum(d["style"] for d in direct) / 4, rel=1e-4)
     assert row["content_distance"] == pytest.approx(sum(d["content"] for d in direct) / 4, rel=1e-4)
     assert row["content_distance"] > 0.01  # the model changes the frames
+
+
+def test_labels_of_a_cluster_are_stacked_not_printed_over_each_other() -> None:
+    anchors = [(100.0, 100.0), (101.0, 100.5), (100.0, 99.0), (400.0, 100.0)]
+    offsets = label_offsets(anchors, [60.0] * 4)
+    assert offsets[0] == offsets[3] == LABEL_OFFSETS[0]  # alone: the usual place
+    rows = [anchor[1] + offset[1] for anchor, offset in zip(anchors[:3], offsets[:3])]
+    assert all(abs(a - b) >= LABEL_HEIGHT for i, a in enumerate(rows) for b in rows[i + 1 :])

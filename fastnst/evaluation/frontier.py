@@ -159,6 +159,45 @@ def print_frontier(
             )
 
 
+# A 7-pt label's box in points: about 4 pt a character, 9 pt a line.
+LABEL_CHAR_WIDTH = 4.0
+LABEL_HEIGHT = 9.0
+# Where a label may sit against its point, in points (its box's lower left corner; a
+# negative dx is measured from the box's right end): right and a little up first, then
+# stepping down and up by a line; then the same on the left of the point.
+LABEL_STEPS = [3.0] + [3.0 + sign * LABEL_HEIGHT * step for step in range(1, 6) for sign in (-1, 1)]
+LABEL_OFFSETS = [(4.0, dy) for dy in LABEL_STEPS] + [(-4.0, dy) for dy in LABEL_STEPS]
+
+
+def label_offsets(
+    anchors: list[tuple[float, float]], widths: list[float], right_edge: float = float("inf")
+) -> list[tuple[float, float]]:
+    """For each anchor (display points) the offset of its label's lower left corner: the
+    first of :data:`LABEL_OFFSETS` whose box (``widths`` wide) ends left of ``right_edge``
+    (the axes') and overlaps no box placed before it; the first that fits if none is free."""
+    placed: list[tuple[float, float, float, float]] = []
+    chosen = []
+    for (x, y), width in zip(anchors, widths, strict=True):
+        offsets = [(dx if dx > 0 else dx - width, dy) for dx, dy in LABEL_OFFSETS]
+        boxes = [(x + dx, y + dy, x + dx + width, y + dy + LABEL_HEIGHT) for dx, dy in offsets]
+        fits = [i for i, box in enumerate(boxes) if box[2] <= right_edge] or [0]
+        free = [
+            i
+            for i in fits
+            if not any(
+                boxes[i][0] < other[2]
+                and other[0] < boxes[i][2]
+                and boxes[i][1] < other[3]
+                and other[1] < boxes[i][3]
+                for other in placed
+            )
+        ]
+        pick = (free or fits)[0]
+        placed.append(boxes[pick])
+        chosen.append(offsets[pick])
+    return chosen
+
+
 def save_frontier_plot(
     path: Path,
     points: list[FrontierPoint],
@@ -176,6 +215,7 @@ def save_frontier_plot(
     colours = plt.get_cmap("tab10")
     shapes = {"none": "o", "flow": "s", "plain": "^"}
     names = {"none": "per frame", "flow": "flow-guided blend", "plain": "plain blend"}
+    labels: list[tuple[tuple[float, float], str]] = []
     for p in points:
         ax.scatter(
             style_of(p, measure),
@@ -191,13 +231,7 @@ def save_frontier_plot(
             label += f" smooth {p.input_smooth:g}"
         if p.blend_kind != "none":
             label += f" {p.blend_kind} {p.blend:g}"
-        ax.annotate(
-            label,
-            (style_of(p, measure), p.x_floor),
-            fontsize=7,
-            xytext=(4, 3),
-            textcoords="offset points",
-        )
+        labels.append(((style_of(p, measure), p.x_floor), label))
     front = sorted((p for p in points if p.pareto), key=lambda p: style_of(p, measure))
     if len(front) > 1:
         ax.step(
@@ -230,6 +264,19 @@ def save_frontier_plot(
     ax.legend(fontsize=7, loc="best")
     ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
     fig.tight_layout()
+    # Labels go on last, where the axes' scales are final: points in a cluster get their
+    # labels stacked rather than printed over each other.
+    to_points = 72 / fig.dpi
+    anchors = [tuple(ax.transData.transform(xy) * to_points) for xy, _ in labels]
+    widths = [LABEL_CHAR_WIDTH * len(text) for _, text in labels]
+    right_edge = ax.get_window_extent().x1 * to_points
+    offsets = label_offsets(anchors, widths, right_edge)
+    for (xy, text), offset in zip(labels, offsets, strict=True):
+        moved = offset[1] != LABEL_OFFSETS[0][1] or offset[0] < 0  # a thin line leads back
+        line = {"arrowstyle": "-", "color": "grey", "linewidth": 0.4} if moved else None
+        ax.annotate(
+            text, xy, fontsize=7, xytext=offset, textcoords="offset points", arrowprops=line
+        )
     suffix = path.suffix.lower().lstrip(".") or "png"
     atomic_write(path, lambda tmp: fig.savefig(tmp, format=suffix, dpi=110))
     plt.close(fig)
