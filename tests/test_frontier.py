@@ -204,5 +204,5 @@ def test_labels_of_a_cluster_are_stacked_not_printed_over_each_other() -> None:
     anchors = [(100.0, 100.0), (101.0, 100.5), (100.0, 99.0), (400.0, 100.0)]
     offsets = label_offsets(anchors, [60.0] * 4)
     assert offsets[0] == offsets[3] == LABEL_OFFSETS[0]  # alone: the usual place
-    rows = [anchor[1] + offset[1] for anchor, offset in zip(anchors[:3], offsets[:3])]
+    rows = [anchor[1] + offset[1] for anchor, offset in zip(anchors[:3], offsets[:3], strict=True)]
     assert all(abs(a - b) >= LABEL_HEIGHT for i, a in enumerate(rows) for b in rows[i + 1 :])
