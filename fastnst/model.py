@@ -43,6 +43,11 @@ class NetConfig:
     # the first conv's view of it must pass the quarter-size bottleneck, which drops the
     # carried strokes' detail, so the fresh RGB could not follow them (docs/VIDEO.md).
     guide_head: bool = False
+    # Anti-aliased downsampling (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+    # Again"): a [1, 2, 1]^2 / 16 blur before each stride-2 conv. Without it the output
+    # follows a 4-pixel lattice: a photo moved by 4 px comes out moved, one moved by 1-3 px
+    # comes out painted afresh, which is flicker under motion (docs/VIDEO.md).
+    antialias: bool = False
 
     def __post_init__(self) -> None:
         if self.upsample not in UPSAMPLE_MODES:
@@ -65,6 +70,7 @@ class NetConfig:
             ("padding", "reflect"),
             ("recurrent", False),
             ("guide_head", False),
+            ("antialias", False),
         ):
             if fields[name] == default:
                 del fields[name]
@@ -182,8 +188,10 @@ class ConvCIN(nn.Module):
         stride: int = 1,
         relu: bool = True,
         padding: str = "reflect",
+        blur: bool = False,
     ) -> None:
         super().__init__()
+        self.blur = blur
         pad = nn.ReflectionPad2d if padding == "reflect" else nn.ZeroPad2d
         self.pad = pad(kernel // 2)
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride)
@@ -191,8 +199,18 @@ class ConvCIN(nn.Module):
         self.relu = relu
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.blur:
+            x = binomial_blur(x)
         x = self.norm(self.conv(self.pad(x)), weights)
         return F.relu(x) if self.relu else x
+
+
+def binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """Each channel filtered by [1, 2, 1]^2 / 16 (reflect-padded, same size): the low-pass
+    that lets a stride-2 conv after it sample without aliasing."""
+    taps = x.new_tensor([1.0, 2.0, 1.0])
+    kernel = (taps[:, None] * taps[None, :] / 16).expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, groups=x.shape[1])
 
 
 class ResidualBlock(nn.Module):
@@ -242,8 +260,8 @@ class TransformerNet(nn.Module):
         self.encoder = nn.ModuleList(
             [
                 ConvCIN(first_inputs, c1, 9, s, padding=pad),
-                ConvCIN(c1, c2, 3, s, stride=2, padding=pad),
-                ConvCIN(c2, c3, 3, s, stride=2, padding=pad),
+                ConvCIN(c1, c2, 3, s, stride=2, padding=pad, blur=config.antialias),
+                ConvCIN(c2, c3, 3, s, stride=2, padding=pad, blur=config.antialias),
             ]
         )
         self.residuals = nn.ModuleList(

@@ -6,7 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastnst.model import ConditionalInstanceNorm2d, NetConfig, TransformerNet, style_weights
+from fastnst.model import (
+    ConditionalInstanceNorm2d,
+    NetConfig,
+    TransformerNet,
+    binomial_blur,
+    style_weights,
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +104,30 @@ def test_bilinear_upsampling_keeps_sizes_and_changes_the_output() -> None:
     assert (a - b).abs().max() > 1e-4
     with pytest.raises(ValueError, match="upsample"):
         NetConfig(num_styles=2, upsample="cubic")
+
+
+def test_binomial_blur_keeps_flat_areas_and_removes_the_finest_pattern() -> None:
+    """The anti-aliasing low-pass: a constant passes unchanged, the Nyquist checkerboard (what a
+    stride-2 conv would fold onto a flat area) is gone away from the border."""
+    flat = torch.full((1, 2, 12, 12), 0.3)
+    assert torch.allclose(binomial_blur(flat), flat)
+    rows, cols = torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij")
+    checker = ((rows + cols) % 2).float().expand(1, 2, 12, 12)
+    assert binomial_blur(checker)[..., 1:-1, 1:-1].sub(0.5).abs().max() < 1e-6
+    assert checker.sub(0.5).abs().min() == 0.5
+
+
+def test_antialias_changes_only_the_strided_inputs_and_is_stored_only_when_chosen() -> None:
+    torch.manual_seed(0)
+    plain = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
+    smooth = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, antialias=True))
+    smooth.load_state_dict(plain.state_dict())  # no weights of its own: the blur is fixed
+    images = torch.rand(1, 3, 37, 50)
+    a, b = plain(images, 0), smooth(images, 0)
+    assert a.shape == b.shape == images.shape
+    assert (a - b).abs().max() > 1e-4
+    assert "antialias" not in plain.config.to_dict()
+    assert smooth.config.to_dict()["antialias"] is True
 
 
 def test_zero_padding_changes_the_border_and_is_stored_only_when_chosen() -> None:

@@ -68,13 +68,19 @@ def test_per_pixel_weights_tiling_and_small_images_match_torch(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     ("option", "shape", "tile"),
-    [({"upsample": "bilinear"}, (41, 30), 16), ({"padding": "zero"}, (90, 70), 48)],
+    [
+        ({"upsample": "bilinear"}, (41, 30), 16),
+        ({"padding": "zero"}, (90, 70), 48),
+        ({"antialias": True}, (70, 93), 32),
+        ({"antialias": True, "upsample": "bilinear"}, (37, 45), 16),
+    ],
 )
 def test_decoder_and_padding_options_match_torch_whole_and_tiled(
-    tmp_path: Path, option: dict[str, str], shape: tuple[int, int], tile: int
+    tmp_path: Path, option: dict[str, str | bool], shape: tuple[int, int], tile: int
 ) -> None:
-    """A bilinear decoder or zero padding: the row bands build neither, so such a model
-    takes the multi-pass tiler, which must still give the torch network's picture."""
+    """A bilinear decoder, zero padding or the anti-aliasing blur: the row bands build none
+    of them, so such a model takes the multi-pass tiler, which must still give the torch
+    network's picture (the blur widens the tiles' halo)."""
     from fastnst.export import ModelInfo, save_model
     from fastnst.model import NetConfig, TransformerNet
 

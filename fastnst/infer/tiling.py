@@ -84,7 +84,7 @@ def stylize_tiled(
 ) -> torch.Tensor:
     """Stylize one ``[1, 3, H, W]`` image tile by tile; matches a whole-image run."""
     height, width = image.shape[-2:]
-    margin = halo(net.config.num_residual)
+    margin = halo(net.config.num_residual, net.config.antialias)
     row_spans, col_spans = plan_spans(height, tile, margin), plan_spans(width, tile, margin)
     tiles = [(rows, cols) for rows in row_spans for cols in col_spans]
     with _NormHooks(net) as hooks:

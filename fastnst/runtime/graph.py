@@ -108,9 +108,10 @@ class _Builder:
         stop_at: int | None,
         upsample: str,
         padding: str,
+        antialias: bool,
     ) -> None:
         self.weights, self.fixed, self.stop_at = weights, fixed, stop_at
-        self.upsample, self.padding = upsample, padding
+        self.upsample, self.padding, self.antialias = upsample, padding, antialias
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.inputs = [_value("image")]
@@ -134,10 +135,12 @@ class _Builder:
 
     def conv_norm(self, x: str, layer: Layer) -> str | None:
         """Pad, conv, norm (and ReLU); None once the probed layer's input is reached."""
+        weight = self.weights[f"{layer.name}.conv.weight"]
+        if layer.stride == 2 and self.antialias:
+            x = self.blur(x, weight.shape[1])
         pad = layer.kernel // 2
         pads = self.const("pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64))
         x = self.op("Pad", [x, pads], mode="reflect" if self.padding == "reflect" else "constant")
-        weight = self.weights[f"{layer.name}.conv.weight"]
         x = self.conv(x, weight, self.weights[f"{layer.name}.conv.bias"], layer.stride)
         index = self.norm_index
         self.norm_index += 1
@@ -155,6 +158,16 @@ class _Builder:
         self.inputs += [_value(scale), _value(shift)]
         x = self.op("Add", [self.op("Mul", [x, scale]), shift])
         return self.op("Relu", [x]) if layer.relu else x
+
+    def blur(self, x: str, channels: int) -> str:
+        """Each channel filtered by [1, 2, 1]^2 / 16, reflect-padded (the model's
+        ``antialias``: :func:`fastnst.model.binomial_blur`)."""
+        pads = self.const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))
+        taps = np.array([1.0, 2.0, 1.0], np.float32)
+        kernel = np.broadcast_to(np.outer(taps, taps) / 16, (channels, 1, 3, 3))
+        padded = self.op("Pad", [x, pads], mode="reflect")
+        weight = self.const("blur", np.ascontiguousarray(kernel, np.float32))
+        return self.op("Conv", [padded, weight], group=channels)
 
     def with_head_guide(self, x: str) -> str:
         """The head's input: the decoder's features, plus (a recurrent network with
@@ -229,15 +242,17 @@ def build_graph(
     stop_at: int | None = None,
     upsample: str = "nearest",
     padding: str = "reflect",
+    antialias: bool = False,
 ) -> onnx.ModelProto:
     """The network as an ONNX model: input ``image`` ``[N, 3, H, W]`` (each side at least
     16 px) and per norm layer *k* ``gamma{k}``/``beta{k}`` (or, ``fixed``, ``scale{k}``/
     ``shift{k}``), each ``[N, C, 1, 1]`` or per pixel ``[N, C, H_k, W_k]``. Output
     ``stylized``, or with ``stop_at`` = *k* the input of norm *k* as ``probe``. ``upsample``
     is the decoder's resize (``nearest`` or ``bilinear``, the model's ``net.upsample``);
-    ``padding`` the convs' (``reflect`` or ``zero``, its ``net.padding``)."""
+    ``padding`` the convs' (``reflect`` or ``zero``, its ``net.padding``); ``antialias``
+    blurs before each stride-2 conv (its ``net.antialias``)."""
     weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
-    builder = _Builder(weights, fixed, stop_at, upsample, padding)
+    builder = _Builder(weights, fixed, stop_at, upsample, padding, antialias)
     out = _forward(builder, layers(num_residual))
     result = builder.probe if out is None else out
     output_name = "probe" if out is None else "stylized"

@@ -73,11 +73,16 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def graph_options(path: str | Path, net: dict) -> dict[str, str]:
-    """The header's decoder resize and conv padding, as :func:`build_graph` takes them;
-    an unknown value is a bad model file, not a crash in onnxruntime."""
-    options = {"upsample": net.get("upsample", "nearest"), "padding": net.get("padding", "reflect")}
+def graph_options(path: str | Path, net: dict) -> dict[str, str | bool]:
+    """The header's decoder resize, conv padding and anti-aliasing, as :func:`build_graph`
+    takes them; an unknown value is a bad model file, not a crash in onnxruntime."""
+    options = {
+        "upsample": net.get("upsample", "nearest"),
+        "padding": net.get("padding", "reflect"),
+        "antialias": net.get("antialias", False),
+    }
     known = {"upsample": ("nearest", "bilinear"), "padding": ("reflect", "zero")}
+    known["antialias"] = (False, True)
     for key, value in options.items():
         if value not in known[key]:
             raise ModelFileError(f"{path}: unknown {key} {value!r} in its header")
@@ -271,10 +276,10 @@ class OnnxStylizer:
     def streams(self) -> bool:
         """Whether big images go layer by layer (:mod:`fastnst.runtime.stream`: a nearest
         decoder, whose resize is a gather, and reflect padding, which the band graphs
-        build), not through the multi-pass tiler."""
+        build; the band graphs have no anti-aliasing blur), not through the multi-pass tiler."""
         net = self.info.net
         nearest = net.get("upsample", "nearest") == "nearest"
-        return nearest and net.get("padding", "reflect") == "reflect"
+        return nearest and net.get("padding", "reflect") == "reflect" and not net.get("antialias")
 
     def stylize_banded(self, image: np.ndarray, weights: np.ndarray, tile: int) -> np.ndarray:
         """One ``[1, 3, H, W]`` image layer by layer (:class:`~fastnst.runtime.stream.
@@ -310,7 +315,7 @@ class OnnxStylizer:
         :mod:`fastnst.infer.tiling`): pass *k* runs each tile up to norm *k* with the
         statistics found so far and sums its core; a last pass blends feathered tiles."""
         height, width = image.shape[-2:]
-        margin = tiles.halo(self.info.net["num_residual"])
+        margin = tiles.halo(self.info.net["num_residual"], bool(self.info.net.get("antialias")))
         plan = [
             (rows, cols)
             for rows in tiles.plan_spans(height, tile, margin)

@@ -19,19 +19,21 @@ class Span:
     crop: tuple[int, int]
 
 
-def receptive_radius(num_residual: int) -> int:
+def receptive_radius(num_residual: int, antialias: bool = False) -> int:
     """Full-resolution pixels an output pixel can see on each side (9x9 ends, 3x3 at stride
-    2 and 4, one pixel of slack per nearest-neighbour upsampling)."""
-    encoder = 4 + 1 + 2
+    2 and 4, one pixel of slack per nearest-neighbour upsampling; an anti-aliased network's
+    blurs before the strided convs, at stride 1 and 2, add 1 + 2)."""
+    encoder = 4 + 1 + 2 + (3 if antialias else 0)
     trunk = 2 * num_residual * STRIDE
     decoder = (2 + 2) + (1 + 1) + 4
     return encoder + trunk + decoder
 
 
-def halo(num_residual: int) -> int:
+def halo(num_residual: int, antialias: bool = False) -> int:
     """The margin each tile reads around its core: the receptive radius plus half the
     feather, rounded up to the stride."""
-    return -(-(receptive_radius(num_residual) + FEATHER // 2) // STRIDE) * STRIDE
+    reach = receptive_radius(num_residual, antialias) + FEATHER // 2
+    return -(-reach // STRIDE) * STRIDE
 
 
 def plan_spans(length: int, tile: int, halo: int) -> list[Span]:
