@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -34,6 +36,15 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "README.md").is_file():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py`` as a module (the tools are scripts, not part of the package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

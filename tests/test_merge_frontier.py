@@ -3,23 +3,12 @@ judged different frames are refused."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from fastnst import CONF_DIR
-
-
-def load_tool() -> Any:
-    path = CONF_DIR.parents[1] / "tools" / "merge_frontier.py"
-    spec = importlib.util.spec_from_file_location("merge_frontier", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_tool
 
 
 def run(
@@ -53,7 +42,7 @@ def run(
 
 
 def test_runs_judged_apart_make_one_frontier(tmp_path: Path, capsys: Any) -> None:
-    tool = load_tool()
+    tool = load_tool("merge_frontier")
     first = run(tmp_path / "a.json", [("/x/still_v1.safetensors", 0.0, 60.0, 0.36)])
     second = run(
         tmp_path / "b.json",
@@ -77,7 +66,7 @@ def test_runs_judged_apart_make_one_frontier(tmp_path: Path, capsys: Any) -> Non
 
 
 def test_runs_of_different_frames_are_refused(tmp_path: Path, capsys: Any) -> None:
-    tool = load_tool()
+    tool = load_tool("merge_frontier")
     first = run(tmp_path / "a.json", [("/x/v1.safetensors", 0.0, 60.0, 0.36)])
     second = run(tmp_path / "b.json", [("/x/rec.safetensors", 0.0, 4.0, 0.45)], frames=20)
     assert tool.main([str(first), str(second), "--reference", "v1"]) == 2
@@ -86,7 +75,7 @@ def test_runs_of_different_frames_are_refused(tmp_path: Path, capsys: Any) -> No
 
 
 def test_the_longest_matching_label_wins_whatever_the_order() -> None:
-    tool = load_tool()
+    tool = load_tool("merge_frontier")
     labels = {"rec_v4sw2": "style x2", "rec_v4sw2_512": "style x2, 512 px"}
     assert tool.relabel("outputs/rec_v4sw2_512.safetensors", labels) == "style x2, 512 px"
     assert tool.relabel("outputs/rec_v4sw2.safetensors", labels) == "style x2"

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from conftest import load_tool
 
 from fastnst import CONF_DIR
 from fastnst.data.styles import StyleSet
@@ -209,18 +210,12 @@ def test_a_recurrent_model_starts_one_whose_head_sees_the_guide_exactly(tmp_path
 def test_error_parts_split_the_judges_error_and_read_the_gate(tmp_path: Any) -> None:
     """tools/recurrent_error_parts.py: its parts add up to the judge's error, and the gate
     it reports is the network's (an open gate reads ~1, a shut one ~0)."""
-    import importlib.util
-
     from fastnst.export import save_model
     from fastnst.modelfile import ModelInfo
     from fastnst.video.metrics import warping_error
 
     pytest.importorskip("cv2")
-    spec = importlib.util.spec_from_file_location(
-        "recurrent_error_parts", CONF_DIR.parents[1] / "tools" / "recurrent_error_parts.py"
-    )
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool("recurrent_error_parts")
     ys, xs = torch.meshgrid(torch.arange(48.0), torch.arange(64.0), indexing="ij")
     frames = torch.stack(  # a smooth pattern sliding right by 1.5 px a frame
         [
