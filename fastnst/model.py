@@ -191,7 +191,10 @@ class ConvCIN(nn.Module):
         blur: bool = False,
     ) -> None:
         super().__init__()
-        self.blur = blur
+        # Fixed, so not saved with the weights: an anti-aliased network loads any model's.
+        self.register_buffer(
+            "blur_kernel", binomial_kernel(cin) if blur else None, persistent=False
+        )
         pad = nn.ReflectionPad2d if padding == "reflect" else nn.ZeroPad2d
         self.pad = pad(kernel // 2)
         self.conv = nn.Conv2d(cin, cout, kernel, stride=stride)
@@ -199,18 +202,23 @@ class ConvCIN(nn.Module):
         self.relu = relu
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        if self.blur:
-            x = binomial_blur(x)
+        if self.blur_kernel is not None:
+            x = binomial_blur(x, self.blur_kernel)
         x = self.norm(self.conv(self.pad(x)), weights)
         return F.relu(x) if self.relu else x
 
 
-def binomial_blur(x: torch.Tensor) -> torch.Tensor:
-    """Each channel filtered by [1, 2, 1]^2 / 16 (reflect-padded, same size): the low-pass
-    that lets a stride-2 conv after it sample without aliasing."""
-    taps = x.new_tensor([1.0, 2.0, 1.0])
-    kernel = (taps[:, None] * taps[None, :] / 16).expand(x.shape[1], 1, 3, 3)
-    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel, groups=x.shape[1])
+def binomial_kernel(channels: int) -> torch.Tensor:
+    """``[channels, 1, 3, 3]``: [1, 2, 1]^2 / 16 for each channel (a depthwise conv)."""
+    taps = torch.tensor([1.0, 2.0, 1.0])
+    return (taps[:, None] * taps[None, :] / 16).expand(channels, 1, 3, 3).contiguous()
+
+
+def binomial_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Each channel filtered by ``kernel`` (:func:`binomial_kernel`; reflect-padded, same
+    size): the low-pass that lets a stride-2 conv after it sample without aliasing."""
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    return F.conv2d(padded, kernel.to(x.dtype), groups=kernel.shape[0])
 
 
 class ResidualBlock(nn.Module):

@@ -14,10 +14,15 @@ from fastnst.model import NetConfig, TransformerNet
 SIZES = [(1, 64, 48), (2, 37, 101)]
 
 
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(
+    scope="module",
+    params=[{}, {"antialias": True, "upsample": "bilinear"}],
+    ids=["plain", "antialiased"],
+)
+def model_file(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A tiny model; also as an anti-aliased one (its blurs must export too)."""
     torch.manual_seed(3)
-    net = TransformerNet(NetConfig(num_styles=3, width=0.25, num_residual=1))
+    net = TransformerNet(NetConfig(num_styles=3, width=0.25, num_residual=1, **request.param))
     with torch.no_grad():
         for param in net.parameters():
             param.add_(0.1 * torch.randn_like(param))

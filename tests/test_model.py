@@ -11,6 +11,7 @@ from fastnst.model import (
     NetConfig,
     TransformerNet,
     binomial_blur,
+    binomial_kernel,
     style_weights,
 )
 
@@ -110,10 +111,11 @@ def test_binomial_blur_keeps_flat_areas_and_removes_the_finest_pattern() -> None
     """The anti-aliasing low-pass: a constant passes unchanged, the Nyquist checkerboard (what a
     stride-2 conv would fold onto a flat area) is gone away from the border."""
     flat = torch.full((1, 2, 12, 12), 0.3)
-    assert torch.allclose(binomial_blur(flat), flat)
+    kernel = binomial_kernel(2)
+    assert torch.allclose(binomial_blur(flat, kernel), flat)
     rows, cols = torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij")
     checker = ((rows + cols) % 2).float().expand(1, 2, 12, 12)
-    assert binomial_blur(checker)[..., 1:-1, 1:-1].sub(0.5).abs().max() < 1e-6
+    assert binomial_blur(checker, kernel)[..., 1:-1, 1:-1].sub(0.5).abs().max() < 1e-6
     assert checker.sub(0.5).abs().min() == 0.5
 
 
