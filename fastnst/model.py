@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fastnst.modelfile import GUIDE_CHANNELS, keep_carried, still_weights
+from fastnst.modelfile import GUIDE_CHANNELS, blur_kernel, keep_carried, still_weights
 
 # Smallest side the conv stack takes directly (9x9 reflection pad, then two stride-2 stages).
 MIN_SIDE = 16
@@ -193,7 +193,7 @@ class ConvCIN(nn.Module):
         super().__init__()
         # Fixed, so not saved with the weights: an anti-aliased network loads any model's.
         self.register_buffer(
-            "blur_kernel", binomial_kernel(cin) if blur else None, persistent=False
+            "blur_kernel", torch.from_numpy(blur_kernel(cin)) if blur else None, persistent=False
         )
         pad = nn.ReflectionPad2d if padding == "reflect" else nn.ZeroPad2d
         self.pad = pad(kernel // 2)
@@ -208,15 +208,10 @@ class ConvCIN(nn.Module):
         return F.relu(x) if self.relu else x
 
 
-def binomial_kernel(channels: int) -> torch.Tensor:
-    """``[channels, 1, 3, 3]``: [1, 2, 1]^2 / 16 for each channel (a depthwise conv)."""
-    taps = torch.tensor([1.0, 2.0, 1.0])
-    return (taps[:, None] * taps[None, :] / 16).expand(channels, 1, 3, 3).contiguous()
-
-
 def binomial_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Each channel filtered by ``kernel`` (:func:`binomial_kernel`; reflect-padded, same
-    size): the low-pass that lets a stride-2 conv after it sample without aliasing."""
+    """Each channel filtered by ``kernel`` (:func:`~fastnst.modelfile.blur_kernel`;
+    reflect-padded, same size): the low-pass that lets a stride-2 conv after it sample
+    without aliasing."""
     padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
     return F.conv2d(padded, kernel.to(x.dtype), groups=kernel.shape[0])
 

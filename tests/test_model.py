@@ -11,9 +11,9 @@ from fastnst.model import (
     NetConfig,
     TransformerNet,
     binomial_blur,
-    binomial_kernel,
     style_weights,
 )
+from fastnst.modelfile import blur_kernel
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_binomial_blur_keeps_flat_areas_and_removes_the_finest_pattern() -> None
     """The anti-aliasing low-pass: a constant passes unchanged, the Nyquist checkerboard (what a
     stride-2 conv would fold onto a flat area) is gone away from the border."""
     flat = torch.full((1, 2, 12, 12), 0.3)
-    kernel = binomial_kernel(2)
+    kernel = torch.from_numpy(blur_kernel(2))
     assert torch.allclose(binomial_blur(flat, kernel), flat)
     rows, cols = torch.meshgrid(torch.arange(12), torch.arange(12), indexing="ij")
     checker = ((rows + cols) % 2).float().expand(1, 2, 12, 12)

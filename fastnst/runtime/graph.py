@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from fastnst.modelfile import HEAD_CONV
+from fastnst.modelfile import HEAD_CONV, blur_kernel
 
 OPSET = 17
 EPS = 1e-5
@@ -160,14 +160,11 @@ class _Builder:
         return self.op("Relu", [x]) if layer.relu else x
 
     def blur(self, x: str, channels: int) -> str:
-        """Each channel filtered by [1, 2, 1]^2 / 16, reflect-padded (the model's
-        ``antialias``: :func:`fastnst.model.binomial_blur`)."""
+        """Each channel filtered by :func:`~fastnst.modelfile.blur_kernel`, reflect-padded
+        (the model's ``antialias``, as :func:`fastnst.model.binomial_blur`)."""
         pads = self.const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))
-        taps = np.array([1.0, 2.0, 1.0], np.float32)
-        kernel = np.broadcast_to(np.outer(taps, taps) / 16, (channels, 1, 3, 3))
         padded = self.op("Pad", [x, pads], mode="reflect")
-        weight = self.const("blur", np.ascontiguousarray(kernel, np.float32))
-        return self.op("Conv", [padded, weight], group=channels)
+        return self.op("Conv", [padded, self.const("blur", blur_kernel(channels))], group=channels)
 
     def with_head_guide(self, x: str) -> str:
         """The head's input: the decoder's features, plus (a recurrent network with

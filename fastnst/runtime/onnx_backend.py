@@ -81,8 +81,11 @@ def graph_options(path: str | Path, net: dict) -> dict[str, str | bool]:
         "padding": net.get("padding", "reflect"),
         "antialias": net.get("antialias", False),
     }
-    known = {"upsample": ("nearest", "bilinear"), "padding": ("reflect", "zero")}
-    known["antialias"] = (False, True)
+    known = {
+        "upsample": ("nearest", "bilinear"),
+        "padding": ("reflect", "zero"),
+        "antialias": (False, True),
+    }
     for key, value in options.items():
         if value not in known[key]:
             raise ModelFileError(f"{path}: unknown {key} {value!r} in its header")
