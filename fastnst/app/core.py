@@ -244,6 +244,10 @@ def check_strength(strength: float) -> float:
 MAX_SMOOTH = 0.9
 
 
+def check_smooth(smooth: float) -> float:
+    return number(smooth, "steadiness", 0.0, MAX_SMOOTH)
+
+
 def stylize_photo(
     stylizer: Any,
     photo_path: str | Path,
@@ -336,7 +340,7 @@ def stylize_clip(
 
     strength = check_strength(strength)
     if smooth is not None:
-        smooth = number(smooth, "steadiness", 0.0, MAX_SMOOTH)
+        smooth = check_smooth(smooth)
     weights = one_style(stylizer, spec)
     clip = probe_clip(source, limits, name)
     stream = VideoStream(stylizer.recurrent, smooth=smooth)

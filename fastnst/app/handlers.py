@@ -20,11 +20,12 @@ import pandas as pd
 from PIL import Image
 
 from fastnst.app.core import (
-    MAX_SMOOTH,
     Limits,
     ModelShelf,
     Workspace,
     blend_spec,
+    check_smooth,
+    check_strength,
     number,
     one_style,
     safe_name,
@@ -264,7 +265,7 @@ class StyleApp:
         if frame is None:
             return gr.skip(), "waiting for the camera", stats
         stylizer = self.shelf.stylizer(model)
-        key = (model, number(smooth, "steadiness", 0.0, MAX_SMOOTH))
+        key = (model, check_smooth(smooth))
         if stats.stream is None or stats.stream_key != key:  # another model or steadiness
             stats.stream = VideoStream(stylizer.recurrent, smooth=key[1])
             stats.stream_key = key
@@ -274,7 +275,7 @@ class StyleApp:
             frame,
             one_style(stylizer, style),
             int(number(size, "size", 16, 4096)),
-            number(strength, "strength", 0.0, 1.0),
+            check_strength(strength),
             bool(keep_color),
             stats.stream,
         )
