@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from fastnst.export import load_model
 from fastnst.files import atomic_write
 from fastnst.images import load_image, resize_long_side
+from fastnst.runtime.tiles import STRIDE
 
 BORDER = 16
-STRIDE = 4
 
 
 def moved_pair(image: torch.Tensor, shift: int, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
