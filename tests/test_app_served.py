@@ -78,7 +78,7 @@ def test_api_names_the_bad_field(served, photo: Path) -> None:
         with pytest.raises(Exception, match=f"strength must be a number, got {said}"):
             client.predict(handle_file(str(photo)), "sea", strength, api_name="/stylize")
     # NaN cannot travel as JSON: the handler itself gets it from other clients
-    with pytest.raises(gr.Error, match="strength must be between 0 and 1, got nan"):
+    with pytest.raises(gr.Error, match="strength must be between 0 and 2, got nan"):
         friendly(app.stylize_api)(str(photo), "sea", float("nan"), "")
     with pytest.raises(gr.Error, match="steps must be between 1 and"):
         list(friendly(app.add_style)(app.default_model, [str(photo)], "new", float("nan")))

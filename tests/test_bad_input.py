@@ -364,7 +364,9 @@ ROWS: dict[str, Row] = {
     "--precision fp8": Row(
         _with_photo("--precision", "fp8"), 1, "error: unknown precision", ("in.png", *BASE)
     ),
-    "--strength 2": Row(_with_photo("--strength", "2"), 1, "error: --strength", ("in.png", *BASE)),
+    "--strength 2.5": Row(
+        _with_photo("--strength", "2.5"), 1, "error: --strength", ("in.png", *BASE)
+    ),
     "unknown style": Row(
         _with_photo("--style", "nope"), 1, "error: unknown style 'nope'", ("in.png", *BASE)
     ),

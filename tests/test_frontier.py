@@ -128,6 +128,7 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
         (["--frontier", "--target", "0", "10"], "error: --target needs X_FLOOR > 0"),
         (["--plot", str(tmp_path / "f.txt")], "error: --plot must end in .png"),
         (["--input-smooth", "1"], "error: --input-smooth must be in [0, 1), got 1"),
+        (["--strength", "1", "2.5"], "error: --strength must be in [0, 2], got 2.5"),
     ):
         assert fastnst([*base, *extra]) == 1
         assert capsys.readouterr().err.startswith(message)
@@ -164,6 +165,27 @@ def test_eval_video_scores_a_model_on_smoothed_frames(tmp_path: Path) -> None:
         assert row["warping_error"] == pytest.approx(alone["warping_error"], rel=1e-6)
     assert [p["input_smooth"] for p in both["frontier"]].count(0.5) == 2  # per frame, blend
     assert len({p["source"] for p in both["frontier"]}) == 4
+
+
+def test_eval_video_scores_a_model_at_several_strengths(tmp_path: Path) -> None:
+    """--strength S: each model's frames shown as stylize --strength S shows them (above 1
+    bolder strokes, so more warping error), before the blend; the rows and the frontier
+    say which."""
+    pytest.importorskip("cv2")
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64))
+    model = model_with_loss(tmp_path / "a.safetensors", 0.2, 1)
+    report = tmp_path / "r.json"
+    argv = ["eval-video", str(clip), "--model", str(model), "--styles", str(style_folder(tmp_path))]
+    argv += ["--style-size", "32", "--strength", "1", "1.5", "--blends", "0.3"]
+    assert fastnst([*argv, "--blend-kind", "flow", "--frontier", "--json", str(report)]) == 0
+    run = json.loads(report.read_text())
+    rows = {(r["strength"], r["blend"]): r for r in run["results"][1:]}
+    assert sorted(rows) == [(1.0, 0.0), (1.0, 0.3), (1.5, 0.0), (1.5, 0.3)]
+    assert "strength" not in rows[1.0, 0.0]["source"]
+    assert rows[1.5, 0.3]["source"].endswith(" at strength 1.5 + flow blend 0.3")
+    for blend in (0.0, 0.3):
+        assert rows[1.5, blend]["warping_error"] > 1.1 * rows[1.0, blend]["warping_error"]
+    assert sorted(p["strength"] for p in run["frontier"]) == [1.0, 1.0, 1.5, 1.5]
 
 
 def test_eval_video_judge_scores_by_the_independent_distances(tmp_path: Path) -> None:

@@ -10,22 +10,27 @@ from typing import Any
 import pytest
 from conftest import load_tool
 
+from fastnst.evaluation.frontier import how_shown
+
 
 def run(
-    path: Path, rows: list[tuple[str, float, float, float]], frames: int = 30, smooth: float = 0
+    path: Path,
+    rows: list[tuple[str, float, float, float]],
+    frames: int = 30,
+    smooth: float = 0,
+    strength: float = 1.0,
 ) -> Path:
     """An eval-video --judge JSON with (model, blend, x_floor, style_distance) rows, the
-    frames seen with ``--input-smooth smooth``."""
+    frames seen with ``--input-smooth smooth`` at ``--strength strength``."""
     results: list[dict[str, Any]] = [{"source": "input (floor)", "warping_error": 0.001}]
     for model, blend, x_floor, style in rows:
-        shown = (f" + input smooth {smooth}" if smooth else "") + (
-            f" + flow blend {blend}" if blend else ""
-        )
+        shown = how_shown(smooth, strength, "flow", blend)
         results.append(
             {
                 "source": model + shown,
                 "model": model,
                 "input_smooth": smooth,
+                "strength": strength,
                 "blend": blend,
                 "blend_kind": "flow" if blend else "none",
                 "warping_error": 0.001 * x_floor,
@@ -50,14 +55,17 @@ def test_runs_judged_apart_make_one_frontier(tmp_path: Path, capsys: Any) -> Non
     )
     third = run(tmp_path / "c.json", [("/x/rec.safetensors", 0.3, 3.0, 0.47)])
     smoothed = run(tmp_path / "d.json", [("/x/rec.safetensors", 0.3, 2.9, 0.47)], smooth=0.7)
+    bolder = run(tmp_path / "e.json", [("/x/rec.safetensors", 0.0, 5.0, 0.38)], strength=1.2)
     out = tmp_path / "merged.json"
-    argv = [str(first), str(second), str(third), str(smoothed), "--reference", "v1"]
+    argv = [str(first), str(second), str(third), str(smoothed), str(bolder), "--reference", "v1"]
     argv += ["--label", "still_v1=v1"]
     argv += ["--label", "rec=video", "--drop", "classics", "--target", "2", "10"]
     assert tool.main([*argv, "--json", str(out)]) == 0
     rows = {row["source"]: row for row in json.loads(out.read_text())["frontier"]}
     smoothed_blend = "video + input smooth 0.7 + flow blend 0.3"  # kept apart from the blend
-    assert set(rows) == {"v1", "video", "video + flow blend 0.3", smoothed_blend}  # no classics
+    bold = "video at strength 1.2"  # kept apart from the model at its own strength
+    assert set(rows) == {"v1", "video", "video + flow blend 0.3", smoothed_blend, bold}
+    assert rows[bold]["pareto"] and rows[bold]["strength"] == 1.2
     assert rows[smoothed_blend]["pareto"] and not rows["video + flow blend 0.3"]["pareto"]
     assert rows["video"]["style_vs_reference_pct"] == pytest.approx(100 * (0.45 - 0.36) / 0.36)
     assert rows["v1"]["pareto"] and rows["video"]["pareto"]

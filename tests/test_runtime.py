@@ -18,7 +18,8 @@ from fastnst.errors import UserError
 from fastnst.export import load_model
 from fastnst.infer import main
 from fastnst.models import bundled_models
-from fastnst.runtime.backends import choose_backend
+from fastnst.runtime.arrays import gaussian_blur, gaussian_taps
+from fastnst.runtime.backends import choose_backend, load_stylizer
 from fastnst.runtime.onnx_backend import OnnxStylizer, layer_sizes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,6 +125,39 @@ def test_strength_and_colour() -> None:
     assert inside.mean() > 0.5  # random photos: saturated colours, so some clip
     assert np.abs((kept * luma).sum(1) - (full * luma).sum(1))[inside].max() < 1e-3
     assert np.abs(kept - full).mean() > 0.01  # with the photo's colours
+
+
+def test_strength_above_one_makes_the_strokes_bolder_on_both_backends() -> None:
+    """Above 1 the picture's detail around a 4-px Gaussian blur is multiplied by the
+    strength while its light and colour stay, the same on both backends."""
+    images = np.random.default_rng(4).random((1, 3, 40, 56), dtype=np.float32)
+    stylizers = [load_stylizer("classics-lite", b, "cpu", "fp32") for b in ("onnx", "torch")]
+    style = np.eye(len(stylizers[0].style_names), dtype=np.float32)[2]
+    full, bold = (stylizers[0](images, style, strength) for strength in (1.0, 1.5))
+    assert np.abs(bold - full).mean() > 0.01  # not the model's own picture
+    low = gaussian_blur(full)
+    inside = (bold > 0) & (bold < 1)
+    assert inside.mean() > 0.9
+    assert np.abs(bold - (low + 1.5 * (full - low)))[inside].max() < 1e-5
+    colours = bold.mean(axis=(0, 2, 3)) - full.mean(axis=(0, 2, 3))
+    assert np.abs(colours).max() < 0.1 * np.abs(bold - full).mean()  # the light level kept
+    torch_bold = np.asarray(stylizers[1](images, style, 1.5))
+    assert np.abs(torch_bold - bold).max() < 1e-4
+
+
+def test_gaussian_blur_is_the_separable_gaussian() -> None:
+    """An impulse spreads into the outer product of the taps (sigma 4 px, radius 12); a flat
+    picture, and its edges, stay flat."""
+    taps = gaussian_taps()
+    assert len(taps) == 25 and taps.sum() == pytest.approx(1.0)
+    assert taps[12 + 4] / taps[12] == pytest.approx(np.exp(-0.5), rel=1e-5)
+    impulse = np.zeros((1, 1, 41, 41), np.float32)
+    impulse[0, 0, 20, 20] = 1.0
+    spread = gaussian_blur(impulse)[0, 0]
+    assert np.allclose(spread[8:33, 8:33], np.outer(taps, taps), atol=1e-7)
+    assert spread[:8].max() == 0 and spread[:, 33:].max() == 0
+    flat = np.full((1, 3, 9, 5), 0.4, np.float32)  # smaller than the kernel
+    assert np.allclose(gaussian_blur(flat), flat, atol=1e-6)
 
 
 def test_spin_off_reaches_every_session_and_changes_no_pixel() -> None:

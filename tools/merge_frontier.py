@@ -46,14 +46,15 @@ def merge_points(
     settings = [{key: run.get(key) for key in SAME_SETTINGS} for run in runs]
     if any(s != settings[0] for s in settings):
         raise ValueError(f"the runs judged different frames: {settings}")
-    points: dict[tuple[str, float, float, str], FrontierPoint] = {}
+    points: dict[tuple[str, float, float, float, str], FrontierPoint] = {}
     for run in runs:
         for row in run["results"]:
             if "model" not in row or row.get("style_distance") is None or row["model"] in drop:
                 continue
             model = relabel(row["model"], labels)
             smooth = float(row.get("input_smooth") or 0.0)
-            key = (model, smooth, float(row["blend"]), row["blend_kind"])
+            strength = float(row.get("strength", 1.0))
+            key = (model, smooth, strength, float(row["blend"]), row["blend_kind"])
             points.setdefault(key, FrontierPoint.from_row(row, model))
     return list(points.values())
 

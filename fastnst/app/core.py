@@ -29,7 +29,7 @@ from fastnst.errors import UserError
 from fastnst.images import open_rgb
 from fastnst.modelfile import ModelFileError, read_model_file
 from fastnst.models import SUFFIX, bundled_models
-from fastnst.runtime.arrays import array_to_pil, pil_to_array, resize_long_side
+from fastnst.runtime.arrays import MAX_STRENGTH, array_to_pil, pil_to_array, resize_long_side
 from fastnst.runtime.backends import load_stylizer
 from fastnst.runtime.onnx_backend import check_weights
 
@@ -235,7 +235,7 @@ def number(value: object, field: str, low: float, high: float) -> float:
 
 
 def check_strength(strength: float) -> float:
-    return number(strength, "strength", 0.0, 1.0)
+    return number(strength, "strength", 0.0, MAX_STRENGTH)
 
 
 # The video and webcam tabs' steadiness is `stylize --input-smooth`: the share of the previous

@@ -11,6 +11,10 @@ from fastnst.app.handlers import MAX_BLEND, StyleApp, friendly
 from fastnst.app.live import CAMERA_SHAPE, DEFAULT_LIVE_SIZE, LIVE_MODEL, LIVE_SIZES
 from fastnst.infer.cli import describe_model
 from fastnst.infer.temporal_blend import DEFAULT_SMOOTH
+from fastnst.runtime.arrays import MAX_STRENGTH
+
+# Up to 1 the photo mixed in; above it the strokes bolder (docs/APP.md).
+STRENGTH_LABEL = "Strength (0 = photo, 1 = the model, above = bolder strokes)"
 
 # Gradio's page captures, JPEG-encodes and uploads a camera frame on every tick, whether or
 # not the server is still busy with the last one (it keeps only the newest): a 20 ms tick had
@@ -90,7 +94,7 @@ def build(app: StyleApp) -> gr.Blocks:
                     ]
             with gr.Column(scale=1):
                 with gr.Row():
-                    strength = gr.Slider(0, 1, 1.0, step=0.05, label="Strength")
+                    strength = gr.Slider(0, MAX_STRENGTH, 1.0, step=0.05, label=STRENGTH_LABEL)
                     max_size = gr.Slider(
                         0, 4096, 0, step=64, label="Maximum size (long side, px; 0 = as is)"
                     )
@@ -111,7 +115,7 @@ def build(app: StyleApp) -> gr.Blocks:
                 clip = gr.Video(label="Clip", sources=["upload"], elem_id="clip")
                 gr.Markdown(limits.videos(), elem_id="video-limits")
                 clip_style = gr.Dropdown(names, value=names[0], label="Style")
-                clip_strength = gr.Slider(0, 1, 1.0, step=0.05, label="Strength")
+                clip_strength = gr.Slider(0, MAX_STRENGTH, 1.0, step=0.05, label=STRENGTH_LABEL)
                 clip_keep = gr.Checkbox(False, label="Preserve the clip's colours")
                 clip_smooth = gr.Slider(
                     0, MAX_SMOOTH, DEFAULT_SMOOTH, step=0.05, label=STEADINESS_LABEL
@@ -147,7 +151,7 @@ def build(app: StyleApp) -> gr.Blocks:
                     info=f"{DEFAULT_LIVE_SIZE} px keeps 15 frames/s with classics-lite on a "
                     "2-core CPU; larger sizes are sharper and slower",
                 )
-                live_strength = gr.Slider(0, 1, 1.0, step=0.05, label="Strength")
+                live_strength = gr.Slider(0, MAX_STRENGTH, 1.0, step=0.05, label=STRENGTH_LABEL)
                 live_keep = gr.Checkbox(False, label="Preserve the camera's colours")
                 live_smooth = gr.Slider(
                     0, MAX_SMOOTH, DEFAULT_SMOOTH, step=0.05, label=STEADINESS_LABEL

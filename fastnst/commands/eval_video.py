@@ -47,6 +47,7 @@ from fastnst.evaluation.frontier import (
     Target,
     build_frontier,
     frontier_json,
+    how_shown,
     print_frontier,
     save_frontier_plot,
 )
@@ -60,9 +61,11 @@ from fastnst.images import (
     resize_long_side,
     tensor_to_pil,
 )
+from fastnst.infer.stylize import mix_strength
 from fastnst.infer.temporal_blend import InputSmooth, Recurrence, TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.model import TransformerNet
+from fastnst.runtime.arrays import MAX_STRENGTH
 from fastnst.video.flow import FLOW_METHODS
 from fastnst.video.metrics import warping_errors
 from fastnst.video.pairs import read_frames
@@ -114,10 +117,10 @@ def stylize_and_score(
     style: int,
     args: argparse.Namespace,
     device: torch.device,
-) -> list[tuple[float, Variant, torch.Tensor, dict[str, float]]]:
-    """Every frame through the model once per ``--input-smooth`` value (and each blend of its
-    outputs): per value and variant, the outputs and their mean style and content losses
-    (and, with ``--judge``, distances)."""
+) -> list[tuple[float, float, Variant, torch.Tensor, dict[str, float]]]:
+    """Every frame through the model once per ``--input-smooth`` value (and each strength and
+    blend of its outputs): per value and variant, the outputs and their mean style and
+    content losses (and, with ``--judge``, distances)."""
     net, info = load_model(path, device)
     if not 0 <= style < net.num_styles:
         raise UserError(f"{path} has styles 0..{net.num_styles - 1}, not {style}")
@@ -130,10 +133,12 @@ def stylize_and_score(
     judge = Distances([sets[style].load(JUDGE_STYLE_SIZE)[0]], str(device)) if args.judge else None
     scored = []
     for smooth in dict.fromkeys(args.input_smooth):
-        for variant, out, losses in shown_variants(net, frames, style, args, smooth, loss_fn, mix):
+        for strength, variant, out, losses in shown_variants(
+            net, frames, style, args, smooth, loss_fn, mix
+        ):
             if judge is not None:
                 losses.update(judge_distances(judge, out, frames))
-            scored.append((smooth, variant, out, losses))
+            scored.append((smooth, strength, variant, out, losses))
     return scored
 
 
@@ -145,12 +150,14 @@ def shown_variants(
     smooth: float,
     loss_fn: PerceptualLoss,
     mix: torch.Tensor,
-) -> list[tuple[Variant, torch.Tensor, dict[str, float]]]:
+) -> list[tuple[float, Variant, torch.Tensor, dict[str, float]]]:
     """The clip through the network as ``stylize --video`` shows it with ``--input-smooth
-    smooth``, per blend variant: the outputs and their mean style and content losses. Each
-    call starts the stream afresh (its smoothing, guide and blends carry state)."""
+    smooth``, per ``--strength`` and blend variant: the outputs and their mean style and
+    content losses. Each call starts the stream afresh (its smoothing, guide and blends carry
+    state); the strength is applied before the blend, as ``VideoStream`` does."""
     device = mix.device
-    variants = blend_variants(args)
+    shown = [(s, v) for s in dict.fromkeys(args.strength) for v in blend_variants(args)]
+    variants = [v for _, v in shown]
     outputs: list[list[torch.Tensor]] = [[] for _ in variants]
     style_sums, content_sums = [0.0] * len(variants), [0.0] * len(variants)
     recurrence = Recurrence(args.flow_size) if net.config.recurrent else None
@@ -165,16 +172,19 @@ def shown_variants(
         seen = torch.from_numpy(smoothing(images.float().cpu().numpy())).to(device)
         # As VideoStream: the network sees the smoothed frames, the guide follows the clip's.
         plain_out = net(seen, style) if recurrence is None else recurrence(images, guided, seen)
-        for i, (*_, blend) in enumerate(variants):
-            out = plain_out if blend is None else blend(images, plain_out)
+        for i, (strength, (*_, blend)) in enumerate(shown):
+            finished = mix_strength(plain_out.float(), images.float(), strength)
+            out = finished if blend is None else blend(images, finished)
             _, parts = loss_fn(out, images, mix.expand(len(batch), -1))
             style_sums[i] += parts["style"].item() * len(batch)
             content_sums[i] += parts["content"].item() * len(batch)
             outputs[i].append(out.float().cpu())
     count = frames.shape[0]
     return [
-        (variant, torch.cat(outs), {"style": s / count, "content": c / count})
-        for variant, outs, s, c in zip(variants, outputs, style_sums, content_sums, strict=True)
+        (strength, variant, torch.cat(outs), {"style": s / count, "content": c / count})
+        for (strength, variant), outs, s, c in zip(
+            shown, outputs, style_sums, content_sums, strict=True
+        )
     ]
 
 
@@ -285,6 +295,15 @@ def main(argv: list[str] | None = None) -> int:
         "values score each model once per value (default 0: the clip's frames)",
     )
     parser.add_argument(
+        "--strength",
+        type=float,
+        nargs="+",
+        default=[1.0],
+        metavar="S",
+        help="show each model's frames at stylize's --strength S (above 1: bolder strokes), "
+        "before any blend; several values score each once per value (default 1)",
+    )
+    parser.add_argument(
         "--blends",
         type=float,
         nargs="*",
@@ -358,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         bad = [b for b in args.input_smooth if not 0 <= b < 1]
         if bad:
             raise UserError(f"--input-smooth must be in [0, 1), got {bad[0]:g}")
+        bad = [s for s in args.strength if not 0 <= s <= MAX_STRENGTH]
+        if bad:
+            raise UserError(f"--strength must be in [0, {MAX_STRENGTH:g}], got {bad[0]:g}")
         if (args.frontier or args.plot or args.target) and not args.models:
             raise UserError("--frontier, --target and --plot need at least one --model")
         if args.target is not None:
@@ -377,13 +399,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     device = pick_device(args.device)
     frames = read_frames(args.video, args.long_side, args.max_frames, args.frame_step)
     names, outputs, losses = ["input (floor)"], [frames], [None]
-    variants: dict[int, tuple[str, Variant]] = {}  # row -> the model and how it was shown
+    variants: dict[int, tuple[str, float, float, Variant]] = {}  # row -> model, how shown
     for path in args.models:
         scored = stylize_and_score(path, frames, args.style, args, device)
-        for smooth, variant, out, model_losses in scored:
-            variants[len(names)] = (str(path), smooth, variant)
-            smoothed = f" + input smooth {smooth:g}" if smooth else ""
-            names.append(f"{path}{smoothed}{variant[0]}")
+        for smooth, strength, variant, out, model_losses in scored:
+            variants[len(names)] = (str(path), smooth, strength, variant)
+            names.append(f"{path}{how_shown(smooth, strength, variant[1], variant[2])}")
             outputs.append(out)
             losses.append(model_losses)
     for path in args.stylized:
@@ -411,8 +432,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     for i, (name, error, loss) in enumerate(zip(names, errors, losses, strict=True)):
         row = {"source": name, "warping_error": error.mean, "per_pair": error.per_pair}
         if i in variants:
-            model, smooth, (_, kind, alpha, _) = variants[i]
-            row.update(model=model, blend_kind=kind, blend=alpha, input_smooth=smooth)
+            model, smooth, strength, (_, kind, alpha, _) = variants[i]
+            row.update(
+                model=model, blend_kind=kind, blend=alpha, input_smooth=smooth, strength=strength
+            )
         ratio = error.mean / floor if floor > 0 else float("inf")
         style_text, content_text = f"{'-':>12}", f"{'-':>14}"
         if loss is not None:

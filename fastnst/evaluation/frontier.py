@@ -36,10 +36,19 @@ class Target:
             )
 
 
+def how_shown(smooth: float, strength: float, blend_kind: str, blend: float) -> str:
+    """What follows a model's name in a row: how its frames were shown (the input smoothing,
+    a ``--strength`` other than 1, the blend)."""
+    text = f" + input smooth {smooth:g}" if smooth else ""
+    text += f" at strength {strength:g}" if strength != 1.0 else ""
+    return text + (f" + {blend_kind} blend {blend:g}" if blend else "")
+
+
 @dataclass
 class FrontierPoint:
     """One source on the frontier; ``blend`` is 0 for the per-frame output, ``input_smooth``
-    0 when the network saw the clip's own frames."""
+    0 when the network saw the clip's own frames, ``strength`` 1 for the model's own
+    strokes."""
 
     source: str
     model: str
@@ -56,13 +65,13 @@ class FrontierPoint:
     meets_target: bool | None = None
     target_excess: float | None = None
     input_smooth: float = 0.0
+    strength: float = 1.0
 
     @classmethod
     def from_row(cls, row: dict[str, Any], model: str | None = None) -> FrontierPoint:
         """A model row of ``eval-video``'s results (its JSON), under ``model`` if given."""
-        smooth = row.get("input_smooth") or 0.0
-        shown = f" + input smooth {smooth:g}" if smooth else ""
-        shown += f" + {row['blend_kind']} blend {row['blend']:g}" if row["blend"] else ""
+        smooth, strength = row.get("input_smooth") or 0.0, row.get("strength", 1.0)
+        shown = how_shown(smooth, strength, row["blend_kind"], row["blend"])
         return cls(
             source=model + shown if model else row["source"],
             model=model or row["model"],
@@ -75,6 +84,7 @@ class FrontierPoint:
             style_distance=row.get("style_distance"),
             content_distance=row.get("content_distance"),
             input_smooth=smooth,
+            strength=strength,
         )
 
 
@@ -229,6 +239,8 @@ def save_frontier_plot(
         label = Path(p.model).name
         if p.input_smooth:
             label += f" smooth {p.input_smooth:g}"
+        if p.strength != 1.0:
+            label += f" strength {p.strength:g}"
         if p.blend_kind != "none":
             label += f" {p.blend_kind} {p.blend:g}"
         labels.append(((style_of(p, measure), p.x_floor), label))

@@ -29,7 +29,7 @@ from fastnst.infer.temporal_blend import (
 )
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
-from fastnst.runtime.arrays import array_to_pil, pil_to_array, resize_long_side
+from fastnst.runtime.arrays import MAX_STRENGTH, array_to_pil, pil_to_array, resize_long_side
 from fastnst.runtime.backends import BACKENDS, load_stylizer
 from fastnst.runtime.lattice import ShiftAveraged
 
@@ -74,7 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_PIXELS / 1e6,
         help="refuse larger images (default %(default)g: guards against decompression bombs)",
     )
-    parser.add_argument("--strength", type=float, default=1.0, help="0 = photo, 1 = full style")
+    parser.add_argument(
+        "--strength",
+        type=float,
+        default=1.0,
+        help=f"0 = photo, 1 = full style, up to {MAX_STRENGTH:g} = bolder strokes (their "
+        "contrast around a 4-px blur times the strength)",
+    )
     parser.add_argument("--preserve-color", action="store_true", help="keep the photo's colours")
     parser.add_argument(
         "--shift-average",
@@ -143,8 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _check_args(args: argparse.Namespace) -> None:
     if not args.model and not args.list_models:
         raise UserError("--model is required (a bundled name from --list-models, or a file)")
-    if not 0.0 <= args.strength <= 1.0:
-        raise UserError(f"--strength must be between 0 and 1, got {args.strength}")
+    if not 0.0 <= args.strength <= MAX_STRENGTH:
+        raise UserError(f"--strength must be between 0 and {MAX_STRENGTH:g}, got {args.strength}")
     if args.max_size < 0:
         raise UserError("--max-size must be positive")
     if args.tile < -1 or 0 < args.tile < MIN_TILE:

@@ -25,6 +25,7 @@ from fastnst.model import (
     pad_to_min_side,
     still_network,
 )
+from fastnst.runtime.arrays import gaussian_taps
 from fastnst.runtime.styles import parse_style_spec as parse_styles
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -45,10 +46,27 @@ def parse_style_spec(spec: str, style_names: list[str]) -> list[tuple[str, torch
 
 
 def mix_strength(stylized: torch.Tensor, photo: torch.Tensor, strength: float) -> torch.Tensor:
-    """Linear mix with the photo: 1 is the full style, 0 the untouched photo."""
-    if strength >= 1.0:
+    """Linear mix with the photo: 1 is the full style, 0 the untouched photo; above 1 the
+    strokes bolder (:func:`bolder_strokes`)."""
+    if strength > 1.0:
+        return bolder_strokes(stylized, strength)
+    if strength == 1.0:
         return stylized
     return torch.lerp(photo.to(stylized.dtype), stylized, strength)
+
+
+def bolder_strokes(images: torch.Tensor, strength: float) -> torch.Tensor:
+    """:func:`fastnst.runtime.arrays.bolder_strokes` in torch (on the images' device): the
+    detail around a Gaussian blur times ``strength``, clipped to [0, 1]."""
+    taps = torch.from_numpy(gaussian_taps()).to(images.device, images.dtype)
+    radius, channels = len(taps) // 2, images.shape[1]
+    low = images
+    for kernel in (taps.view(1, 1, -1, 1), taps.view(1, 1, 1, -1)):
+        pad = (0, 0, radius, radius) if kernel.shape[2] > 1 else (radius, radius, 0, 0)
+        low = F.conv2d(
+            F.pad(low, pad, mode="replicate"), kernel.expand(channels, 1, -1, -1), groups=channels
+        )
+    return (low + strength * (images - low)).clamp(0, 1)
 
 
 def rgb_to_ycbcr(images: torch.Tensor) -> torch.Tensor:

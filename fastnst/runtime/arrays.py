@@ -94,3 +94,44 @@ def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
     blue = y + cb / 0.564
     green = (y - 0.299 * red - 0.114 * blue) / 0.587
     return np.clip(np.stack((red, green, blue), axis=1), 0, 1).astype(np.float32)
+
+
+# ``strength`` above 1 makes the strokes bolder rather than mixing in the photo: the output's
+# detail around a Gaussian blur of this sigma (px) is multiplied by the strength. 4 px holds a
+# stroke of the bundled models (their 4-px lattice, 9x9 heads). Up to MAX_STRENGTH: beyond
+# it the detail clips. Measured on video in docs/VIDEO.md, "Bolder strokes".
+STROKE_SIGMA = 4.0
+MAX_STRENGTH = 2.0
+
+
+def gaussian_taps(sigma: float = STROKE_SIGMA) -> np.ndarray:
+    """The normalised 1-D Gaussian (radius 3 sigma) both backends blur with."""
+    radius = int(np.ceil(3 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (x / sigma) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def gaussian_blur(images: np.ndarray, sigma: float = STROKE_SIGMA) -> np.ndarray:
+    """``[..., H, W]`` blurred in y then x, the border repeated (any size of image)."""
+    taps = gaussian_taps(sigma)
+    radius = len(taps) // 2
+    out = images.astype(np.float32)
+    for axis in (out.ndim - 2, out.ndim - 1):
+        pad = [(0, 0)] * out.ndim
+        pad[axis] = (radius, radius)
+        padded = np.pad(out, pad, mode="edge")
+        length = out.shape[axis]
+        window = [slice(None)] * out.ndim
+        out = np.zeros_like(out)
+        for k, tap in enumerate(taps):
+            window[axis] = slice(k, k + length)
+            out += tap * padded[tuple(window)]
+    return out
+
+
+def bolder_strokes(images: np.ndarray, strength: float) -> np.ndarray:
+    """``[N, 3, H, W]`` with the detail around :func:`gaussian_blur` times ``strength`` (≥ 1),
+    clipped to [0, 1]: a ``--strength`` above 1."""
+    low = gaussian_blur(images)
+    return np.clip(low + np.float32(strength) * (images - low), 0, 1).astype(np.float32)

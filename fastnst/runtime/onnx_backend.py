@@ -27,7 +27,12 @@ from fastnst.modelfile import (
     still_weights,
 )
 from fastnst.runtime import tiles
-from fastnst.runtime.arrays import pad_to_min_side, preserve_color, resize_bilinear
+from fastnst.runtime.arrays import (
+    bolder_strokes,
+    pad_to_min_side,
+    preserve_color,
+    resize_bilinear,
+)
 from fastnst.runtime.graph import EPS, build_graph, layers
 from fastnst.runtime.stream import Streamer
 from fastnst.runtime.styles import parse_style_spec
@@ -180,12 +185,13 @@ class OnnxStylizer:
     def finish(
         self, out: np.ndarray, photos: np.ndarray, strength: float, keep_color: bool
     ) -> np.ndarray:
-        """The network's output as shown: the photo's colours kept, mixed with the photo."""
+        """The network's output as shown: the photo's colours kept, mixed with the photo (or
+        its strokes made bolder, ``strength`` above 1)."""
         if keep_color:
             out = preserve_color(out, photos)
         if strength < 1.0:
-            out = photos + (out - photos) * np.float32(strength)
-        return out
+            return photos + (out - photos) * np.float32(strength)
+        return bolder_strokes(out, strength) if strength > 1.0 else out
 
     @property
     def style_names(self) -> list[str]:
