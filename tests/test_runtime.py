@@ -18,7 +18,7 @@ from fastnst.errors import UserError
 from fastnst.export import load_model
 from fastnst.infer import main
 from fastnst.models import bundled_models
-from fastnst.runtime.arrays import gaussian_blur, gaussian_taps
+from fastnst.runtime.arrays import blur_numpy, gaussian_blur, gaussian_taps
 from fastnst.runtime.backends import choose_backend, load_stylizer
 from fastnst.runtime.onnx_backend import OnnxStylizer, layer_sizes
 
@@ -147,17 +147,20 @@ def test_strength_above_one_makes_the_strokes_bolder_on_both_backends() -> None:
 
 def test_gaussian_blur_is_the_separable_gaussian() -> None:
     """An impulse spreads into the outer product of the taps (sigma 4 px, radius 12); a flat
-    picture, and its edges, stay flat."""
+    picture, and its edges, stay flat; with and without OpenCV."""
     taps = gaussian_taps()
     assert len(taps) == 25 and taps.sum() == pytest.approx(1.0)
     assert taps[12 + 4] / taps[12] == pytest.approx(np.exp(-0.5), rel=1e-5)
     impulse = np.zeros((1, 1, 41, 41), np.float32)
     impulse[0, 0, 20, 20] = 1.0
-    spread = gaussian_blur(impulse)[0, 0]
+    spread = blur_numpy(impulse)[0, 0]
     assert np.allclose(spread[8:33, 8:33], np.outer(taps, taps), atol=1e-7)
     assert spread[:8].max() == 0 and spread[:, 33:].max() == 0
     flat = np.full((1, 3, 9, 5), 0.4, np.float32)  # smaller than the kernel
     assert np.allclose(gaussian_blur(flat), flat, atol=1e-6)
+    for shape in ((2, 3, 37, 53), (1, 3, 9, 5)):  # OpenCV's path = the NumPy one
+        images = np.random.default_rng(1).random(shape, dtype=np.float32)
+        assert np.abs(gaussian_blur(images) - blur_numpy(images)).max() < 1e-6
 
 
 def test_spin_off_reaches_every_session_and_changes_no_pixel() -> None:
