@@ -157,9 +157,8 @@ def shown_variants(
     state); the strength is applied before the blend, as ``VideoStream`` does."""
     device = mix.device
     shown = [(s, v) for s in dict.fromkeys(args.strength) for v in blend_variants(args)]
-    variants = [v for _, v in shown]
-    outputs: list[list[torch.Tensor]] = [[] for _ in variants]
-    style_sums, content_sums = [0.0] * len(variants), [0.0] * len(variants)
+    outputs: list[list[torch.Tensor]] = [[] for _ in shown]
+    style_sums, content_sums = [0.0] * len(shown), [0.0] * len(shown)
     recurrence = Recurrence(args.flow_size) if net.config.recurrent else None
     smoothing = InputSmooth(smooth, args.flow_size)
 

@@ -60,12 +60,10 @@ def bolder_strokes(images: torch.Tensor, strength: float) -> torch.Tensor:
     detail around a Gaussian blur times ``strength``, clipped to [0, 1]."""
     taps = torch.from_numpy(gaussian_taps()).to(images.device, images.dtype)
     radius, channels = len(taps) // 2, images.shape[1]
-    low = images
-    for kernel in (taps.view(1, 1, -1, 1), taps.view(1, 1, 1, -1)):
-        pad = (0, 0, radius, radius) if kernel.shape[2] > 1 else (radius, radius, 0, 0)
-        low = F.conv2d(
-            F.pad(low, pad, mode="replicate"), kernel.expand(channels, 1, -1, -1), groups=channels
-        )
+    down = taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    across = taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    low = F.conv2d(F.pad(images, (0, 0, radius, radius), mode="replicate"), down, groups=channels)
+    low = F.conv2d(F.pad(low, (radius, radius, 0, 0), mode="replicate"), across, groups=channels)
     return (low + strength * (images - low)).clamp(0, 1)
 
 

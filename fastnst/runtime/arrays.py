@@ -3,6 +3,8 @@ as the torch path holds them, so both backends share one CLI."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from PIL import Image
 
@@ -143,8 +145,10 @@ def blur_numpy(images: np.ndarray, sigma: float = STROKE_SIGMA) -> np.ndarray:
     return out
 
 
-def bolder_strokes(images: np.ndarray, strength: float) -> np.ndarray:
-    """``[N, 3, H, W]`` with the detail around :func:`gaussian_blur` times ``strength`` (≥ 1),
-    clipped to [0, 1]: a ``--strength`` above 1."""
-    low = gaussian_blur(images)
+def bolder_strokes(
+    images: np.ndarray, strength: float, blur: Callable[[np.ndarray], np.ndarray] = gaussian_blur
+) -> np.ndarray:
+    """``[N, 3, H, W]`` with the detail around ``blur`` times ``strength`` (≥ 1), clipped to
+    [0, 1]: a ``--strength`` above 1."""
+    low = blur(images)
     return np.clip(low + np.float32(strength) * (images - low), 0, 1).astype(np.float32)
