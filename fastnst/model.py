@@ -43,10 +43,11 @@ class NetConfig:
     # the first conv's view of it must pass the quarter-size bottleneck, which drops the
     # carried strokes' detail, so the fresh RGB could not follow them (docs/VIDEO.md).
     guide_head: bool = False
-    # Anti-aliased downsampling (Zhang 2019, "Making Convolutional Networks Shift-Invariant
-    # Again"): a [1, 2, 1]^2 / 16 blur before each stride-2 conv. Without it the output
-    # follows a 4-pixel lattice: a photo moved by 4 px comes out moved, one moved by 1-3 px
-    # comes out painted afresh, which is flicker under motion (docs/VIDEO.md).
+    # Anti-aliased resampling (Zhang 2019, "Making Convolutional Networks Shift-Invariant
+    # Again"): a [1, 2, 1]^2 / 16 blur before each stride-2 conv and after each upsampling
+    # (the decoder's low-pass). Without it the output follows a 4-pixel lattice: a photo
+    # moved by 4 px comes out moved, one moved by 1-3 px comes out painted afresh, which is
+    # flicker under motion (docs/VIDEO.md).
     antialias: bool = False
 
     def __post_init__(self) -> None:
@@ -211,7 +212,7 @@ class ConvCIN(nn.Module):
 def binomial_blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Each channel filtered by ``kernel`` (:func:`~fastnst.modelfile.blur_kernel`;
     reflect-padded, same size): the low-pass that lets a stride-2 conv after it sample
-    without aliasing."""
+    without aliasing, and that takes the upsampling's images out of the decoder."""
     padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
     return F.conv2d(padded, kernel.to(x.dtype), groups=kernel.shape[0])
 
@@ -228,16 +229,23 @@ class ResidualBlock(nn.Module):
 
 class UpsampleConv(nn.Module):
     """Upsampling (nearest or bilinear) then a conv: avoids transposed-conv checkerboards.
+    With ``blur`` (an anti-aliased network) the upsampled features are low-passed first.
 
     It upsamples to the size of the matching encoder stage rather than by exactly ×2, so
     odd input sizes come back at their own size.
     """
 
     def __init__(
-        self, cin: int, cout: int, num_styles: int, mode: str = "nearest", padding: str = "reflect"
+        self,
+        cin: int,
+        cout: int,
+        num_styles: int,
+        mode: str = "nearest",
+        padding: str = "reflect",
+        blur: bool = False,
     ) -> None:
         super().__init__()
-        self.block = ConvCIN(cin, cout, 3, num_styles, padding=padding)
+        self.block = ConvCIN(cin, cout, 3, num_styles, padding=padding, blur=blur)
         self.mode = mode
 
     def forward(
@@ -270,8 +278,8 @@ class TransformerNet(nn.Module):
         self.residuals = nn.ModuleList(
             [ResidualBlock(c3, s, pad) for _ in range(config.num_residual)]
         )
-        self.up1 = UpsampleConv(c3, c2, s, config.upsample, pad)
-        self.up2 = UpsampleConv(c2, c1, s, config.upsample, pad)
+        self.up1 = UpsampleConv(c3, c2, s, config.upsample, pad, config.antialias)
+        self.up2 = UpsampleConv(c2, c1, s, config.upsample, pad, config.antialias)
         # A recurrent network's head adds a gate channel: how much of the carried output
         # (the guide's RGB) to keep at each trusted pixel (see `decode`).
         head_inputs = c1 + (GUIDE_CHANNELS if config.guide_head else 0)
@@ -303,12 +311,20 @@ class TransformerNet(nn.Module):
         where its gate opens and the flow is trusted: ``rgb + gate * trusted * (carried -
         rgb)``. A conv stack cannot pass the previous frame's fine strokes through its
         quarter-resolution bottleneck, so copying them must happen here, at full size."""
+        return self.decode_with_fresh(feats, weights, guide)[0]
+
+    def decode_with_fresh(
+        self, feats: list[torch.Tensor], weights: torch.Tensor, guide: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`decode`'s image and the head's own RGB before the carried output is kept
+        (the same for a plain network or without a guide): the temporal stage's
+        ``fresh_weight`` asks the fresh strokes themselves to follow the carried ones."""
         out = self.head_output(feats, weights, guide)
         if not self.config.recurrent:
-            return out
+            return out, out
         if guide is None:
-            return out[:, :3]
-        return keep_carried(out, guide.to(out.dtype))
+            return out[:, :3], out[:, :3]
+        return keep_carried(out, guide.to(out.dtype)), out[:, :3]
 
     def head_output(
         self, feats: list[torch.Tensor], weights: torch.Tensor, guide: torch.Tensor | None = None

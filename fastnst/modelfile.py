@@ -33,7 +33,8 @@ HEAD_OUTPUTS = (HEAD_CONV, "head.conv.bias", "head.norm.gamma", "head.norm.beta"
 def blur_kernel(channels: int) -> np.ndarray:
     """An anti-aliased network's fixed low-pass (``net.antialias``, :class:`fastnst.model.
     NetConfig`), ``[channels, 1, 3, 3]`` float32: [1, 2, 1]^2 / 16 per channel, a depthwise
-    conv before each stride-2 conv. Here so that torch and the onnx graph share it."""
+    conv before each stride-2 conv and after each upsampling. Here so that torch and the
+    onnx graph share it."""
     taps = np.array([1.0, 2.0, 1.0], np.float32)
     return np.ascontiguousarray(np.broadcast_to(np.outer(taps, taps) / 16, (channels, 1, 3, 3)))
 

@@ -119,7 +119,7 @@ def test_binomial_blur_keeps_flat_areas_and_removes_the_finest_pattern() -> None
     assert checker.sub(0.5).abs().min() == 0.5
 
 
-def test_antialias_changes_only_the_strided_inputs_and_is_stored_only_when_chosen() -> None:
+def test_antialias_blurs_around_every_resampling_and_is_stored_only_when_chosen() -> None:
     torch.manual_seed(0)
     plain = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1))
     smooth = TransformerNet(NetConfig(num_styles=2, width=0.25, num_residual=1, antialias=True))
@@ -130,6 +130,13 @@ def test_antialias_changes_only_the_strided_inputs_and_is_stored_only_when_chose
     assert (a - b).abs().max() > 1e-4
     assert "antialias" not in plain.config.to_dict()
     assert smooth.config.to_dict()["antialias"] is True
+    # Before each stride-2 conv and after each upsampling; nowhere else.
+    blurred = {
+        name
+        for name, layer in smooth.named_modules()
+        if getattr(layer, "blur_kernel", None) is not None
+    }
+    assert blurred == {"encoder.1", "encoder.2", "up1.block", "up2.block"}
 
 
 def test_zero_padding_changes_the_border_and_is_stored_only_when_chosen() -> None:

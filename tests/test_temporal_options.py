@@ -86,14 +86,16 @@ def test_temporal_settings_refuse_negative_and_unknown_options() -> None:
         TemporalSettings.from_config({"gate_start": float("inf")})
 
 
-def make_module(temporal: dict[str, float], compound_weight: float = 0.0) -> TemporalStyleModule:
+def make_module(
+    temporal: dict[str, float], compound_weight: float = 0.0, **net: bool
+) -> TemporalStyleModule:
     loss = yaml.safe_load((CONF_DIR / "loss" / "default.yaml").read_text())
     loss.update(vgg_weights="random", compound_weight=compound_weight)
     flat = torch.full((3, 32, 32), 0.5)
     busy = smooth(32, 32, 7)[0].mul(4).sub(1.5).clamp(0, 1)  # strong contrast everywhere
     torch.manual_seed(0)
     module = TemporalStyleModule(
-        net={"width": 0.25, "num_residual": 1},
+        net={"width": 0.25, "num_residual": 1, **net},
         loss=loss,
         optim={"lr": 1e-3},
         style_names=["flat", "busy"],
@@ -136,6 +138,19 @@ def test_the_stage_adds_each_option_with_its_weight() -> None:
     with_compound, logged_c = step(make_module(BASE, compound_weight=20.0))
     term = logged_c["loss/compound"]
     assert term > 0 and with_compound - total == pytest.approx(20 * term, rel=1e-4)
+
+
+def test_fresh_weight_puts_the_output_term_on_the_recurrent_heads_own_rgb() -> None:
+    """model.temporal.fresh_weight: the ReCoNet output term on the head's RGB before the gate
+    keeps the carried output, added with its weight; it differs from the output term where
+    the gate kept something, and a plain network's fresh RGB is its output."""
+    total, _ = step(make_module(BASE, recurrent=True))
+    with_fresh, logged = step(make_module({**BASE, "fresh_weight": 10.0}, recurrent=True))
+    term = logged["loss/temporal_fresh"]
+    assert term > 0 and with_fresh - total == pytest.approx(10 * term, rel=1e-4)
+    assert term != pytest.approx(logged["loss/temporal_output"], rel=1e-3)
+    _, plain = step(make_module({**BASE, "fresh_weight": 10.0}))
+    assert plain["loss/temporal_fresh"] == pytest.approx(plain["loss/temporal_output"])
 
 
 def test_trace_power_weights_each_style_by_its_gram_trace() -> None:

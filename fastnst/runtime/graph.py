@@ -136,7 +136,7 @@ class _Builder:
     def conv_norm(self, x: str, layer: Layer) -> str | None:
         """Pad, conv, norm (and ReLU); None once the probed layer's input is reached."""
         weight = self.weights[f"{layer.name}.conv.weight"]
-        if layer.stride == 2 and self.antialias:
+        if self.antialias and (layer.stride == 2 or layer.name.startswith("up")):
             x = self.blur(x, weight.shape[1])
         pad = layer.kernel // 2
         pads = self.const("pads", np.array([0, 0, pad, pad, 0, 0, pad, pad], np.int64))
@@ -161,7 +161,8 @@ class _Builder:
 
     def blur(self, x: str, channels: int) -> str:
         """Each channel filtered by :func:`~fastnst.modelfile.blur_kernel`, reflect-padded
-        (the model's ``antialias``, as :func:`fastnst.model.binomial_blur`)."""
+        (the model's ``antialias``: before each stride-2 conv and after each upsampling, as
+        :func:`fastnst.model.binomial_blur`)."""
         pads = self.const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))
         padded = self.op("Pad", [x, pads], mode="reflect")
         return self.op("Conv", [padded, self.const("blur", blur_kernel(channels))], group=channels)
@@ -247,7 +248,7 @@ def build_graph(
     ``stylized``, or with ``stop_at`` = *k* the input of norm *k* as ``probe``. ``upsample``
     is the decoder's resize (``nearest`` or ``bilinear``, the model's ``net.upsample``);
     ``padding`` the convs' (``reflect`` or ``zero``, its ``net.padding``); ``antialias``
-    blurs before each stride-2 conv (its ``net.antialias``)."""
+    blurs before each stride-2 conv and after each upsampling (its ``net.antialias``)."""
     weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}
     builder = _Builder(weights, fixed, stop_at, upsample, padding, antialias)
     out = _forward(builder, layers(num_residual))

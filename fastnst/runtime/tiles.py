@@ -22,10 +22,10 @@ class Span:
 def receptive_radius(num_residual: int, antialias: bool = False) -> int:
     """Full-resolution pixels an output pixel can see on each side (9x9 ends, 3x3 at stride
     2 and 4, one pixel of slack per nearest-neighbour upsampling; an anti-aliased network's
-    blurs before the strided convs, at stride 1 and 2, add 1 + 2)."""
+    blurs add 1 + 2 before the strided convs and 2 + 1 after the upsamplings)."""
     encoder = 4 + 1 + 2 + (3 if antialias else 0)
     trunk = 2 * num_residual * STRIDE
-    decoder = (2 + 2) + (1 + 1) + 4
+    decoder = (2 + 2) + (1 + 1) + 4 + (3 if antialias else 0)
     return encoder + trunk + decoder
 
 

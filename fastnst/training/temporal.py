@@ -80,6 +80,10 @@ class TemporalSettings:
     # network sees gets its own Gaussian noise, std drawn per run in [0, frame_noise], while
     # the losses keep the clean frames, so it learns to paint through the noise.
     frame_noise: float = 0.0
+    # A recurrent network's gate blends its fresh strokes with the carried ones, and two
+    # unrelated textures averaged lose contrast (style). This weight puts the output term
+    # on the head's fresh RGB too, so the strokes it paints follow the carried ones.
+    fresh_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -160,6 +164,17 @@ class TemporalStyleModule(StyleTransferModule):
                 run.out_previous, run.out_current, run.previous, run.current, weights
             )
             total = total + settings.frame_difference_weight * terms["temporal_frame_difference"]
+        if settings.fresh_weight > 0:
+            terms["temporal_fresh"] = output_temporal_loss(
+                run.out_previous,
+                run.fresh_current,
+                run.previous,
+                run.current,
+                run.flow,
+                run.mask,
+                weights,
+            )
+            total = total + settings.fresh_weight * terms["temporal_fresh"]
         if self.compound.weight > 0:
             terms["compound"], _ = compound_loss(
                 self.net_step, run.images, run.image_mix, run.outputs, self.compound
@@ -186,7 +201,7 @@ class TemporalStyleModule(StyleTransferModule):
         steps = [self.maybe_channels_last(frames[:, i]) for i in range(k)]
         seen = with_frame_noise(steps, self.temporal.frame_noise)
         if self.net.config.recurrent:
-            outs, feats = [], []
+            outs, freshes, feats = [], [], []
             guide = None
             for i, frame in enumerate(seen):
                 if i:
@@ -195,12 +210,15 @@ class TemporalStyleModule(StyleTransferModule):
                         carried = soften(carried)
                     guide = torch.cat([carried, masks[:, i - 1].float()], 1).to(frame.dtype)
                 encoded = self.net.encode(frame, mix, guide)
-                outs.append(self.net.decode(encoded, mix, guide))
+                out, fresh = self.net.decode_with_fresh(encoded, mix, guide)
+                outs.append(out)
+                freshes.append(fresh)
                 feats.append(encoded[-1])
         else:
             many = mix.repeat(k, 1)
             encoded = self.net.encode(torch.cat(seen), many)
             outs = list(self.net.decode(encoded, many).chunk(k))
+            freshes = outs
             feats = list(encoded[-1].chunk(k))
         return ChainRun(
             images=torch.cat(steps),
@@ -212,6 +230,7 @@ class TemporalStyleModule(StyleTransferModule):
             mask=masks.transpose(0, 1).reshape(-1, *masks.shape[2:]),
             out_previous=torch.cat(outs[:-1]),
             out_current=torch.cat(outs[1:]),
+            fresh_current=torch.cat(freshes[1:]),
             feat_previous=torch.cat(feats[:-1]),
             feat_current=torch.cat(feats[1:]),
             pair_styles=indices.repeat(k - 1),
@@ -238,6 +257,7 @@ class ChainRun:
     mask: torch.Tensor
     out_previous: torch.Tensor
     out_current: torch.Tensor
+    fresh_current: torch.Tensor  # a recurrent network's head RGB before keeping the carried
     feat_previous: torch.Tensor
     feat_current: torch.Tensor
     pair_styles: torch.Tensor
