@@ -257,7 +257,7 @@ class ChainRun:
     mask: torch.Tensor
     out_previous: torch.Tensor
     out_current: torch.Tensor
-    fresh_current: torch.Tensor  # a recurrent network's head RGB before keeping the carried
+    fresh_current: torch.Tensor  # the head's own RGB before the gate (a plain net: the output)
     feat_previous: torch.Tensor
     feat_current: torch.Tensor
     pair_styles: torch.Tensor
