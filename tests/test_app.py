@@ -427,13 +427,18 @@ def test_live_handler_streams_frames_and_reports_the_rate(model: Path, workspace
     assert np.abs(none.astype(np.int16) - shrink_frame(frame, 240)).max() <= 1  # strength 0
     with pytest.raises(gr.Error, match="unknown style"):
         friendly(app.live)("tiny", frame, "nope", 1.0, False, 240, 0.7, stats)
-    # The steadiness slider is the stream's input smoothing; moving it starts afresh.
+    # The steadiness slider is the stream's input smoothing; moving it, or any slider that
+    # changes the look, starts afresh (the blend would carry the old look).
+    stats = app.live("tiny", frame, "ink", 1.0, False, 240, 0.7, stats)[2]
     stream = stats.stream
     assert stream is not None and stream.smooth.beta == 0.7
     stats = app.live("tiny", frame, "ink", 1.0, False, 240, 0.7, stats)[2]
     assert stats.stream is stream  # the same settings keep the stream
     stats = app.live("tiny", frame, "ink", 1.0, False, 240, 0.0, stats)[2]
     assert stats.stream is not stream and stats.stream.smooth.beta == 0.0
+    stream = stats.stream
+    stats = app.live("tiny", frame, "ink", 0.5, False, 240, 0.0, stats)[2]
+    assert stats.stream is not stream
     with pytest.raises(gr.Error, match="steadiness must be between 0 and 0.9"):
         friendly(app.live)("tiny", frame, "ink", 1.0, False, 240, 2.0, stats)
 

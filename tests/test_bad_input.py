@@ -506,10 +506,16 @@ ROWS: dict[str, Row] = {
         "error: --input-smooth applies to video",
         ("in.png", *BASE),
     ),
-    "--blend-plain without a blend": Row(
-        lambda t: _video(t, *TO_MP4, "--blend-plain"),
+    "--blend-kind on an image": Row(
+        _with_photo("--blend-kind", "flow"),
         1,
-        "error: --blend-plain changes --temporal-blend",
+        "error: --blend-kind changes the temporal blend",
+        ("in.png", *BASE),
+    ),
+    "--blend-kind without a blend": Row(
+        lambda t: _video(t, *TO_MP4, "--temporal-blend", "0", "--blend-kind", "flow"),
+        1,
+        "error: --blend-kind changes the temporal blend",
         ("in.mp4", *BASE),
     ),
     "mask of another aspect": Row(

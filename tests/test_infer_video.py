@@ -297,14 +297,14 @@ def test_a_model_failure_stops_every_stage_and_cleans_up(tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
-@pytest.mark.parametrize("plain", [False, True])
-def test_video_with_temporal_blend(model: Path, tmp_path: Path, plain: bool) -> None:
+@pytest.mark.parametrize("kind", [None, "flow", "plain"])
+def test_video_with_temporal_blend(model: Path, tmp_path: Path, kind: str | None) -> None:
     pytest.importorskip("cv2")
     clip = _make_clip(tmp_path / "in.mp4")
     out, blended = tmp_path / "out.mp4", tmp_path / "blended.mp4"
     assert _run(model, "--video", str(clip), "--output", str(out)) == 0
     args = ["--video", str(clip), "--output", str(blended), "--temporal-blend", "0.5"]
-    assert _run(model, *args, *(["--blend-plain"] if plain else [])) == 0
+    assert _run(model, *args, *(["--blend-kind", kind] if kind else [])) == 0
     assert _describe(blended) == _describe(out)
     per_frame, smoothed = _frames(out).astype(np.int16), _frames(blended).astype(np.int16)
     assert np.abs(per_frame[0] - smoothed[0]).mean() < 2  # the first frame has no past

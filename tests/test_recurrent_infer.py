@@ -15,8 +15,8 @@ from fastnst.infer import temporal_blend
 from fastnst.infer.cli import describe_model, main
 from fastnst.infer.stylize import Stylizer
 from fastnst.infer.temporal_blend import (
+    DEFAULT_BLEND,
     DEFAULT_SMOOTH,
-    RECURRENT_BLEND,
     InputSmooth,
     Recurrence,
     TemporalBlend,
@@ -188,7 +188,7 @@ def test_a_stream_computes_one_flow_per_frame_pair_for_guide_and_blend(
     )
     assert len(calls) == 4  # one per pair of consecutive frames
     calls.clear()
-    recurrence, blend = Recurrence(64), TemporalBlend(RECURRENT_BLEND, 64)
+    recurrence, blend = Recurrence(64), TemporalBlend(DEFAULT_BLEND, 64)
     raw = recurrence(frames, lambda photo, guide: stylizer.guided(photo, weights, guide))
     apart = blend(frames, stylizer.finish(raw, frames, 0.8, False))
     assert len(calls) == 8
@@ -232,11 +232,11 @@ def test_a_smoothing_stream_shows_the_network_the_smoothed_frames(
     assert np.abs(shown[1:] - unsmoothed[1:]).mean() > 1e-3  # the smoothing did something
 
 
-def test_video_blends_a_recurrent_model_by_default_and_smooths_every_models_frames(
+def test_video_blends_and_smooths_every_models_frames_by_default(
     recurrent_model: Path, tmp_path: Path
 ) -> None:
-    """--temporal-blend defaults to RECURRENT_BLEND with a recurrent model, 0 with a still one;
-    an explicit value (0 included) wins. --input-smooth defaults to DEFAULT_SMOOTH for both."""
+    """--temporal-blend defaults to DEFAULT_BLEND (of the detail kind) and --input-smooth to
+    DEFAULT_SMOOTH, for recurrent and still models; an explicit value (0 included) wins."""
     av = pytest.importorskip("av")
     clip = write_clip(tmp_path / "in.mp4", panning_frames(4, 48, 64, speed=2))
     net, info = load_model(recurrent_model)
@@ -252,8 +252,11 @@ def test_video_blends_a_recurrent_model_by_default_and_smooths_every_models_fram
 
     default = video(recurrent_model)
     np.testing.assert_array_equal(
-        default, video(recurrent_model, "--temporal-blend", str(RECURRENT_BLEND))
+        default,
+        video(recurrent_model, "--temporal-blend", str(DEFAULT_BLEND), "--blend-kind", "detail"),
     )
+    averaged = video(recurrent_model, "--blend-kind", "flow")
+    assert np.abs(default[1:] - averaged[1:]).mean() > 0.1  # the detail was kept
     unblended = video(recurrent_model, "--temporal-blend", "0")
     assert np.abs(default[1:] - unblended[1:]).mean() > 1  # the blend changed later frames
     np.testing.assert_array_equal(
@@ -262,17 +265,24 @@ def test_video_blends_a_recurrent_model_by_default_and_smooths_every_models_fram
     unsmoothed = video(recurrent_model, "--input-smooth", "0")
     np.testing.assert_array_equal(default[0], unsmoothed[0])
     assert np.abs(default[1:] - unsmoothed[1:]).mean() > 0.1  # later frames were seen smoothed
-    smoothed = video(still_model)  # a still model sees its frames smoothed too
-    np.testing.assert_array_equal(smoothed, video(still_model, "--temporal-blend", "0"))
+    smoothed = video(still_model)  # a still model's frames are smoothed and blended too
     np.testing.assert_array_equal(
         smoothed, video(still_model, "--input-smooth", str(DEFAULT_SMOOTH))
     )
-    still = video(still_model, "--input-smooth", "0")
+    np.testing.assert_array_equal(
+        smoothed, video(still_model, "--temporal-blend", str(DEFAULT_BLEND))
+    )
+    unblended_still = video(still_model, "--temporal-blend", "0")
+    np.testing.assert_array_equal(smoothed[0], unblended_still[0])
+    assert np.abs(smoothed[1:] - unblended_still[1:]).mean() > 1
+    still = video(still_model, "--input-smooth", "0", "--temporal-blend", "0")
     np.testing.assert_array_equal(smoothed[0], still[0])
-    smooth_text = f"video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH} by default"
-    assert f"recurrent ({smooth_text}; " in describe_model(str(recurrent_model))
-    assert f"--temporal-blend {RECURRENT_BLEND} by default" in describe_model(str(recurrent_model))
-    assert f"still ({smooth_text})" in describe_model(str(still_model))
+    defaults = (
+        f"video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH}, and blended, "
+        f"--temporal-blend {DEFAULT_BLEND}, by default"
+    )
+    assert f"recurrent ({defaults}; each guided" in describe_model(str(recurrent_model))
+    assert f"still ({defaults})" in describe_model(str(still_model))
     assert np.abs(smoothed[1:] - still[1:]).mean() > 0.5
 
 

@@ -1,5 +1,6 @@
 """Flow-guided smoothing at inference: less flicker than per-frame output, no ghosts on
-motion unlike the plain blend of consecutive outputs."""
+motion unlike the plain blend of consecutive outputs, and (the default kind) the strokes'
+contrast kept where the average would lower it."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ import torch.nn.functional as F
 from fastnst.images import resize_long_side
 from fastnst.infer.temporal_blend import (
     CLAMP_MARGIN,
+    DETAIL_SIGMA,
+    MAX_DETAIL_GAIN,
     TRUST_THRESHOLD,
     InputSmooth,
     TemporalBlend,
+    gaussian_blur,
+    keep_detail,
     within_neighbours,
 )
 from fastnst.runtime.flow import flow_field, trust_mask
@@ -58,10 +63,11 @@ def _error(outputs: torch.Tensor, clean: torch.Tensor) -> float:
     return float((outputs - clean)[1:, :, 8:-8, 8:-8].abs().mean())
 
 
-def test_flow_blend_removes_flicker_without_ghosts() -> None:
+@pytest.mark.parametrize("kind", ["detail", "flow"])
+def test_flow_blend_removes_flicker_without_ghosts(kind: str) -> None:
     frames, clean, flicker = _clip()
-    flow = _run(TemporalBlend(0.6, flow_size=96), frames, flicker)
-    plain = _run(TemporalBlend(0.6, plain=True), frames, flicker)
+    flow = _run(TemporalBlend(0.6, flow_size=96, kind=kind), frames, flicker)
+    plain = _run(TemporalBlend(0.6, kind="plain"), frames, flicker)
     assert _flicker(flow) < 0.7 * _flicker(flicker)
     # The plain blend mixes in the previous frame where the scene was: a smeared picture.
     assert _error(flow, clean) < 0.8 * _error(plain, clean)
@@ -78,6 +84,68 @@ def test_first_frame_and_zero_weight_pass_through() -> None:
 def test_weight_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         TemporalBlend(1.0)
+    with pytest.raises(ValueError, match="unknown blend kind"):
+        TemporalBlend(0.5, kind="median")
+
+
+def _texture(rng: torch.Generator, shape: tuple[int, ...]) -> torch.Tensor:
+    """Zero-mean strokes of a few pixels (noise blurred by [1, 2, 1] twice)."""
+    noise = torch.randn(shape, generator=rng)
+    kernel = torch.tensor([1.0, 2.0, 1.0]) / 4
+    kernel = (kernel[:, None] * kernel[None, :]).expand(shape[1], 1, 3, 3)
+    return F.conv2d(
+        F.conv2d(noise, kernel, padding=1, groups=shape[1]), kernel, padding=1, groups=shape[1]
+    )
+
+
+def _painted_clip() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A pan over a smooth scene, "stylized" with strokes: half of them painted on the scene
+    (they move with it), half repainted at every frame, as a feed-forward network repaints
+    its texture. Returns the frames, the per-frame outputs, and the strokes alone."""
+    rng = torch.Generator().manual_seed(1)
+    scene = F.interpolate(torch.rand(1, 3, 5, 10, generator=rng), size=(80, 160), mode="bicubic")
+    scene = scene.clamp(0.2, 0.8)
+    painted = _texture(rng, (1, 3, 80, 160))
+    frames, strokes = [], []
+    for t in range(FRAMES):
+        window = slice(SHIFT * t, SHIFT * t + 96)
+        frames.append(scene[..., window])
+        strokes.append(painted[..., window] + _texture(rng, (1, 3, 80, 96)))
+    frames_t, strokes_t = torch.cat(frames), 0.15 * torch.cat(strokes)
+    return frames_t, (frames_t + strokes_t).clamp(0, 1), strokes_t
+
+
+def _detail_energy(outputs: torch.Tensor) -> float:
+    """Mean energy of what a Gaussian of DETAIL_SIGMA takes out (interior, frames 1..)."""
+    energies = []
+    for out in outputs[1:].numpy():
+        detail = out - gaussian_blur(out, DETAIL_SIGMA)
+        energies.append(np.square(detail)[:, 8:-8, 8:-8].mean())
+    return float(np.mean(energies))
+
+
+def test_detail_blend_keeps_the_strokes_contrast() -> None:
+    """The average of two differently painted frames has fainter strokes; the default blend
+    restores their energy to the fresh frame's, and is still steadier than no blend."""
+    frames, painted, _ = _painted_clip()
+    detail = _run(TemporalBlend(0.6, flow_size=96), frames, painted)
+    average = _run(TemporalBlend(0.6, flow_size=96, kind="flow"), frames, painted)
+    per_frame = _detail_energy(painted)
+    assert _detail_energy(average) < 0.8 * per_frame
+    assert 0.9 * per_frame < _detail_energy(detail) < 1.1 * per_frame
+    assert _flicker(detail) < 0.8 * _flicker(painted)
+
+
+def test_keep_detail_leaves_agreeing_frames_and_caps_its_gain() -> None:
+    frames, painted, _ = _painted_clip()
+    fresh = painted[1].numpy()
+    # Nothing carried, or the same strokes carried: nothing to restore.
+    np.testing.assert_allclose(keep_detail(fresh, fresh), fresh, atol=1e-5)
+    # A blend with no strokes left at all gets at most MAX_DETAIL_GAIN x its (tiny) detail.
+    flat = gaussian_blur(fresh, 4 * DETAIL_SIGMA)
+    restored = keep_detail(flat, fresh)
+    gained = np.abs(restored - gaussian_blur(flat, DETAIL_SIGMA)).max()
+    assert gained <= MAX_DETAIL_GAIN * np.abs(flat - gaussian_blur(flat, DETAIL_SIGMA)).max() + 1e-5
 
 
 def _torch_blend(
@@ -109,13 +177,13 @@ def test_numpy_blend_agrees_with_the_tensor_helpers() -> None:
     1/32 px; torch's flow upscaling is antialiased."""
     frames, _, flicker = _clip()
     reference = _torch_blend(0.6, 48, frames, flicker).numpy()
-    blended = TemporalBlend(0.6, flow_size=48)(frames.numpy(), flicker.numpy())
+    blended = TemporalBlend(0.6, 48, "flow")(frames.numpy(), flicker.numpy())
     assert isinstance(blended, np.ndarray) and blended.dtype == np.float32
     psnr = 10 * np.log10(1 / np.mean((blended - reference) ** 2))
     assert psnr >= 50, psnr
     assert np.abs(blended - reference).max() < 0.02
     # Tensors in, tensors out, the same values.
-    as_tensor = _run(TemporalBlend(0.6, flow_size=48), frames, flicker)
+    as_tensor = _run(TemporalBlend(0.6, 48, "flow"), frames, flicker)
     assert torch.allclose(as_tensor, torch.from_numpy(blended), atol=1e-6)
 
 

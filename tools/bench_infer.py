@@ -346,14 +346,14 @@ def bench_recurrent(
     still_model: str, recurrent_model: str, long_side: int, frames: int
 ) -> list[dict]:
     """Per-frame cost of a recurrent model on a real clip (onnxruntime): the still network
-    alone, with the flow blend (--temporal-blend), with the input smoothing `stylize` gives
-    it by default (--input-smooth) and with both; the recurrent network with its guide
-    (flow, warp, 7-channel first conv), alone, with the blend and with the blend and
-    the smoothing `stylize` gives it by default. Issue 21: <= 1.3x."""
+    alone, with the input smoothing, with the smoothing and the blend averaged along the flow
+    (``--blend-kind flow``) and with both as `stylize` gives it by default (the blend keeping
+    the detail); the recurrent network with its guide (flow, warp, 7-channel first conv),
+    alone and with its defaults. Issue 21: <= 1.3x."""
     from fastnst.infer.temporal_blend import (
+        DEFAULT_BLEND,
         DEFAULT_SMOOTH,
         Recurrence,
-        TemporalBlend,
         VideoStream,
     )
     from fastnst.runtime.onnx_backend import OnnxStylizer
@@ -361,28 +361,26 @@ def bench_recurrent(
     clip = read_clip_frames(SHARED / "video" / "cockatoo.mp4", frames + 2, long_side)
     still, recurrent = OnnxStylizer.load(still_model), OnnxStylizer.load(recurrent_model)
     weights = np.eye(len(still.style_names), dtype=np.float32)[5]
-    blend, recurrence = TemporalBlend(0.3), Recurrence()
-    stream = VideoStream(recurrent=True)  # what stylize runs: one flow for all three
-    blended = VideoStream(recurrent=True, smooth=0)  # guide and blend, one flow
-    smoothed = VideoStream(recurrent=False)  # a still model's default: one flow, smoothing
-    smoothed_blend = VideoStream(recurrent=False, blend=0.3)  # smoothing and blend, one flow
+    recurrence = Recurrence()
+    smoothed = VideoStream(recurrent=False, blend=0)  # smoothing only
+    averaged = VideoStream(recurrent=False, blend_kind="flow")  # smoothing, blend averaged
+    still_default = VideoStream(recurrent=False)  # what stylize runs: one flow for both
+    recurrent_default = VideoStream(recurrent=True)  # one flow for all three
 
     def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
         return recurrent.guided(photo, weights, guide)
 
+    both = f"input smoothing {DEFAULT_SMOOTH} + blend {DEFAULT_BLEND}"
     runs = {
         "still": lambda frame: still(frame, weights),
-        "still + flow blend 0.3": lambda frame: blend(frame, still(frame, weights)),
-        f"still + input smoothing {DEFAULT_SMOOTH} (its stylize default)": lambda frame: smoothed(
-            still, frame, weights
-        ),
-        f"still + input smoothing {DEFAULT_SMOOTH} + flow blend 0.3": lambda frame: smoothed_blend(
+        f"still + input smoothing {DEFAULT_SMOOTH}": lambda frame: smoothed(still, frame, weights),
+        f"still + {both}, averaged": lambda frame: averaged(still, frame, weights),
+        f"still + {both}, detail kept (its stylize default)": lambda frame: still_default(
             still, frame, weights
         ),
         "recurrent (guide + network)": lambda frame: recurrence(frame, step),
-        "recurrent + flow blend 0.3": lambda frame: blended(recurrent, frame, weights),
-        f"recurrent + input smoothing {DEFAULT_SMOOTH} + flow blend 0.3 (its stylize default)": (
-            lambda frame: stream(recurrent, frame, weights)
+        f"recurrent + {both}, detail kept (its stylize default)": lambda frame: recurrent_default(
+            recurrent, frame, weights
         ),
     }
     for frame in clip[:2]:  # warm-up (the first recurrent frame has no guide)

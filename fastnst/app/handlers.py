@@ -265,8 +265,10 @@ class StyleApp:
         if frame is None:
             return gr.skip(), "waiting for the camera", stats
         stylizer = self.shelf.stylizer(model)
-        key = (model, check_smooth(smooth))
-        if stats.stream is None or stats.stream_key != key:  # another model or steadiness
+        strength, keep_color = check_strength(strength), bool(keep_color)
+        key = (model, check_smooth(smooth), style, strength, keep_color)
+        # Another look starts afresh: the blend would carry the old one for a few frames.
+        if stats.stream is None or stats.stream_key != key:
             stats.stream = VideoStream(stylizer.recurrent, smooth=key[1])
             stats.stream_key = key
         started = time.perf_counter()
@@ -275,8 +277,8 @@ class StyleApp:
             frame,
             one_style(stylizer, style),
             int(number(size, "size", 16, 4096)),
-            check_strength(strength),
-            bool(keep_color),
+            strength,
+            keep_color,
             stats.stream,
         )
         seconds = time.perf_counter() - started

@@ -73,7 +73,8 @@ class LiveStats:
     frames: int = 0
     shown_at: float = 0.0
     stream: VideoStream | None = None  # the previous frame and output, for the key's
-    stream_key: tuple[str, float] = ("", 0.0)  # model and steadiness
+    # model, steadiness, style, strength, keep colour: what the stream was started for
+    stream_key: tuple[str, float, str, float, bool] = ("", 0.0, "", 1.0, False)
 
     def record(self, model_seconds: float, shape: tuple[int, ...], engine: str) -> str | None:
         """Count one frame served; returns the tab's readout when it is due (the first

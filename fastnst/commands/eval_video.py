@@ -62,7 +62,7 @@ from fastnst.images import (
     tensor_to_pil,
 )
 from fastnst.infer.stylize import mix_strength
-from fastnst.infer.temporal_blend import InputSmooth, Recurrence, TemporalBlend
+from fastnst.infer.temporal_blend import BLEND_KINDS, InputSmooth, Recurrence, TemporalBlend
 from fastnst.losses import PerceptualLoss
 from fastnst.model import TransformerNet
 from fastnst.runtime.arrays import MAX_STRENGTH
@@ -89,24 +89,21 @@ def style_sets(info: ModelInfo, styles_dir: Path | None, spiderverse_root: Path)
     return [found[name] for name in info.style_names]
 
 
-# One way to show a model's frames: label suffix, blend kind ("none", "flow", "plain"),
+# One way to show a model's frames: label suffix, blend kind ("none" or one of BLEND_KINDS),
 # blend weight, and the blend (None: the per-frame output).
 Variant = tuple[str, str, float, TemporalBlend | None]
 
 
 def blend_variants(args: argparse.Namespace) -> list[Variant]:
-    """Per-frame output, then for each ``--blends`` weight above 0 the flow-guided and/or
-    plain blend (``--blend-kind``); weight 0 is the per-frame output itself."""
+    """Per-frame output, then for each ``--blends`` weight above 0 each blend kind of
+    ``--blend-kind``; weight 0 is the per-frame output itself."""
     variants: list[Variant] = [("", "none", 0.0, None)]
     for alpha in dict.fromkeys(args.blends):
         if alpha == 0:
             continue
-        if args.blend_kind in ("flow", "both"):
-            blend = TemporalBlend(alpha, args.flow_size)
-            variants.append((f" + flow blend {alpha:g}", "flow", alpha, blend))
-        if args.blend_kind in ("plain", "both"):
-            blend = TemporalBlend(alpha, plain=True)
-            variants.append((f" + plain blend {alpha:g}", "plain", alpha, blend))
+        for kind in dict.fromkeys(args.blend_kind):
+            blend = TemporalBlend(alpha, args.flow_size, kind)
+            variants.append((f" + {kind} blend {alpha:g}", kind, alpha, blend))
     return variants
 
 
@@ -217,7 +214,10 @@ def peer_outputs(
     rows = [(label, per_frame)]
     for alpha in blends:
         rows.append(
-            (f"{label} + its blend {alpha:g}", TemporalBlend(alpha, plain=True)(frames, per_frame))
+            (
+                f"{label} + its blend {alpha:g}",
+                TemporalBlend(alpha, kind="plain")(frames, per_frame),
+            ),
         )
     return rows
 
@@ -308,15 +308,16 @@ def main(argv: list[str] | None = None) -> int:
         nargs="*",
         default=[],
         metavar="A",
-        help="also score each model's output smoothed by stylize --temporal-blend A and/or "
-        "by the plain blend of consecutive outputs at the same weight (--blend-kind); "
-        "0 is the per-frame output",
+        help="also score each model's output smoothed by stylize --temporal-blend A, of "
+        "each --blend-kind; 0 is the per-frame output",
     )
     parser.add_argument(
         "--blend-kind",
-        choices=("flow", "plain", "both"),
-        default="both",
-        help="which blends --blends adds (default both)",
+        choices=BLEND_KINDS,
+        nargs="+",
+        default=list(BLEND_KINDS),
+        help="which blends --blends adds: detail (stylize's default), flow (averaged along "
+        "the flow), plain (averaged without it); default all three",
     )
     parser.add_argument("--flow-size", type=int, default=320, help="long side for the blend")
     parser.add_argument(

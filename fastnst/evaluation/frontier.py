@@ -53,7 +53,7 @@ class FrontierPoint:
     source: str
     model: str
     blend: float
-    blend_kind: str  # "none", "flow" or "plain"
+    blend_kind: str  # "none", or one of the blend kinds ("detail", "flow", "plain")
     warping_error: float
     x_floor: float
     style_loss: float
@@ -223,8 +223,13 @@ def save_frontier_plot(
     fig, ax = plt.subplots(figsize=(7.5, 5))
     models = list(dict.fromkeys(p.model for p in points))
     colours = plt.get_cmap("tab10")
-    shapes = {"none": "o", "flow": "s", "plain": "^"}
-    names = {"none": "per frame", "flow": "flow-guided blend", "plain": "plain blend"}
+    shapes = {"none": "o", "detail": "D", "flow": "s", "plain": "^"}
+    names = {
+        "none": "per frame",
+        "detail": "blend keeping detail",
+        "flow": "flow-guided average",
+        "plain": "plain blend",
+    }
     labels: list[tuple[tuple[float, float], str]] = []
     for p in points:
         ax.scatter(

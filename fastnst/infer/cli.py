@@ -19,13 +19,13 @@ from fastnst.errors import Terminated, UserError, check_finite
 from fastnst.files import atomic_write
 from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, open_rgb
 from fastnst.infer.temporal_blend import (
+    BLEND_KINDS,
+    DEFAULT_BLEND,
     DEFAULT_SMOOTH,
-    RECURRENT_BLEND,
     InputSmooth,
     LastFlow,
     TemporalBlend,
     VideoStream,
-    default_blend,
 )
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
@@ -114,12 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A",
         help="video, webcam: blend each frame with the previous output moved along the "
         f"optical flow, weight A in [0, 1) where the flow is trusted (needs OpenCV); default "
-        f"{RECURRENT_BLEND} with a recurrent model (e.g. classics-video), 0 otherwise",
+        f"{DEFAULT_BLEND}, 0 for none",
     )
     parser.add_argument(
-        "--blend-plain",
-        action="store_true",
-        help="with --temporal-blend: blend without the flow (ghosts on motion; for comparison)",
+        "--blend-kind",
+        choices=BLEND_KINDS,
+        default=None,
+        help="the temporal blend's kind: detail (default: the blend keeps the fresh frame's "
+        "stroke contrast), flow (the strokes averaged: calmer, less style), plain (averaged "
+        "without the flow: ghosts on motion; for comparison)",
     )
     parser.add_argument(
         "--input-smooth",
@@ -171,8 +174,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--input-smooth must be in [0, 1), got {args.input_smooth}")
     if args.input_smooth and args.input:
         raise UserError("--input-smooth applies to video and webcam, not to images")
-    if args.blend_plain and not args.temporal_blend:
-        raise UserError("--blend-plain changes --temporal-blend: give --temporal-blend A too")
+    if args.blend_kind and (args.input or args.temporal_blend == 0):
+        raise UserError("--blend-kind changes the temporal blend: give a video and its blend")
     if args.flow_size < 16:
         raise UserError("--flow-size must be at least 16 px")
     source = args.input or args.video
@@ -196,12 +199,9 @@ def describe_model(path: str) -> str:
         f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
         f"{parameters:,} parameters"
         + (", recurrent" if net.get("recurrent") else ", still")
-        + f" (video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH} by default"
-        + (
-            f"; guided by the previous output, --temporal-blend {RECURRENT_BLEND} by default)"
-            if net.get("recurrent")
-            else ")"
-        ),
+        + f" (video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH}, and blended, "
+        + f"--temporal-blend {DEFAULT_BLEND}, by default"
+        + ("; each guided by the previous output)" if net.get("recurrent") else ")"),
     ]
     if info.steps:
         lines.append(
@@ -349,11 +349,12 @@ def _frame_device(args: argparse.Namespace, stylizer: Any) -> Any:
 
 
 def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
+    blend_kind = args.blend_kind or BLEND_KINDS[0]
     if args.mask or args.regions:
         stylize = _region_stylizer(args, stylizer)
         flows = LastFlow(args.flow_size, keep=max(8, args.batch))  # a batch's pairs, once
         smooth = InputSmooth(args.input_smooth, args.flow_size, flows)
-        blend = TemporalBlend(args.temporal_blend, args.flow_size, args.blend_plain, flows)
+        blend = TemporalBlend(args.temporal_blend, args.flow_size, blend_kind, flows)
         return lambda frames: blend(frames, stylize(smooth(frames)))
     styles = stylizer.styles(args.style)
     if len(styles) != 1:
@@ -361,7 +362,7 @@ def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
     weights = styles[0][1]
     # A recurrent model's frames are each guided by the previous output (docs/VIDEO.md).
     stream = VideoStream(
-        stylizer.recurrent, args.temporal_blend, args.flow_size, args.blend_plain, args.input_smooth
+        stylizer.recurrent, args.temporal_blend, args.flow_size, blend_kind, args.input_smooth
     )
     return lambda frames: stream(stylizer, frames, weights, args.strength, args.preserve_color)
 
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.shift_average:
             stylizer = ShiftAveraged(stylizer)
         if args.temporal_blend is None:
-            args.temporal_blend = default_blend(stylizer.recurrent)
+            args.temporal_blend = DEFAULT_BLEND
         if args.input_smooth is None:  # regions show the photo itself: smoothed when asked
             regions = bool(args.mask or args.regions)
             args.input_smooth = 0.0 if regions else DEFAULT_SMOOTH

