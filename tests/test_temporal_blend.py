@@ -17,10 +17,10 @@ from fastnst.infer.temporal_blend import (
     TRUST_THRESHOLD,
     InputSmooth,
     TemporalBlend,
-    gaussian_blur,
     keep_detail,
     within_neighbours,
 )
+from fastnst.runtime.arrays import gaussian_blur
 from fastnst.runtime.flow import flow_field, trust_mask
 from fastnst.runtime.flow import warp as np_warp
 from fastnst.video.flow import flow_pair

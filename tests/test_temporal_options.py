@@ -1,5 +1,6 @@
 """The temporal stage's optional methods (issue 21's frontier study): the frame-difference
-loss, per-style weights from the Gram trace, and compound regularisation in the stage."""
+loss, the strokes' placement term, per-style weights from the Gram trace, and compound
+regularisation in the stage."""
 
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ import yaml
 from fastnst import CONF_DIR
 from fastnst.data.styles import StyleSet
 from fastnst.errors import UserError
+from fastnst.runtime.arrays import gaussian_blur
 from fastnst.training.temporal import TemporalSettings, TemporalStyleModule, with_frame_noise
 from fastnst.video.losses import (
     frame_difference_loss,
     output_temporal_loss,
+    shape_temporal_loss,
     style_trace_weights,
+    torch_gaussian_blur,
 )
 
 
-def smooth(h: int, w: int, seed: int, n: int = 1) -> torch.Tensor:
+def smooth(h: int, w: int, seed: int, n: int = 1, scale: int = 8) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(n, 3, h // 8, w // 8, generator=g)
+    coarse = torch.rand(n, 3, h // scale, w // scale, generator=g)
     return F.interpolate(coarse, size=(h, w), mode="bicubic").clamp(0, 1)
 
 
@@ -42,6 +46,36 @@ def test_frame_difference_loss_is_zero_when_the_output_changes_like_the_input() 
     # The size: RGB summed, pixels averaged.
     expected = ((previous - current) ** 2).sum(1).mean()
     assert frozen == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_shape_term_ignores_the_strokes_contrast_but_not_their_place() -> None:
+    """Fainter (or bolder) strokes in the same place cost the output term but not the shape
+    term; the same strokes moved cost both; moved along the flow, neither."""
+    base = smooth(48, 48, 0, 2, scale=24)  # light that barely changes across the frame
+    strokes = 0.2 * (smooth(48, 48, 1, 2, scale=2) - 0.5)
+    flow, mask = torch.zeros(2, 2, 48, 48), torch.ones(2, 1, 48, 48)
+    previous = base + strokes
+    fainter, moved = base + 0.4 * strokes, base + strokes.roll(3, -1)
+    assert shape_temporal_loss(previous, previous, flow, mask) < 1e-8
+    faint_shape = shape_temporal_loss(previous, fainter, flow, mask)
+    moved_shape = shape_temporal_loss(previous, moved, flow, mask)
+    assert moved_shape > 20 * faint_shape and moved_shape > 0.1
+    faint_output = output_temporal_loss(previous, fainter, base, base, flow, mask)
+    assert faint_output > 1e-3  # the output term does count the contrast
+    # The strokes moved with the picture, and the flow says so: nothing to pay.
+    shifted = torch.roll(previous, 3, -1)
+    along = torch.zeros(2, 2, 48, 48)
+    along[:, 0] = -3.0  # backward flow: each pixel came from 3 px to its left
+    inner = torch.zeros(2, 1, 48, 48)
+    inner[..., 8:-8, 8:-8] = 1
+    # (the roll wraps around, the warp repeats the border: the blurs see that near the edges)
+    assert shape_temporal_loss(previous, shifted, along, inner) < 0.01 * moved_shape
+
+
+def test_torch_blur_matches_the_runtime_blur() -> None:
+    images = smooth(40, 56, 4, 2, scale=2)
+    expected = gaussian_blur(images.numpy(), 2.0)
+    assert torch.allclose(torch_gaussian_blur(images, 2.0), torch.from_numpy(expected), atol=1e-5)
 
 
 def test_per_pair_weights_give_a_weighted_mean() -> None:
@@ -151,6 +185,13 @@ def test_fresh_weight_puts_the_output_term_on_the_recurrent_heads_own_rgb() -> N
     assert term != pytest.approx(logged["loss/temporal_output"], rel=1e-3)
     _, plain = step(make_module({**BASE, "fresh_weight": 10.0}))
     assert plain["loss/temporal_fresh"] == pytest.approx(plain["loss/temporal_output"])
+
+
+def test_shape_weight_adds_the_placement_term_with_its_weight() -> None:
+    total, _ = step(make_module(BASE))
+    with_shape, logged = step(make_module({**BASE, "shape_weight": 3.0}))
+    term = logged["loss/temporal_shape"]
+    assert term > 0 and with_shape - total == pytest.approx(3 * term, rel=1e-4)
 
 
 def test_trace_power_weights_each_style_by_its_gram_trace() -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from fastnst.modelfile import GUIDE_CHANNELS
-from fastnst.runtime.arrays import resize_long_side
+from fastnst.runtime.arrays import gaussian_blur, resize_long_side
 from fastnst.runtime.flow import flow_field, opencv, resize_flow, resize_mask, trust_mask, warp
 
 # The blend's default, for every model (of the default kind, "detail"): on three clips it
@@ -178,18 +178,6 @@ class TemporalBlend:
         return like(self.blend(as_numpy(photos), as_numpy(stylized)), stylized)
 
 
-def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
-    """``[C, H, W]`` float32 blurred by a Gaussian of ``sigma`` px (edges reflected), plane by
-    plane (no transposed copies)."""
-    cv2 = opencv()
-    return np.stack(
-        [
-            cv2.GaussianBlur(plane, (0, 0), sigma, borderType=cv2.BORDER_REFLECT_101)
-            for plane in images
-        ]
-    )
-
-
 def light_level(images: np.ndarray) -> np.ndarray:
     """``[C, H, W]`` blurred (Gaussian, :data:`LIGHT_SIGMA` px): what the frame's detail sits
     on."""
@@ -207,7 +195,7 @@ def local_energy(detail: np.ndarray) -> np.ndarray:
     energy = cv2.resize(
         np.einsum("chw,chw->hw", detail, detail), small, interpolation=cv2.INTER_AREA
     )
-    return cv2.GaussianBlur(energy, (0, 0), ENERGY_SIGMA / 4, borderType=cv2.BORDER_REFLECT_101)
+    return gaussian_blur(energy, ENERGY_SIGMA / 4)
 
 
 def keep_detail(blended: np.ndarray, fresh: np.ndarray) -> np.ndarray:

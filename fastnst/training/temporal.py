@@ -35,6 +35,7 @@ from fastnst.video.losses import (
     feature_temporal_loss,
     frame_difference_loss,
     output_temporal_loss,
+    shape_temporal_loss,
     style_trace_weights,
 )
 from fastnst.video.metrics import flicker_map, masked_warp_error
@@ -84,6 +85,9 @@ class TemporalSettings:
     # unrelated textures averaged lose contrast (style). This weight puts the output term
     # on the head's fresh RGB too, so the strokes it paints follow the carried ones.
     fresh_weight: float = 0.0
+    # The output term can be met by fainter strokes; this one only by strokes that stay
+    # where they were (shape_temporal_loss: each frame's detail over its local RMS).
+    shape_weight: float = 0.0
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -164,6 +168,11 @@ class TemporalStyleModule(StyleTransferModule):
                 run.out_previous, run.out_current, run.previous, run.current, weights
             )
             total = total + settings.frame_difference_weight * terms["temporal_frame_difference"]
+        if settings.shape_weight > 0:
+            terms["temporal_shape"] = shape_temporal_loss(
+                run.out_previous, run.out_current, run.flow, run.mask, weights
+            )
+            total = total + settings.shape_weight * terms["temporal_shape"]
         if settings.fresh_weight > 0:
             terms["temporal_fresh"] = output_temporal_loss(
                 run.out_previous,

@@ -1,9 +1,10 @@
 """Losses between consecutive results: how much a stylized frame disagrees with the previous
 one moved along the flow, where the flow can be trusted. Ruder et al. 2016's short-term loss
 drives video by optimisation (:mod:`fastnst.optimize.video`); ReCoNet's (Gao et al. 2018)
-output- and feature-level losses and Xu et al. 2021's frame-difference loss drive the
-temporal training stage (:mod:`fastnst.training.temporal`), optionally weighted per style
-by the trace of its Gram matrix (Gupta et al. 2017). Every term is computed in fp32.
+output- and feature-level losses, Xu et al. 2021's frame-difference loss and the strokes'
+placement term (:func:`shape_temporal_loss`) drive the temporal training stage
+(:mod:`fastnst.training.temporal`), optionally weighted per style by the trace of its Gram
+matrix (Gupta et al. 2017). Every term is computed in fp32.
 
 The stage's losses take ``weights`` (``[N]``, one per pair, e.g. its style's weight from
 :func:`style_trace_weights`): the batch mean becomes a weighted mean, so a busier style's
@@ -18,7 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from fastnst.losses import LossParts
+from fastnst.runtime.arrays import gaussian_taps
 from fastnst.video.warp import downscale_flow, warp
+
+# What shape_temporal_loss calls the strokes: the detail under a Gaussian of this many px
+# (as the inference blend's keep_detail), over its RMS in a Gaussian neighbourhood of
+# SHAPE_ENERGY_SIGMA px; SHAPE_FLOOR keeps flat regions (no strokes) from being amplified.
+SHAPE_SIGMA = 2.0
+SHAPE_ENERGY_SIGMA = 6.0
+SHAPE_FLOOR = 1e-3
 
 
 def short_term_temporal_loss(
@@ -101,6 +110,44 @@ def frame_difference_loss(
     out_change = out_current.float() - out_previous.float()
     in_change = in_current.float() - in_previous.float()
     per_pair = (out_change - in_change).pow(2).sum(1).mean((1, 2))
+    return _batch_mean(per_pair, weights)
+
+
+def torch_gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``[N, C, H, W]`` blurred by the separable Gaussian of :func:`gaussian_taps` (radius 3
+    sigma, the border repeated), as the runtime's NumPy blur does."""
+    taps = torch.from_numpy(gaussian_taps(sigma)).to(images.device, images.dtype)
+    radius, channels = len(taps) // 2, images.shape[1]
+    out = F.pad(images, (radius, radius, radius, radius), mode="replicate")
+    out = F.conv2d(out, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(out, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def stroke_shape(images: torch.Tensor) -> torch.Tensor:
+    """The strokes' placement without their contrast: the detail under a Gaussian of
+    :data:`SHAPE_SIGMA` px over its local RMS (summed over channels, Gaussian neighbourhood
+    of :data:`SHAPE_ENERGY_SIGMA` px)."""
+    detail = images - torch_gaussian_blur(images, SHAPE_SIGMA)
+    energy = torch_gaussian_blur(detail.pow(2).sum(1, keepdim=True), SHAPE_ENERGY_SIGMA)
+    return detail / (energy + SHAPE_FLOOR).sqrt()
+
+
+def shape_temporal_loss(
+    out_previous: torch.Tensor,
+    out_current: torch.Tensor,
+    flow: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Masked ‖S(O_t) − S(W(O_{t−1}))‖² per trusted pixel, S = :func:`stroke_shape`: the
+    output term asks consecutive frames to agree, and a network can answer it by painting
+    fainter strokes (the style it loses is the frontier's curve); this term cannot be
+    answered that way, only by putting the strokes where the previous frame had them. In
+    fp32."""
+    current = stroke_shape(out_current.float())
+    carried = stroke_shape(warp(out_previous.float(), flow))
+    per_pixel = (current - carried).pow(2).sum(1, keepdim=True)
+    per_pair = (mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
     return _batch_mean(per_pair, weights)
 
 
