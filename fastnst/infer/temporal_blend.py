@@ -69,9 +69,9 @@ BLEND_KINDS = ("detail", "flow", "plain")
 
 # What :func:`keep_detail` calls detail: what a Gaussian of DETAIL_SIGMA px takes out (the
 # strokes); its energy is compared over a Gaussian neighbourhood of ENERGY_SIGMA px, and
-# raised at most MAX_DETAIL_GAIN times (more would raise the carried frames' resampling
-# noise with it). Chosen on one clip (cockatoo) and checked on two more (docs/VIDEO.md,
-# "Blending that keeps the strokes").
+# raised at most MAX_DETAIL_GAIN times (3 read the same as 2 on cockatoo; the cap keeps a
+# blend with almost no detail left from blowing up what little it has). Chosen on one clip
+# (cockatoo) and checked on two more (docs/VIDEO.md, "Blending that keeps the strokes").
 DETAIL_SIGMA = 2.0
 ENERGY_SIGMA = 6.0
 MAX_DETAIL_GAIN = 2.0
