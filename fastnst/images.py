@@ -148,6 +148,23 @@ def resize_long_side(images: torch.Tensor, size: int) -> torch.Tensor:
     return out if images.dim() == 4 else out[0]
 
 
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``[N, C, H, W]`` blurred by the separable Gaussian both backends use
+    (:func:`fastnst.runtime.arrays.gaussian_taps`: radius 3 sigma, the border repeated), on
+    the images' device and dtype: torch's twin of :func:`fastnst.runtime.arrays.gaussian_blur`."""
+    import torch
+    import torch.nn.functional as F
+
+    from fastnst.runtime.arrays import gaussian_taps
+
+    taps = torch.from_numpy(gaussian_taps(sigma)).to(images.device, images.dtype)
+    radius, channels = len(taps) // 2, images.shape[1]
+    down = taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    across = taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    low = F.conv2d(F.pad(images, (0, 0, radius, radius), mode="replicate"), down, groups=channels)
+    return F.conv2d(F.pad(low, (radius, radius, 0, 0), mode="replicate"), across, groups=channels)
+
+
 def resize_short_side(image: torch.Tensor, short_side: int) -> torch.Tensor:
     """``image`` resized (aspect kept) so that its short side is ``short_side``."""
     h, w = image.shape[-2:]

@@ -14,6 +14,7 @@ import yaml
 from fastnst import CONF_DIR
 from fastnst.data.styles import StyleSet
 from fastnst.errors import UserError
+from fastnst.images import gaussian_blur as torch_gaussian_blur
 from fastnst.runtime.arrays import gaussian_blur
 from fastnst.training.temporal import TemporalSettings, TemporalStyleModule, with_frame_noise
 from fastnst.video.losses import (
@@ -21,7 +22,6 @@ from fastnst.video.losses import (
     output_temporal_loss,
     shape_temporal_loss,
     style_trace_weights,
-    torch_gaussian_blur,
 )
 
 

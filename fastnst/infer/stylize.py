@@ -17,6 +17,7 @@ from torch import nn
 from fastnst.devices import pick_device
 from fastnst.errors import UserError
 from fastnst.export import ModelInfo, load_model
+from fastnst.images import gaussian_blur
 from fastnst.model import (
     ConditionalInstanceNorm2d,
     TransformerNet,
@@ -25,7 +26,7 @@ from fastnst.model import (
     pad_to_min_side,
     still_network,
 )
-from fastnst.runtime.arrays import gaussian_taps
+from fastnst.runtime.arrays import STROKE_SIGMA
 from fastnst.runtime.styles import parse_style_spec as parse_styles
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -58,12 +59,7 @@ def mix_strength(stylized: torch.Tensor, photo: torch.Tensor, strength: float) -
 def bolder_strokes(images: torch.Tensor, strength: float) -> torch.Tensor:
     """:func:`fastnst.runtime.arrays.bolder_strokes` in torch (on the images' device): the
     detail around a Gaussian blur times ``strength``, clipped to [0, 1]."""
-    taps = torch.from_numpy(gaussian_taps()).to(images.device, images.dtype)
-    radius, channels = len(taps) // 2, images.shape[1]
-    down = taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    across = taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    low = F.conv2d(F.pad(images, (0, 0, radius, radius), mode="replicate"), down, groups=channels)
-    low = F.conv2d(F.pad(low, (radius, radius, 0, 0), mode="replicate"), across, groups=channels)
+    low = gaussian_blur(images, STROKE_SIGMA)
     return (low + strength * (images - low)).clamp(0, 1)
 
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
+from fastnst.images import gaussian_blur
 from fastnst.losses import LossParts
-from fastnst.runtime.arrays import gaussian_taps
 from fastnst.video.warp import downscale_flow, warp
 
 # What shape_temporal_loss calls the strokes: the detail under a Gaussian of this many px
@@ -53,6 +53,12 @@ def luminance(images: torch.Tensor) -> torch.Tensor:
     return (images * weights).sum(1, keepdim=True)
 
 
+def _trusted_mean(per_pixel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per pair (``[N]``): the mean of ``per_pixel`` (``[N, 1, H, W]``) over the trusted
+    pixels of ``mask``."""
+    return (mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
+
+
 def _batch_mean(per_pair: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Mean over the pairs, each scaled by its weight (plain mean without weights)."""
     return per_pair.mean() if weights is None else (weights.float() * per_pair).mean()
@@ -74,8 +80,7 @@ def output_temporal_loss(
     out_change = out_current - warp(out_previous, flow)
     in_change = luminance(in_current) - luminance(warp(in_previous, flow))
     per_pixel = (out_change - in_change).pow(2).sum(1, keepdim=True)
-    per_pair = (mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
-    return _batch_mean(per_pair, weights)
+    return _batch_mean(_trusted_mean(per_pixel, mask), weights)
 
 
 def feature_temporal_loss(
@@ -92,8 +97,7 @@ def feature_temporal_loss(
     small_flow = downscale_flow(flow.float(), size)
     small_mask = 1 - F.adaptive_max_pool2d(1 - mask.float(), size)
     per_cell = (feat_current - warp(feat_previous, small_flow)).pow(2).mean(1, keepdim=True)
-    per_pair = (small_mask * per_cell).sum((1, 2, 3)) / small_mask.sum((1, 2, 3)).clamp_min(1.0)
-    return _batch_mean(per_pair, weights)
+    return _batch_mean(_trusted_mean(per_cell, small_mask), weights)
 
 
 def frame_difference_loss(
@@ -113,22 +117,12 @@ def frame_difference_loss(
     return _batch_mean(per_pair, weights)
 
 
-def torch_gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``[N, C, H, W]`` blurred by the separable Gaussian of :func:`gaussian_taps` (radius 3
-    sigma, the border repeated), as the runtime's NumPy blur does."""
-    taps = torch.from_numpy(gaussian_taps(sigma)).to(images.device, images.dtype)
-    radius, channels = len(taps) // 2, images.shape[1]
-    out = F.pad(images, (radius, radius, radius, radius), mode="replicate")
-    out = F.conv2d(out, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(out, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-
-
 def stroke_shape(images: torch.Tensor) -> torch.Tensor:
     """The strokes' placement without their contrast: the detail under a Gaussian of
     :data:`SHAPE_SIGMA` px over its local RMS (summed over channels, Gaussian neighbourhood
     of :data:`SHAPE_ENERGY_SIGMA` px)."""
-    detail = images - torch_gaussian_blur(images, SHAPE_SIGMA)
-    energy = torch_gaussian_blur(detail.pow(2).sum(1, keepdim=True), SHAPE_ENERGY_SIGMA)
+    detail = images - gaussian_blur(images, SHAPE_SIGMA)
+    energy = gaussian_blur(detail.pow(2).sum(1, keepdim=True), SHAPE_ENERGY_SIGMA)
     return detail / (energy + SHAPE_FLOOR).sqrt()
 
 
@@ -147,8 +141,7 @@ def shape_temporal_loss(
     current = stroke_shape(out_current.float())
     carried = stroke_shape(warp(out_previous.float(), flow))
     per_pixel = (current - carried).pow(2).sum(1, keepdim=True)
-    per_pair = (mask * per_pixel).sum((1, 2, 3)) / mask.sum((1, 2, 3)).clamp_min(1.0)
-    return _batch_mean(per_pair, weights)
+    return _batch_mean(_trusted_mean(per_pixel, mask), weights)
 
 
 def style_trace_weights(target_grams: Mapping[str, torch.Tensor], power: float) -> torch.Tensor:
