@@ -148,14 +148,20 @@ def resize_long_side(images: torch.Tensor, size: int) -> torch.Tensor:
     return out if images.dim() == 4 else out[0]
 
 
+def gaussian_taps(sigma: float) -> np.ndarray:
+    """The normalised 1-D Gaussian (radius 3 sigma) both backends blur with."""
+    radius = int(np.ceil(3 * sigma))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    taps = np.exp(-0.5 * (x / sigma) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     """``[N, C, H, W]`` blurred by the separable Gaussian both backends use
-    (:func:`fastnst.runtime.arrays.gaussian_taps`: radius 3 sigma, the border repeated), on
+    (:func:`gaussian_taps`: radius 3 sigma, the border repeated), on
     the images' device and dtype: torch's twin of :func:`fastnst.runtime.arrays.gaussian_blur`."""
     import torch
     import torch.nn.functional as F
-
-    from fastnst.runtime.arrays import gaussian_taps
 
     taps = torch.from_numpy(gaussian_taps(sigma)).to(images.device, images.dtype)
     radius, channels = len(taps) // 2, images.shape[1]

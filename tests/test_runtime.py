@@ -16,9 +16,10 @@ from PIL import Image
 
 from fastnst.errors import UserError
 from fastnst.export import load_model
+from fastnst.images import gaussian_taps
 from fastnst.infer import main
 from fastnst.models import bundled_models
-from fastnst.runtime.arrays import blur_numpy, gaussian_blur, gaussian_taps
+from fastnst.runtime.arrays import STROKE_SIGMA, blur_numpy, gaussian_blur
 from fastnst.runtime.backends import choose_backend, load_stylizer
 from fastnst.runtime.onnx_backend import OnnxStylizer, layer_sizes
 
@@ -148,7 +149,7 @@ def test_strength_above_one_makes_the_strokes_bolder_on_both_backends() -> None:
 def test_gaussian_blur_is_the_separable_gaussian() -> None:
     """An impulse spreads into the outer product of the taps (sigma 4 px, radius 12); a flat
     picture, and its edges, stay flat; with and without OpenCV."""
-    taps = gaussian_taps()
+    taps = gaussian_taps(STROKE_SIGMA)
     assert len(taps) == 25 and taps.sum() == pytest.approx(1.0)
     assert taps[12 + 4] / taps[12] == pytest.approx(np.exp(-0.5), rel=1e-5)
     impulse = np.zeros((1, 1, 41, 41), np.float32)

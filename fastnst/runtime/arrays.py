@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from fastnst.images import long_side_shape
+from fastnst.images import gaussian_taps, long_side_shape
 
 MIN_SIDE = 16  # the network's smallest side (fastnst.model.MIN_SIDE, which needs torch)
 
@@ -104,14 +104,6 @@ def preserve_color(stylized: np.ndarray, photo: np.ndarray) -> np.ndarray:
 # it the detail clips. Measured on video in docs/VIDEO.md, "Bolder strokes".
 STROKE_SIGMA = 4.0
 MAX_STRENGTH = 2.0
-
-
-def gaussian_taps(sigma: float = STROKE_SIGMA) -> np.ndarray:
-    """The normalised 1-D Gaussian (radius 3 sigma) both backends blur with."""
-    radius = int(np.ceil(3 * sigma))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    taps = np.exp(-0.5 * (x / sigma) ** 2)
-    return (taps / taps.sum()).astype(np.float32)
 
 
 def gaussian_blur(images: np.ndarray, sigma: float = STROKE_SIGMA) -> np.ndarray:
