@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import perturbed_model
 from PIL import Image
 from safetensors.torch import save_file
 from test_infer_video import _describe, _frames, _make_clip
@@ -45,6 +44,8 @@ from fastnst.infer.temporal_blend import DEFAULT_SMOOTH
 from fastnst.model import TransformerNet
 from fastnst.runtime.arrays import array_to_pil, pil_to_array
 from fastnst.runtime.backends import load_stylizer
+
+from conftest import perturbed_model
 
 gr = pytest.importorskip("gradio")
 

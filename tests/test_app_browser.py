@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import perturbed_model
 from PIL import Image
 from test_app import STYLES, as_array, direct, style
 from test_app_served import free_port
+
+from conftest import perturbed_model
 
 pytest.importorskip("gradio")
 webdriver = pytest.importorskip("selenium.webdriver")

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import GPU_DRY_RUN, panning_frames, write_clip
 from PIL import Image
 from test_training import REPO, TINY, compose_cfg
 
@@ -28,6 +27,8 @@ from fastnst.export import ModelInfo, load_model, save_model
 from fastnst.infer.stylize import FusedNorm, Stylizer
 from fastnst.model import ConditionalInstanceNorm2d, NetConfig, TransformerNet
 from fastnst.training.run import run
+
+from conftest import GPU_DRY_RUN, panning_frames, write_clip
 
 pytestmark = pytest.mark.cuda
 

@@ -160,6 +160,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
 def test_evaluate_judges_with_given_loss_settings(tmp_path: Path, capsys) -> None:
     """The side-by-side of two loss networks scores both models with one loss (--loss)."""
     import yaml
+
     from conftest import perturbed_model
 
     model = perturbed_model(tmp_path / "m.safetensors", ["vertical", "horizontal"], 0.2)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import panning_frames, perturbed_model, write_clip
 from PIL import Image
 
 from fastnst import CONF_DIR
@@ -27,6 +26,8 @@ from fastnst.evaluation.frontier import (
 from fastnst.export import load_model, save_model
 from fastnst.images import load_image, resize_long_side, tensor_to_pil
 from fastnst.video.pairs import read_frames
+
+from conftest import panning_frames, perturbed_model, write_clip
 
 
 def point(name: str, x_floor: float, style: float) -> FrontierPoint:

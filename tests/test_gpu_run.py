@@ -12,11 +12,12 @@ import zipfile
 from pathlib import Path
 
 import torch
-from conftest import panning_frames
 from PIL import Image
 from test_training import REPO
 
 from fastnst.export import load_model
+
+from conftest import panning_frames
 
 sys.path.insert(0, str(REPO / "tools"))
 from gpu_carry import fill_photos, repack_lzma, shrink_image  # noqa: E402

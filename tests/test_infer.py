@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import perturbed_model
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -20,6 +19,8 @@ from fastnst.infer import Stylizer, main, parse_style_spec
 from fastnst.infer.stylize import RowsConv2d
 from fastnst.infer.tiling import stylize_tiled
 from fastnst.model import NetConfig, TransformerNet
+
+from conftest import perturbed_model
 
 REPO = Path(__file__).resolve().parents[1]
 STYLES = ["miles", "gwen", "punk"]

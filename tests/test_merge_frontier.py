@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import load_tool
 
 from fastnst.evaluation.frontier import how_shown
+
+from conftest import load_tool
 
 
 def run(

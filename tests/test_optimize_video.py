@@ -9,7 +9,6 @@ from pathlib import Path
 import av
 import pytest
 import torch
-from conftest import panning_frames, write_clip
 
 from fastnst.cli import main as fastnst
 from fastnst.images import tensor_to_pil
@@ -20,6 +19,8 @@ from fastnst.video.losses import short_term_temporal_loss
 from fastnst.video.masks import consistency_mask
 from fastnst.video.metrics import warping_error
 from fastnst.video.warp import warp
+
+from conftest import panning_frames, write_clip
 
 pytest.importorskip("cv2")
 H, W = 32, 48

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from conftest import load_tool
 
 from fastnst import CONF_DIR
 from fastnst.data.styles import StyleSet
@@ -17,6 +16,8 @@ from fastnst.model import NetConfig, TransformerNet, still_network
 from fastnst.modelfile import FIRST_CONV, GUIDE_CHANNELS, HEAD_CONV
 from fastnst.training.temporal import TemporalStyleModule, soften
 from fastnst.video.warp import warp
+
+from conftest import load_tool
 
 
 def net(recurrent: bool = True, guide_head: bool = False) -> TransformerNet:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import perturbed_model
 from PIL import Image
 
 from fastnst.infer import main
 from fastnst.model import norm_affine
+
+from conftest import perturbed_model
 
 W, H = 64, 48
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import perturbed_model
 from PIL import Image
 
 from fastnst.errors import UserError
@@ -22,6 +21,8 @@ from fastnst.models import bundled_models
 from fastnst.runtime.arrays import STROKE_SIGMA, blur_numpy, gaussian_blur
 from fastnst.runtime.backends import choose_backend, load_stylizer
 from fastnst.runtime.onnx_backend import OnnxStylizer, layer_sizes
+
+from conftest import perturbed_model
 
 REPO = Path(__file__).resolve().parents[1]
 # Largest difference from the torch network seen on the bundled models: about 3e-6 (fp32

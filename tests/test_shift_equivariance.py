@@ -4,6 +4,7 @@ one tied to a 4-px grid scores at 1-3 px and not at 4."""
 from __future__ import annotations
 
 import torch
+
 from conftest import load_tool
 
 
