@@ -28,6 +28,19 @@ FIRST_CONV = "encoder.0.conv.weight"
 # A recurrent network's head has a fourth output, the gate (fastnst.model.TransformerNet.decode).
 HEAD_CONV = "head.conv.weight"
 HEAD_OUTPUTS = (HEAD_CONV, "head.conv.bias", "head.norm.gamma", "head.norm.beta")
+# The network options a model file may describe (``net``): the fields of
+# :class:`fastnst.model.NetConfig`, which both backends build. An option outside them comes
+# from a newer fastnst, and ignoring it would stylize with another network.
+NET_FIELDS = (
+    "num_styles",
+    "width",
+    "num_residual",
+    "upsample",
+    "padding",
+    "recurrent",
+    "guide_head",
+    "antialias",
+)
 
 
 def blur_kernel(channels: int) -> np.ndarray:
@@ -152,6 +165,12 @@ def _check_header(path: Path, info: ModelInfo) -> None:
     names do not match its style count would stylize with the wrong names."""
     if not isinstance(info.net, dict) or not isinstance(info.extra, dict):
         raise ModelFileError(f"{path} has a damaged fastnst header (net/extra are not objects)")
+    unknown = sorted(set(info.net) - set(NET_FIELDS))
+    if unknown:
+        raise ModelFileError(
+            f"{path} describes a network option this fastnst does not know "
+            f"({', '.join(map(str, unknown))}): made by a newer fastnst? Upgrade fastnst"
+        )
     names = info.style_names
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ModelFileError(f"{path} has a damaged fastnst header (style_names is not a list)")

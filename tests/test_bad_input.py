@@ -135,6 +135,10 @@ def _with_nan_model(t: Path) -> list[str]:
     return stylize_args(t, model=_nan_weights(t))
 
 
+def _newer_option(header: dict) -> dict:
+    return {**header, "net": {**header["net"], "dilation": 2}}
+
+
 def _wide(header: dict) -> dict:
     """A header claiming width 1000: built as described, the network would take ~74 GB."""
     return {**header, "net": {**header["net"], "width": 1000}}
@@ -254,6 +258,26 @@ ROWS: dict[str, Row | None] = {
         1,
         "error: ",
         ("in.png", *BASE),
+    ),
+    "header has a network option of a newer fastnst": Row(
+        _with_model(_newer_option),
+        1,
+        "error: ",
+        ("in.png", *BASE),
+        contains="network option this fastnst does not know (dilation)",
+    ),
+    "newer network option, onnx backend": Row(
+        _with_model(_newer_option, "--backend", "onnx"),
+        1,
+        "error: ",
+        ("in.png", *BASE),
+        contains="made by a newer fastnst",
+    ),
+    "--info of a newer network option": Row(
+        _info(_newer_option), 1, "error: ", BASE, contains="made by a newer fastnst"
+    ),
+    "export --onnx of a newer network option": Row(
+        _export_model(_newer_option), 1, "error: ", BASE, command="export", contains="Upgrade"
     ),
     "header claims width 1000": Row(
         _with_model(_wide), 1, "error: ", ("in.png", *BASE), contains="do not match"

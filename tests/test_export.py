@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from fastnst.export import (
     save_model,
 )
 from fastnst.model import NetConfig, TransformerNet
+from fastnst.modelfile import NET_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +65,24 @@ def test_refuses_files_that_are_not_models(
     newer = tmp_path / "newer.safetensors"
     header = json.loads(json.dumps(read_info(path)[0].__dict__))
     _rewrite(path, newer, {**header, "format_version": FORMAT_VERSION + 1})
+    newer_option = tmp_path / "newer_option.safetensors"
+    _rewrite(path, newer_option, {**header, "net": {**header["net"], "dilation": 2}})
     for bad, reason in [
         (tmp_path / "missing.safetensors", "not found"),
         (truncated, "not a readable"),
         (text, "not a readable"),
         (plain, "not a fastnst model"),
         (newer, "upgrade"),
+        (newer_option, r"network option this fastnst does not know \(dilation\)"),
     ]:
         with pytest.raises(ModelFileError, match=reason):
             load_model(bad)
+
+
+def test_every_network_option_is_one_a_model_file_may_describe() -> None:
+    """A new NetConfig field must be added to NET_FIELDS (and so to the onnx backend's
+    reading), or files using it would be refused as made by a newer fastnst."""
+    assert {f.name for f in dataclasses.fields(NetConfig)} == set(NET_FIELDS)
 
 
 def test_style_names_must_match_the_network(tmp_path: Path) -> None:
