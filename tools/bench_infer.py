@@ -17,7 +17,9 @@ Prints a table and writes JSON (``--json``). Sections:
   it: ``stylize_with``, which computes the style vector on every call);
 * ``process``: whole-process wall time and peak RSS of ``fastnst stylize`` (onnxruntime,
   ``--process-models``) on one photo of each ``--sizes``, a fresh interpreter per run (its
-  own ``VmHWM``: a forked child's ``ru_maxrss`` would carry this torch-laden process's).
+  own ``VmHWM``: a forked child's ``ru_maxrss`` would carry this torch-laden process's);
+* ``recurrent``: milliseconds a cockatoo frame takes a still and a recurrent model with the
+  temporal defaults (``tools/bench_recurrent.py``).
 
 Networks have random weights unless ``--model`` is given: speed does not depend on them.
 """
@@ -342,85 +344,6 @@ def bench_process(models: list[str], sizes: list[tuple[int, int]], threads: int)
     return rows
 
 
-def bench_recurrent(
-    still_model: str, recurrent_model: str, long_side: int, frames: int
-) -> list[dict]:
-    """Per-frame cost of a recurrent model on a real clip (onnxruntime): the still network
-    alone, with the input smoothing, with the smoothing and the blend averaged along the flow
-    (``--blend-kind flow``) and with both as `stylize` gives it by default (the blend keeping
-    the detail); the recurrent network with its guide (flow, warp, 7-channel first conv),
-    alone and with its defaults. Issue 21: <= 1.3x."""
-    from fastnst.infer.temporal_blend import (
-        DEFAULT_BLEND,
-        DEFAULT_SMOOTH,
-        Recurrence,
-        VideoStream,
-    )
-    from fastnst.runtime.onnx_backend import OnnxStylizer
-
-    clip = read_clip_frames(SHARED / "video" / "cockatoo.mp4", frames + 2, long_side)
-    still, recurrent = OnnxStylizer.load(still_model), OnnxStylizer.load(recurrent_model)
-    weights = np.eye(len(still.style_names), dtype=np.float32)[5]
-    recurrence = Recurrence()
-    smoothed = VideoStream(recurrent=False, blend=0)  # smoothing only
-    averaged = VideoStream(recurrent=False, blend_kind="flow")  # smoothing, blend averaged
-    still_default = VideoStream(recurrent=False)  # what stylize runs: one flow for both
-    recurrent_default = VideoStream(recurrent=True)  # one flow for all three
-
-    def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
-        return recurrent.guided(photo, weights, guide)
-
-    both = f"input smoothing {DEFAULT_SMOOTH} + blend {DEFAULT_BLEND}"
-    runs = {
-        "still": lambda frame: still(frame, weights),
-        f"still + input smoothing {DEFAULT_SMOOTH}": lambda frame: smoothed(still, frame, weights),
-        f"still + {both}, averaged": lambda frame: averaged(still, frame, weights),
-        f"still + {both}, detail kept (its stylize default)": lambda frame: still_default(
-            still, frame, weights
-        ),
-        "recurrent (guide + network)": lambda frame: recurrence(frame, step),
-        f"recurrent + {both}, detail kept (its stylize default)": lambda frame: recurrent_default(
-            recurrent, frame, weights
-        ),
-    }
-    for frame in clip[:2]:  # warm-up (the first recurrent frame has no guide)
-        for run in runs.values():
-            run(frame[None])
-    # Interleaved frame by frame, so that a slow spell of a shared machine hits every run.
-    seconds = dict.fromkeys(runs, 0.0)
-    for frame in clip[2:]:
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run(frame[None])
-            seconds[name] += time.perf_counter() - start
-    rows = [
-        {"run": name, "size": list(clip.shape[-2:]), "ms_per_frame": round(1000 * s / frames, 1)}
-        for name, s in seconds.items()
-    ]
-    base = rows[0]["ms_per_frame"]
-    print(f"\nrecurrent vs still, {clip.shape[-1]}x{clip.shape[-2]}, {frames} frames of cockatoo")
-    print("| run | ms a frame | x still |\n|---|---|---|")
-    for row in rows:
-        row["x_still"] = round(row["ms_per_frame"] / base, 2)
-        print(f"| {row['run']} | {row['ms_per_frame']} | {row['x_still']} |")
-    return rows
-
-
-def read_clip_frames(path: Path, count: int, long_side: int) -> np.ndarray:
-    """The first ``count`` frames of a clip, float32 ``[T, 3, H, W]``, long side ``long_side``."""
-    from fastnst.runtime.arrays import frames_to_array, resize_long_side
-
-    with av.open(str(path)) as container:
-        decoded = []
-        for frame in container.decode(video=0):
-            decoded.append(frame.to_ndarray(format="rgb24"))
-            if len(decoded) == count:
-                break
-    return np.stack(
-        [resize_long_side(image, long_side) for image in frames_to_array(np.stack(decoded))]
-    )
-
-
 def _seconds(run: Callable[[], None]) -> float:
     start = time.perf_counter()
     run()
@@ -500,8 +423,14 @@ def main() -> None:
             args.peer_style_image,
         )
     if "recurrent" in args.sections:
+        from bench_recurrent import bench_recurrent  # a sibling script: tools/ is sys.path[0]
+
         report["recurrent"] = bench_recurrent(
-            args.recurrent_models[0], args.recurrent_models[1], 512, args.video_frames or 20
+            args.recurrent_models[0],
+            args.recurrent_models[1],
+            SHARED / "video" / "cockatoo.mp4",
+            512,
+            args.video_frames or 20,
         )
     if "process" in args.sections:
         report["process"] = bench_process(args.process_models, args.sizes, args.threads[0])
