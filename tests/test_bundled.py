@@ -17,6 +17,8 @@ from fastnst.infer import main
 from fastnst.model import NetConfig, TransformerNet
 from fastnst.models import MODELS_DIR, bundled_models
 
+from conftest import load_tool
+
 CLASSICS_STYLES = [
     "candy",
     "composition_vii",
@@ -97,6 +99,27 @@ def test_fp16_storage_halves_the_file_and_loads_as_fp32(tmp_path: Path) -> None:
     x = torch.rand(1, 3, 33, 41)
     with torch.no_grad():
         assert (loaded(x, 1) - net(x, 1)).abs().max() < 2e-2
+
+
+def test_bundle_tool_writes_fp16_with_provenance_where_told(tmp_path: Path) -> None:
+    """``--out-dir`` keeps a study's model outside the package: the package is untouched."""
+    source = save_model(
+        _tiny_net(), tmp_path / "run.safetensors", ModelInfo(net={}, style_names=["a", "b"])
+    )
+    extra = tmp_path / "extra.json"
+    extra.write_text('{"provenance": {"method": "a study"}}')
+    before = sorted(MODELS_DIR.iterdir())
+    tool = load_tool("bundle_model")
+    args = [str(source), "--name", "study", "--extra", str(extra)]
+    assert tool.main([*args, "--out-dir", str(tmp_path / "kept")]) == 0
+    written = tmp_path / "kept" / "study.safetensors"
+    assert sorted(MODELS_DIR.iterdir()) == before
+    assert written.stat().st_size < 0.6 * source.stat().st_size  # fp16
+    net, info = load_model(written)
+    assert info.extra["provenance"]["method"] == "a study"
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert 0 < (net(x, 0) - _tiny_net()(x, 0)).abs().max() < 2e-2
 
 
 @pytest.mark.parametrize("name", SHIPPED)

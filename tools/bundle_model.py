@@ -6,6 +6,9 @@ fp16-rounded network) and writes the run's provenance into the file's metadata, 
 
     python tools/bundle_model.py outputs/run/classics.safetensors --name classics \\
         --extra docs/models/classics.json
+
+``--out-dir`` keeps a study's model in the repository without shipping it (a later
+session continues from it with ``init_from``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from fastnst.export import load_model, save_model
 from fastnst.models import MODELS_DIR
 
 
-def bundle(model: Path, name: str, extra: Path | None) -> Path:
+def bundle(model: Path, name: str, extra: Path | None, out_dir: Path = MODELS_DIR) -> Path:
     """``extra``: a JSON object of metadata sections (``provenance``, ``style_sources``)
     merged into the model's own, key by key."""
     net, info = load_model(model)
@@ -34,7 +37,8 @@ def bundle(model: Path, name: str, extra: Path | None) -> Path:
             raise UserError(f"{extra} must hold a JSON object of objects")
         for key, values in sections.items():
             info.extra[key] = {**info.extra.get(key, {}), **values}
-    return save_model(net, MODELS_DIR / f"{name}.safetensors", info, dtype=torch.float16)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return save_model(net, out_dir / f"{name}.safetensors", info, dtype=torch.float16)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,8 +48,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--extra", type=Path, help="JSON {section: {key: value}} merged into the metadata"
     )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=MODELS_DIR,
+        help="where the file goes (default: the package's models, which ship)",
+    )
     args = parser.parse_args(argv)
-    return run_command(lambda: bundle(args.model, args.name, args.extra), "nothing was bundled")
+    return run_command(
+        lambda: bundle(args.model, args.name, args.extra, args.out_dir), "nothing was bundled"
+    )
 
 
 if __name__ == "__main__":
