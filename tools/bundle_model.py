@@ -37,7 +37,6 @@ def bundle(model: Path, name: str, extra: Path | None, out_dir: Path = MODELS_DI
             raise UserError(f"{extra} must hold a JSON object of objects")
         for key, values in sections.items():
             info.extra[key] = {**info.extra.get(key, {}), **values}
-    out_dir.mkdir(parents=True, exist_ok=True)
     return save_model(net, out_dir / f"{name}.safetensors", info, dtype=torch.float16)
 
 
