@@ -18,7 +18,7 @@ from test_training import REPO
 
 from fastnst.export import load_model
 
-from conftest import panning_frames
+from conftest import panning_frames, write_clip
 
 sys.path.insert(0, str(REPO / "tools"))
 from gpu_carry import fill_photos, repack_lzma, shrink_image  # noqa: E402
@@ -66,19 +66,23 @@ def returned_files(out: Path) -> list[Path]:
 
 
 def toy_carry(tmp_path: Path) -> Path:
-    """A carry folder with 4 photos and 2 styles (no wheels: install is skipped)."""
+    """A carry folder with 4 photos, 2 styles and a panning clip (no wheels: install is
+    skipped)."""
     carry = tmp_path / "carry"
     write_images(carry / "photos", [f"p{i}" for i in range(4)], (80, 64))
     write_images(carry / "styles", ["ink", "sun"], (96, 72))
+    (carry / "clips").mkdir()
+    write_clip(carry / "clips" / "pan.mp4", panning_frames(8, 48, 64))
     return carry
 
 
-def check_training(out: Path, steps: dict[str, dict]) -> None:
-    """The train step planned and ran its 3 dry-run steps and the model came back."""
-    training = steps["train"]["figures"]
+def check_training(out: Path, steps: dict[str, dict], step: str = "train") -> None:
+    """A training step planned and ran its 3 dry-run steps and its model came back."""
+    training = steps[step]["figures"]
     assert training["steps"] == training["planned_steps"] == 3 and training["last_ckpt"]
-    _, info = load_model(out / "classics-gpu.safetensors")
+    net, info = load_model(out / training["model"])
     assert info.style_names == ["ink", "sun"] and info.steps == 3
+    assert net.config.recurrent == (step == "train_video")
     with tarfile.open(out / "logs.tar.gz") as tar:
         names = tar.getnames()
     assert {f"logs/{name}.log" for name in steps} - {"logs/install.log"} <= set(names)
@@ -86,21 +90,30 @@ def check_training(out: Path, steps: dict[str, dict]) -> None:
 
 
 def test_dry_run_trains_on_the_benchmarked_plan(tmp_path: Path) -> None:
-    """The default suite's share of the dry run: the training benchmark, then the time-boxed
-    training that plans its steps from it, exports and reports (the whole run is slow)."""
-    proc, out = dry_run(tmp_path, toy_carry(tmp_path), FASTNST_GPU_STEPS="bench_train train")
+    """The default suite's share of the dry run: the training benchmark, the time-boxed
+    training that plans its steps from it, and the video recipe on the carried clip, each
+    exported and reported (the whole run is slow)."""
+    proc, out = dry_run(
+        tmp_path, toy_carry(tmp_path), FASTNST_GPU_STEPS="bench_train train train_video"
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in returned_files(out)) == [
         "classics-gpu.safetensors",
+        "classics-video-gpu.safetensors",
         "logs.tar.gz",
         "results.json",
     ]
     steps = {s["name"]: s for s in json.loads((out / "results.json").read_text())["steps"]}
-    assert list(steps) == ["bench_train", "train"]
+    assert list(steps) == ["bench_train", "train", "train_video"]
     assert all(step["status"] == "ok" for step in steps.values()), steps
     (train_row,) = steps["bench_train"]["figures"]["rows"]
     assert train_row["batch"] == 2 and train_row["steps_per_sec"] > 0
     check_training(out, steps)
+    check_training(out, steps, "train_video")
+    provenance = steps["train_video"]["figures"]["provenance"]["command"]
+    assert "stage=temporal" in provenance and "loss.style_weight=2" in provenance
+    with tarfile.open(out / "logs.tar.gz") as tar:
+        assert not any(name.startswith("flow_cache") for name in tar.getnames())
 
 
 # Every step of the GPU run at toy size, the CUDA tests on the CPU included: about 90 s on
@@ -136,17 +149,19 @@ def test_dry_run_runs_every_step_and_reports_it(tmp_path: Path) -> None:
 
 
 def test_a_failed_step_is_reported_and_the_next_still_runs(tmp_path: Path) -> None:
-    """No photos in the carry folder: training fails; the step after it still runs and the
-    report says which failed, with its log."""
+    """No photos in the carry folder: training fails; the steps after it still run and the
+    report says which failed, with its log (and why train_video, without clips, did not)."""
     carry = tmp_path / "carry"
     write_images(carry / "styles", ["ink"], (64, 48))
-    proc, out = dry_run(tmp_path, carry, FASTNST_GPU_STEPS="train no_such_step")
+    proc, out = dry_run(tmp_path, carry, FASTNST_GPU_STEPS="train train_video no_such_step")
     assert proc.returncode == 1
     steps = json.loads((out / "results.json").read_text())["steps"]
     assert [(s["name"], s["status"]) for s in steps] == [
         ("train", "failed"),
+        ("train_video", "skipped"),
         ("no_such_step", "skipped"),
     ]
+    assert "no clips" in steps[1]["note"]
     with tarfile.open(out / "logs.tar.gz") as tar:
         log = tar.extractfile("logs/train.log").read().decode()
     assert "error: content folder not found" in log

