@@ -100,34 +100,54 @@ bench_train() {
     step bench_train 120 "$PY" tools/bench_train.py "${args[@]}" --json "$WORK/bench_train.json"
 }
 
+# The dry run's toy settings for both training steps (a tiny CPU run of each).
+DRY_TRAIN=(trainer.accelerator=cpu data.image_size=32 data.val_size=32 data.num_workers=0
+    data.num_val=1 model.style_size=48 model.optim.warmup_steps=1
+    callbacks.checkpoint.every_n_train_steps=1)
+
+# training_time NAME RESERVE STARTUP: what a training step gets, the time left but a reserve
+# for the export and the report (LEFT) and, less its start-up, for training (TRAIN_S); notes
+# notime and fails when under 10 s are left.
+training_time() {
+    LEFT=$((DEADLINE - $(date +%s) - $2))
+    TRAIN_S=$((LEFT - $3))
+    if ((TRAIN_S < 10)); then
+        note "$1" notime 0 "$LEFT" "under 10 s left for training"
+        return 1
+    fi
+}
+
+# run_training NAME RESERVE STEPS BATCH MODEL OVERRIDES...: `fastnst train` on the carried
+# styles and photos, time-boxed to TRAIN_S by max_time, exported as MODEL in $WORK/NAME; its
+# plan goes to NAME_plan.txt for tools/gpu_results.py.
+run_training() {
+    local name=$1 reserve=$2 steps=$3 batch=$4 model=$5
+    shift 5
+    echo "$steps $TRAIN_S $batch" >"$WORK/${name}_plan.txt"
+    step "$name" $((LEFT + reserve - 15)) "$PY" -m fastnst train style=folder \
+        "style.dir=$CARRY/styles" data=folder "data.dir=$CARRY/photos" "$@" \
+        "trainer.max_steps=$steps" \
+        "trainer.max_time='$(printf '00:00:%02d:%02d' $((TRAIN_S / 60)) $((TRAIN_S % 60)))'" \
+        trainer.enable_progress_bar=false "export_name=$model" "hydra.run.dir=$WORK/$name"
+}
+
 train() {
     # The training gets what is left but a reserve for its start-up, the export and the
     # report; its step count comes from bench_train's speed so the LR schedule ends on time.
-    local reserve=75 startup=40 batch=$BATCH left seconds steps args
+    local reserve=75 startup=40 batch=$BATCH steps args
     [ "$DRY" = 1 ] && reserve=20 startup=5 batch=2
-    left=$((DEADLINE - $(date +%s) - reserve))
-    seconds=$((left - startup))
-    if ((seconds < 10)); then
-        note train notime 0 "$left" "under 10 s left for training"
-        return
-    fi
-    steps=$("$PY" tools/gpu_results.py plan-steps "$WORK/bench_train.json" "$BATCH" "$seconds")
+    training_time train "$reserve" "$startup" || return
+    steps=$("$PY" tools/gpu_results.py plan-steps "$WORK/bench_train.json" "$BATCH" "$TRAIN_S")
     args=(data.image_size=256 data.val_size=256 "data.batch_size=$batch" data.num_workers=8
         "data.samples_per_epoch=$((BATCH * 500))" trainer.log_every_n_steps=50
         callbacks.checkpoint.every_n_train_steps=500 callbacks.sample_grid.every_n_steps=1000
         model.check_finite_every=50)
     if [ "$DRY" = 1 ]; then
         steps=3
-        args=(trainer.accelerator=cpu data.image_size=32 data.val_size=32 "data.batch_size=$batch"
-            data.num_workers=0 data.num_val=1 model.net.width=0.25 model.net.num_residual=1
-            model.style_size=48 model.optim.warmup_steps=1 callbacks.checkpoint.every_n_train_steps=1)
+        args=("${DRY_TRAIN[@]}" "data.batch_size=$batch" model.net.width=0.25
+            model.net.num_residual=1)
     fi
-    echo "$steps $seconds $batch" >"$WORK/train_plan.txt"
-    step train $((left + reserve - 15)) "$PY" -m fastnst train style=folder "style.dir=$CARRY/styles" \
-        data=folder "data.dir=$CARRY/photos" "${args[@]}" "trainer.max_steps=$steps" \
-        "trainer.max_time='$(printf '00:00:%02d:%02d' $((seconds / 60)) $((seconds % 60)))'" \
-        trainer.enable_progress_bar=false export_name=classics-gpu.safetensors \
-        "hydra.run.dir=$WORK/train"
+    run_training train "$reserve" "$steps" "$batch" classics-gpu.safetensors "${args[@]}"
 }
 
 train_video() {
@@ -136,37 +156,22 @@ train_video() {
     # a rerun of its own (FASTNST_GPU_STEPS="install train_video"). The recipe is the
     # style-keeping one (style x2, compound 200, relaxed style loss, gate half open) from the
     # bundled still `classics`; FASTNST_GPU_VIDEO_ARGS appends Hydra overrides (later wins).
-    local reserve=60 startup=40 batch=8 left seconds steps=${FASTNST_GPU_VIDEO_STEPS:-3000} args
+    local reserve=60 startup=40 batch=8 steps=${FASTNST_GPU_VIDEO_STEPS:-3000} args
     if ! compgen -G "$CARRY/clips/*" >/dev/null; then
         note train_video skipped 0 0 "no clips in $CARRY/clips (tools/gpu_prepare.sh --clips)"
         return
     fi
     [ "$DRY" = 1 ] && reserve=20 startup=5 batch=2 steps=3
-    left=$((DEADLINE - $(date +%s) - reserve))
-    seconds=$((left - startup))
-    if ((seconds < 10)); then
-        note train_video notime 0 "$left" "under 10 s left for training"
-        return
-    fi
+    training_time train_video "$reserve" "$startup" || return
     args=(stage=temporal init_from=classics model.net.recurrent=true model.temporal.gate_start=0
         loss.relax_warps=8 loss.style_weight=2 loss.compound_weight=200
         "data.videos=$CARRY/clips" "data.video_cache=$WORK/flow_cache" data.image_size=256
         data.val_size=256 "data.batch_size=$batch" data.num_workers=8 trainer.log_every_n_steps=50
         callbacks.checkpoint.every_n_train_steps=500 callbacks.sample_grid.every_n_steps=500)
-    if [ "$DRY" = 1 ]; then
-        args+=(trainer.accelerator=cpu data.image_size=32 data.val_size=32 data.num_workers=0
-            data.num_val=1 model.style_size=48 model.optim.warmup_steps=1
-            callbacks.checkpoint.every_n_train_steps=1 data.video_long_side=64)
-    fi
+    [ "$DRY" = 1 ] && args+=("${DRY_TRAIN[@]}" data.video_long_side=64)
     # shellcheck disable=SC2206 # the overrides are words by design
     args+=(${FASTNST_GPU_VIDEO_ARGS:-})
-    echo "$steps $seconds $batch" >"$WORK/train_video_plan.txt"
-    step train_video $((left + reserve - 15)) "$PY" -m fastnst train style=folder \
-        "style.dir=$CARRY/styles" data=folder "data.dir=$CARRY/photos" "${args[@]}" \
-        "trainer.max_steps=$steps" \
-        "trainer.max_time='$(printf '00:00:%02d:%02d' $((seconds / 60)) $((seconds % 60)))'" \
-        trainer.enable_progress_bar=false export_name=classics-video-gpu.safetensors \
-        "hydra.run.dir=$WORK/train_video"
+    run_training train_video "$reserve" "$steps" "$batch" classics-video-gpu.safetensors "${args[@]}"
 }
 
 for name in $STEPS; do
