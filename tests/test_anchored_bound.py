@@ -48,3 +48,16 @@ def test_clip_spec_reads_an_optional_long_side() -> None:
     tool = load_tool("anchored_bound")
     assert tool.clip_spec("clips/eval/carphone.mp4:352") == ("clips/eval/carphone.mp4", 352)
     assert tool.clip_spec("cockatoo.mp4") == ("cockatoo.mp4", 512)
+
+
+def test_the_first_frame_moved_with_the_scene_is_each_later_frame() -> None:
+    tool = load_tool("anchored_bound")
+    canvas = smooth_canvas(tuple(round(s * (1 + 2 * tool.MARGIN)) for s in FRAME))
+    maps = tool.placed(tool.camera_path(6, 3.0, seed=2), FRAME, canvas.shape[-2:])
+    frames = tool.render(canvas, maps, FRAME)
+    from_first = tool.relative_to_first(maps)
+    assert np.allclose(from_first[0], [[1, 0, 0], [0, 1, 0]])
+    glued = tool.render(frames[0], from_first, FRAME)
+    inner = (slice(None), slice(None), slice(12, -12), slice(16, -16))  # seen in frame 0
+    assert (glued - frames)[inner].abs().max() < 0.02
+    assert (frames[0:1] - frames)[inner].abs().mean() > 0.01  # the frames did move

@@ -1,17 +1,21 @@
 """What a perfectly steady stylization scores under issue 21's judge: a lower bound.
 
-    python tools/anchored_bound.py --model /tmp/classics-v1.safetensors --model classics \
+    python tools/anchored_bound.py --model /tmp/models/classics-v1.safetensors --model classics \
         --photos ../shared/data/content --style 5 --noise 0.011 0.004 --json bound.json
 
 A clip is made from one still photo by a known camera motion (a smooth random pan with a
 little rotation and zoom, frame by frame, ``--speed`` pixels a frame on average as
 cockatoo's DIS flow at 512 px) plus each frame's own sensor noise (``--noise``: standard
 deviation per channel; 0.011 makes cockatoo's floor, 0.004 bikes'). Such a clip has an
-ideal stylization: the network's output on the whole photo, moved by the same camera (the
-strokes glued to the scene, nothing repainted). Its warping error under the judge (DIS flow
+ideal stylization: the network's output on the first frame, moved with the scene (the
+strokes glued to it, nothing repainted; beyond the first frame's edges its mirror image,
+glued too). The first frame rather than a larger canvas, because the network paints
+differently when the framing changes, even by a few pixels: so the glued strokes are as
+strong as the per-frame ones. The glued output's warping error under the judge (DIS flow
 and masks from the input frames, as ``fastnst eval-video``) is what no method can go below
 at that texture, since the judge's flow and its bilinear warp are not exact and the
 strokes' contrast turns each small error into error the photo's own texture does not.
+Real clips (``--clip``) get the per-frame columns only: their true motion is unknown.
 
 Per photo, noise and model the table gives the floor (the input's own error), the ideal
 ("glued") output and the network's per-frame output as multiples of it under the judge,
@@ -115,6 +119,12 @@ def exact_flows(
     return torch.stack(flows), torch.stack(masks)
 
 
+def relative_to_first(maps: list[np.ndarray]) -> list[np.ndarray]:
+    """Each frame's map onto the first frame's pixels (frame t pixel → frame 0 pixel)."""
+    first_inverse = np.linalg.inv(np.vstack([maps[0], [0, 0, 1]]))
+    return [(first_inverse @ np.vstack([m, [0, 0, 1]]))[:2] for m in maps]
+
+
 def canvas_for(photo: torch.Tensor, frame: tuple[int, int]) -> torch.Tensor:
     """The photo scaled to cover the frame plus the margin, centre-cropped to that size."""
     ch, cw = (round(side * (1 + 2 * MARGIN)) for side in frame)
@@ -177,8 +187,9 @@ def measure(
         clean = render(canvas, maps, frame)
         flow, inside = exact_flows(maps, frame)
         glued_style: dict[str, float] = {}
+        from_first = relative_to_first(maps)
         glued = {
-            name: render(net(canvas[None], args.style)[0].float(), maps, frame)
+            name: render(net(clean[:1], args.style)[0].float(), from_first, frame)
             for name, net in nets.items()
         }
         for noise in args.noise:
