@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastnst.data.styles import folder_styles
+from fastnst.commands.eval_video import JUDGE_STYLE_SIZE, judge_distances, style_sets
 from fastnst.distances import Distances
-from fastnst.export import load_model
+from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
 from fastnst.images import find_images, load_image
 from fastnst.infer.temporal_blend import Recurrence
@@ -46,7 +46,6 @@ from fastnst.video.metrics import masked_warp_error, warping_errors
 from fastnst.video.pairs import read_frames
 from fastnst.video.warp import pixel_grid
 
-JUDGE_STYLE_SIZE = 512  # as fastnst eval-video --judge
 MARGIN = 0.15  # the canvas is this much larger than the frame on each side
 
 
@@ -150,21 +149,25 @@ def per_frame(net: TransformerNet, frames: torch.Tensor, style: int, guided: boo
 
 
 def mean_style(judge: Distances, outputs: torch.Tensor, frames: torch.Tensor, every: int) -> float:
-    picked = range(0, outputs.shape[0], every)
-    return sum(judge(outputs[k], frames[k], 0)["style"] for k in picked) / len(picked)
+    """The judge's style distance over every ``every``-th frame."""
+    return judge_distances(judge, outputs[::every], frames[::every])["style_distance"]
 
 
-def style_judge(args: argparse.Namespace) -> Distances:
-    """The issue's judge, holding the one style image (index 0) of ``--style``."""
-    names = load_model(args.model[0])[1].style_names
-    styles = {s.name: s for s in folder_styles(args.style_dir)}
-    return Distances([styles[names[args.style]].load(JUDGE_STYLE_SIZE)[0]])
+def style_judge(info: ModelInfo, args: argparse.Namespace) -> Distances:
+    """The issue's judge, holding the one style image (index 0) of ``--style``, as
+    ``fastnst eval-video --judge`` builds it."""
+    style = style_sets(info, args.style_dir, Path())[args.style]
+    return Distances([style.load(JUDGE_STYLE_SIZE)[0]])
 
 
-def variants(net: TransformerNet, still: bool) -> tuple[bool, ...]:
-    """Whether each run is guided: a recurrent model as it runs on video, then (``still``)
-    its still path; any other model once."""
-    return (True, False) if net.config.recurrent and still else (True,)
+def runs(nets: dict[str, TransformerNet], still: bool) -> list[tuple[str, bool]]:
+    """``(model, guided)`` per output: a recurrent model as it runs on video, then
+    (``still``) its still path; any other model once."""
+    return [
+        (name, guided)
+        for name, net in nets.items()
+        for guided in ((True, False) if net.config.recurrent and still else (True,))
+    ]
 
 
 def label(name: str, guided: bool) -> str:
@@ -178,6 +181,7 @@ def measure(
     """Every photo made into a clip per noise level: the rows of the table."""
     frame = (args.height, args.width)
     photos = [p for root in args.photos for p in (find_images(root) if root.is_dir() else [root])]
+    shown = runs(nets, args.still)
     rows = []
     for index, photo_path in enumerate(photos):
         canvas = canvas_for(load_image(photo_path), frame)
@@ -186,35 +190,45 @@ def measure(
         )
         clean = render(canvas, maps, frame)
         flow, inside = exact_flows(maps, frame)
-        glued_style: dict[str, float] = {}
         from_first = relative_to_first(maps)
         glued = {
             name: render(net(clean[:1], args.style)[0].float(), from_first, frame)
             for name, net in nets.items()
         }
+        # The glued outputs do not depend on the noise: their exact-flow error and their
+        # style are measured once per photo.
+        exact = {
+            name: float(masked_warp_error(out[1:], out[:-1], flow, inside).mean())
+            for name, out in glued.items()
+        }
+        glued_style = {
+            name: mean_style(judge, out, clean, args.judge_every) for name, out in glued.items()
+        }
         for noise in args.noise:
             generator = torch.Generator().manual_seed(args.seed + index)
             frames = (clean + noise * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
-            for name, net in nets.items():
-                glued_err, floor = (e.mean for e in warping_errors(frames, [glued[name], frames]))
-                exact = masked_warp_error(glued[name][1:], glued[name][:-1], flow, inside).mean()
-                if name not in glued_style:  # the same for every noise: judged once
-                    glued_style[name] = mean_style(judge, glued[name], frames, args.judge_every)
-                for guided in variants(net, args.still):
-                    output = per_frame(net, frames, args.style, guided)
-                    row = {
-                        "photo": photo_path.name,
-                        "noise": noise,
-                        "model": label(name, guided),
-                        "floor": floor,
-                        "glued_x": glued_err / floor,
-                        "glued_exact_flow_x": float(exact) / floor,
-                        "per_frame_x": warping_errors(frames, [output])[0].mean / floor,
-                        "glued_style": glued_style[name],
-                        "per_frame_style": mean_style(judge, output, frames, args.judge_every),
-                    }
-                    rows.append(row)
-                    print_row(row)
+            outputs = [per_frame(nets[name], frames, args.style, guided) for name, guided in shown]
+            # One flow for every output of this clip: the floor, the glued ones, the networks'.
+            floor, *errors = (
+                e.mean for e in warping_errors(frames, [frames, *glued.values(), *outputs])
+            )
+            glued_err = dict(zip(glued, errors[: len(glued)], strict=True))
+            for (name, guided), output, error in zip(
+                shown, outputs, errors[len(glued) :], strict=True
+            ):
+                row = {
+                    "photo": photo_path.name,
+                    "noise": noise,
+                    "model": label(name, guided),
+                    "floor": floor,
+                    "glued_x": glued_err[name] / floor,
+                    "glued_exact_flow_x": exact[name] / floor,
+                    "per_frame_x": error / floor,
+                    "glued_style": glued_style[name],
+                    "per_frame_style": mean_style(judge, output, frames, args.judge_every),
+                }
+                rows.append(row)
+                print_row(row)
     return rows
 
 
@@ -234,24 +248,24 @@ def measure_clips(
     for spec in args.clip:
         path, side = clip_spec(spec)
         frames = read_frames(path, side, args.frames)
-        floor = warping_errors(frames, [frames])[0].mean
-        for name, net in nets.items():
-            for guided in variants(net, args.still):
-                output = per_frame(net, frames, args.style, guided)
-                row = {
-                    "clip": Path(path).stem,
-                    "long_side": side,
-                    "model": label(name, guided),
-                    "floor": floor,
-                    "per_frame_x": warping_errors(frames, [output])[0].mean / floor,
-                    "per_frame_style": mean_style(judge, output, frames, args.judge_every),
-                }
-                rows.append(row)
-                print(
-                    f"{row['clip'][:13]:<14}{row['model'][:21]:>22}{floor:>10.2e}"
-                    f"{row['per_frame_x']:>9.2f}{row['per_frame_style']:>10.3f}",
-                    flush=True,
-                )
+        shown = runs(nets, args.still)
+        outputs = [per_frame(nets[name], frames, args.style, guided) for name, guided in shown]
+        floor, *errors = (e.mean for e in warping_errors(frames, [frames, *outputs]))
+        for (name, guided), output, error in zip(shown, outputs, errors, strict=True):
+            row = {
+                "clip": Path(path).stem,
+                "long_side": side,
+                "model": label(name, guided),
+                "floor": floor,
+                "per_frame_x": error / floor,
+                "per_frame_style": mean_style(judge, output, frames, args.judge_every),
+            }
+            rows.append(row)
+            print(
+                f"{row['clip'][:13]:<14}{row['model'][:21]:>22}{floor:>10.2e}"
+                f"{row['per_frame_x']:>9.2f}{row['per_frame_style']:>10.3f}",
+                flush=True,
+            )
     return rows
 
 
@@ -312,9 +326,9 @@ def main() -> None:
     args = parser.parse_args()
     if not args.photos and not args.clip:
         parser.error("give --photos or --clip (or both)")
-    torch.manual_seed(args.seed)
-    nets = {str(path): load_model(path)[0].eval() for path in args.model}
-    judge = style_judge(args)
+    loaded = {str(path): load_model(path) for path in args.model}
+    nets = {name: net.eval() for name, (net, _) in loaded.items()}
+    judge = style_judge(next(iter(loaded.values()))[1], args)
     record: dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     record["photos"] = [str(p) for p in args.photos]
     if args.photos:
