@@ -35,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastnst.commands.eval_video import JUDGE_STYLE_SIZE, judge_distances, style_sets
+from fastnst.commands.eval_video import judge_distances, style_sets
+from fastnst.commands.eval_video import style_judge as eval_style_judge
 from fastnst.distances import Distances
 from fastnst.export import ModelInfo, load_model
 from fastnst.files import atomic_write
@@ -156,8 +157,7 @@ def mean_style(judge: Distances, outputs: torch.Tensor, frames: torch.Tensor, ev
 def style_judge(info: ModelInfo, args: argparse.Namespace) -> Distances:
     """The issue's judge, holding the one style image (index 0) of ``--style``, as
     ``fastnst eval-video --judge`` builds it."""
-    style = style_sets(info, args.style_dir, Path())[args.style]
-    return Distances([style.load(JUDGE_STYLE_SIZE)[0]])
+    return eval_style_judge(style_sets(info, args.style_dir, Path())[args.style])
 
 
 def runs(nets: dict[str, TransformerNet], still: bool) -> list[tuple[str, bool]]:

@@ -127,7 +127,7 @@ def stylize_and_score(
     sets = style_sets(info, args.styles, args.spiderverse_root)
     loss_fn.set_style_targets([s.load(args.style_size) for s in sets])
     mix = F.one_hot(torch.tensor([style]), net.num_styles).float().to(device)
-    judge = Distances([sets[style].load(JUDGE_STYLE_SIZE)[0]], str(device)) if args.judge else None
+    judge = style_judge(sets[style], str(device)) if args.judge else None
     scored = []
     for smooth in dict.fromkeys(args.input_smooth):
         for strength, variant, out, losses in shown_variants(
@@ -182,6 +182,12 @@ def shown_variants(
             shown, outputs, style_sums, content_sums, strict=True
         )
     ]
+
+
+def style_judge(style: StyleSet, device: str = "cpu") -> Distances:
+    """The issue's judge (``--judge``): the fixed VGG-19's distances, holding the one style
+    image (index 0) of ``style`` at :data:`JUDGE_STYLE_SIZE`."""
+    return Distances([style.load(JUDGE_STYLE_SIZE)[0]], device)
 
 
 def judge_distances(
