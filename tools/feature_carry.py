@@ -40,6 +40,7 @@ from fastnst.export import load_model
 from fastnst.files import atomic_write
 from fastnst.infer.temporal_blend import FlowFn, LastFlow
 from fastnst.model import TransformerNet, still_network, style_weights
+from fastnst.runtime.arrays import bolder_strokes
 from fastnst.video.metrics import warping_errors
 from fastnst.video.pairs import read_frames
 from fastnst.video.warp import downscale_flow, warp
@@ -185,6 +186,9 @@ def main() -> None:
     parser.add_argument("--style", type=int, default=5)
     parser.add_argument("--style-dir", type=Path, default=Path("../shared/data/styles"))
     parser.add_argument("--judge-every", type=int, default=3)
+    parser.add_argument(
+        "--strength", type=float, default=1.0, help="bolder strokes on what is shown (>= 1)"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--strip", type=Path)
     args = parser.parse_args()
@@ -199,6 +203,8 @@ def main() -> None:
         )
         for spec in args.carry
     ]
+    if args.strength > 1:  # as `stylize --strength`: on the shown frames, after the carry
+        outputs = [torch.from_numpy(bolder_strokes(o.numpy(), args.strength)) for o in outputs]
     dis = [e.mean for e in warping_errors(frames, [frames, *outputs])]
     farneback = [e.mean for e in warping_errors(frames, [frames, *outputs], "farneback")]
     rows = []
@@ -210,6 +216,7 @@ def main() -> None:
             "model": args.model,
             "long_side": args.long_side,
             "carry": spec,
+            "strength": args.strength,
             "kernel": args.kernel,
             "flow_size": args.flow_size,
             "x_dis": dis[i] / dis[0],
