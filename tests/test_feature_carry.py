@@ -135,3 +135,14 @@ def test_a_hard_refresh_repaints_whole_once_the_stretch_is_reached() -> None:
     zooming = tool.carry_spec("rgb:1:0.3h", "bicubic")
     kept = [float(zooming.kept(zoom_flow(1.05), trusted)[..., 16, 20]) for _ in range(5)]
     assert kept == [1.0, 1.0, 1.0, 0.0, 1.0]  # 2 ln 1.05 a frame: past 0.3 at the fourth
+
+
+def test_input_smoothing_changes_what_the_network_sees_after_the_first_frame() -> None:
+    tool = load_tool("feature_carry")
+    net, frames = small_net(), two_frames()
+    plain = tool.stylize_clip(net, frames, 1, tool.LayerCarry("up2", 0.0), still_flow(1.0))
+    smoothed = tool.stylize_clip(
+        net, frames, 1, tool.LayerCarry("up2", 0.0), still_flow(1.0), smooth=0.7
+    )
+    assert torch.allclose(smoothed[0], plain[0])
+    assert (smoothed[1] - plain[1]).abs().mean() > 1e-3

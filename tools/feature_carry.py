@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from fastnst.commands.eval_video import judge_distances, style_judge, style_sets
 from fastnst.export import load_model
 from fastnst.files import atomic_write
-from fastnst.infer.temporal_blend import FlowFn, LastFlow
+from fastnst.infer.temporal_blend import FlowFn, InputSmooth, LastFlow
 from fastnst.model import TransformerNet, still_network, style_weights
 from fastnst.runtime.arrays import bolder_strokes
 from fastnst.video.metrics import warping_errors
@@ -136,20 +136,27 @@ def area_ratio(flow: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def stylize_clip(
-    net: TransformerNet, frames: torch.Tensor, style: int, carry: LayerCarry, flows: FlowFn
+    net: TransformerNet,
+    frames: torch.Tensor,
+    style: int,
+    carry: LayerCarry,
+    flows: FlowFn,
+    smooth: float = 0.0,
 ) -> torch.Tensor:
     """``[T, 3, H, W]`` frames stylized in order with ``carry``; ``flows(previous, current)``
     gives the NumPy backward flow and trust mask (as
-    :class:`~fastnst.infer.temporal_blend.LastFlow`)."""
+    :class:`~fastnst.infer.temporal_blend.LastFlow`). ``smooth``: the network sees the frames
+    smoothed along the same flow (``--input-smooth``, :class:`InputSmooth`)."""
     weights = style_weights(style, 1, net.num_styles)
+    seen = InputSmooth(smooth, flows=flows)(frames.numpy())
     outputs, previous = [], None
-    for frame in frames:
+    for frame, shown in zip(frames, torch.from_numpy(seen), strict=True):
         photo = frame.numpy()
         motion = None
         if previous is not None:
             flow, trusted = flows(previous, photo)
             motion = (torch.from_numpy(flow)[None], torch.from_numpy(trusted)[None, None])
-        outputs.append(run_with_carry(net, frame[None], weights, partial(carry, motion=motion)))
+        outputs.append(run_with_carry(net, shown[None], weights, partial(carry, motion=motion)))
         previous = photo
     return torch.cat(outputs).float()
 
@@ -189,6 +196,7 @@ def main() -> None:
     parser.add_argument(
         "--strength", type=float, default=1.0, help="bolder strokes on what is shown (>= 1)"
     )
+    parser.add_argument("--input-smooth", type=float, default=0.0)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--strip", type=Path)
     args = parser.parse_args()
@@ -199,7 +207,12 @@ def main() -> None:
     judge = style_judge(style_sets(info, args.style_dir, Path())[args.style])
     outputs = [
         stylize_clip(
-            net, frames, args.style, carry_spec(spec, args.kernel), LastFlow(args.flow_size)
+            net,
+            frames,
+            args.style,
+            carry_spec(spec, args.kernel),
+            LastFlow(args.flow_size, keep=args.frames),
+            args.input_smooth,
         )
         for spec in args.carry
     ]
@@ -217,6 +230,7 @@ def main() -> None:
             "long_side": args.long_side,
             "carry": spec,
             "strength": args.strength,
+            "input_smooth": args.input_smooth,
             "kernel": args.kernel,
             "flow_size": args.flow_size,
             "x_dis": dis[i] / dis[0],
