@@ -146,3 +146,25 @@ def test_input_smoothing_changes_what_the_network_sees_after_the_first_frame() -
     )
     assert torch.allclose(smoothed[0], plain[0])
     assert (smoothed[1] - plain[1]).abs().mean() > 1e-3
+
+
+def test_a_light_switched_on_is_repainted_with_the_appearance_check() -> None:
+    """A still scene whose light changes: the flow stays trusted, so the glue alone would
+    keep the first painting; the appearance check repaints it."""
+    tool = load_tool("feature_carry")
+    net = small_net()
+    first = two_frames()[:1]
+    frames = torch.cat([first, (first * 0.5 + 0.4).clamp(0, 1)])
+    own = per_frame(net, frames)
+    glue = tool.LayerCarry("up2", 1.0)
+    frozen = tool.stylize_clip(net, frames, 1, glue, still_flow(1.0))
+    assert torch.allclose(frozen[1], own[0], atol=1e-5)
+    checked = tool.LayerCarry("up2", 1.0)
+    repainted = tool.stylize_clip(net, frames, 1, checked, still_flow(1.0), appearance=0.05)
+    assert torch.allclose(repainted[1], own[1], atol=1e-5)
+    noise = frames[:1] + 0.01 * torch.randn(1, 3, *SIZE, generator=torch.Generator().manual_seed(3))
+    noisy = torch.cat([frames[:1], noise.clamp(0, 1)])
+    kept = tool.stylize_clip(
+        net, noisy, 1, tool.LayerCarry("up2", 1.0), still_flow(1.0), appearance=0.05
+    )
+    assert torch.allclose(kept[1], per_frame(net, noisy)[0], atol=1e-5)  # noise is not new light

@@ -129,6 +129,17 @@ class LayerCarry:
         return x
 
 
+def changed(
+    previous: np.ndarray, photo: np.ndarray, flow: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """``[1, 1, H, W]`` bool: where ``photo`` differs from ``previous`` moved along ``flow``
+    by more than ``threshold`` (mean over the channels, averaged over a 5x5 box so that
+    sensor noise, about 0.01 per pixel, does not count): new light, not new places."""
+    moved = warp(torch.from_numpy(previous)[None], flow)
+    difference = (torch.from_numpy(photo)[None] - moved).abs().mean(1, keepdim=True)
+    return F.avg_pool2d(difference, 5, stride=1, padding=2, count_include_pad=False) > threshold
+
+
 def area_ratio(flow: torch.Tensor) -> torch.Tensor:
     """``[1, 1, H, W]``: the area of the previous frame that the backward ``flow`` maps onto
     each pixel's unit square (det of its Jacobian): below 1 where the scene grows."""
@@ -145,11 +156,14 @@ def stylize_clip(
     carry: LayerCarry,
     flows: FlowFn,
     smooth: float = 0.0,
+    appearance: float | None = None,
 ) -> torch.Tensor:
     """``[T, 3, H, W]`` frames stylized in order with ``carry``; ``flows(previous, current)``
     gives the NumPy backward flow and trust mask (as
     :class:`~fastnst.infer.temporal_blend.LastFlow`). ``smooth``: the network sees the frames
-    smoothed along the same flow (``--input-smooth``, :class:`InputSmooth`)."""
+    smoothed along the same flow (``--input-smooth``, :class:`InputSmooth`). ``appearance``:
+    pixels whose photo changed by more than that along the flow (:func:`changed`) count as
+    untrusted, so they are repainted: a light switched on in a still scene is not frozen."""
     weights = style_weights(style, 1, net.num_styles)
     seen = InputSmooth(smooth, flows=flows)(frames.numpy())
     outputs, previous = [], None
@@ -157,8 +171,11 @@ def stylize_clip(
         photo = frame.numpy()
         motion = None
         if previous is not None:
-            flow, trusted = flows(previous, photo)
-            motion = (torch.from_numpy(flow)[None], torch.from_numpy(trusted)[None, None])
+            flow, trusted = (torch.from_numpy(a)[None] for a in flows(previous, photo))
+            trusted = trusted[None]
+            if appearance is not None:
+                trusted = trusted * ~changed(previous, photo, flow, appearance)
+            motion = (flow, trusted)
         outputs.append(run_with_carry(net, shown[None], weights, partial(carry, motion=motion)))
         previous = photo
     return torch.cat(outputs).float()
@@ -200,6 +217,9 @@ def main() -> None:
         "--strength", type=float, default=1.0, help="bolder strokes on what is shown (>= 1)"
     )
     parser.add_argument("--input-smooth", type=float, default=0.0)
+    parser.add_argument(
+        "--appearance", type=float, help="repaint where the photo changed more than this"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--strip", type=Path)
     args = parser.parse_args()
@@ -216,6 +236,7 @@ def main() -> None:
             carry_spec(spec, args.kernel),
             LastFlow(args.flow_size, keep=args.frames),
             args.input_smooth,
+            args.appearance,
         )
         for spec in args.carry
     ]
@@ -234,6 +255,7 @@ def main() -> None:
             "carry": spec,
             "strength": args.strength,
             "input_smooth": args.input_smooth,
+            "appearance": args.appearance,
             "kernel": args.kernel,
             "flow_size": args.flow_size,
             "x_dis": dis[i] / dis[0],
