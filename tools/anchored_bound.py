@@ -35,10 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastnst.commands.eval_video import judge_distances, style_sets
-from fastnst.commands.eval_video import style_judge as eval_style_judge
+from fastnst.commands.eval_video import judge_distances, style_judge, style_sets
 from fastnst.distances import Distances
-from fastnst.export import ModelInfo, load_model
+from fastnst.export import load_model
 from fastnst.files import atomic_write
 from fastnst.images import find_images, load_image
 from fastnst.infer.temporal_blend import Recurrence
@@ -152,12 +151,6 @@ def per_frame(net: TransformerNet, frames: torch.Tensor, style: int, guided: boo
 def mean_style(judge: Distances, outputs: torch.Tensor, frames: torch.Tensor, every: int) -> float:
     """The judge's style distance over every ``every``-th frame."""
     return judge_distances(judge, outputs[::every], frames[::every])["style_distance"]
-
-
-def style_judge(info: ModelInfo, args: argparse.Namespace) -> Distances:
-    """The issue's judge, holding the one style image (index 0) of ``--style``, as
-    ``fastnst eval-video --judge`` builds it."""
-    return eval_style_judge(style_sets(info, args.style_dir, Path())[args.style])
 
 
 def runs(nets: dict[str, TransformerNet], still: bool) -> list[tuple[str, bool]]:
@@ -328,7 +321,8 @@ def main() -> None:
         parser.error("give --photos or --clip (or both)")
     loaded = {str(path): load_model(path) for path in args.model}
     nets = {name: net.eval() for name, (net, _) in loaded.items()}
-    judge = style_judge(next(iter(loaded.values()))[1], args)
+    info = next(iter(loaded.values()))[1]
+    judge = style_judge(style_sets(info, args.style_dir, Path())[args.style])
     record: dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     record["photos"] = [str(p) for p in args.photos]
     if args.photos:
