@@ -130,6 +130,7 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
         (["--plot", str(tmp_path / "f.txt")], "error: --plot must end in .png"),
         (["--input-smooth", "1"], "error: --input-smooth must be in [0, 1), got 1"),
         (["--strength", "1", "2.5"], "error: --strength must be in [0, 2], got 2.5"),
+        (["--judge-every", "0"], "error: --judge-every must be at least 1, got 0"),
     ):
         assert fastnst([*base, *extra]) == 1
         assert capsys.readouterr().err.startswith(message)
@@ -221,6 +222,16 @@ def test_eval_video_judge_scores_by_the_independent_distances(tmp_path: Path) ->
     assert row["style_distance"] == pytest.approx(sum(d["style"] for d in direct) / 4, rel=1e-4)
     assert row["content_distance"] == pytest.approx(sum(d["content"] for d in direct) / 4, rel=1e-4)
     assert row["content_distance"] > 0.01  # the model changes the frames
+
+    # --judge-every 2: frames 0 and 2 judged, every pair still counted for the flicker.
+    argv = ["eval-video", str(clip), "--model", str(second), "--judge", "--judge-every", "2"]
+    argv += ["--styles", str(styles), "--style", "1", "--style-size", "32"]
+    assert fastnst([*argv, "--json", str(report)]) == 0
+    sparse = json.loads(report.read_text())
+    assert sparse["judge_every"] == 2
+    row = sparse["results"][1]
+    assert row["style_distance"] == pytest.approx((direct[0]["style"] + direct[2]["style"]) / 2)
+    assert len(row["per_pair"]) == 3
 
 
 def test_labels_of_a_cluster_are_stacked_not_printed_over_each_other() -> None:

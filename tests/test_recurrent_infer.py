@@ -16,6 +16,7 @@ from fastnst.infer.cli import describe_model, main
 from fastnst.infer.stylize import Stylizer
 from fastnst.infer.temporal_blend import (
     DEFAULT_BLEND,
+    DEFAULT_GLUE,
     DEFAULT_SMOOTH,
     InputSmooth,
     Recurrence,
@@ -259,6 +260,13 @@ def test_video_blends_and_smooths_every_models_frames_by_default(
     assert np.abs(default[1:] - averaged[1:]).mean() > 0.1  # the detail was kept
     unblended = video(recurrent_model, "--temporal-blend", "0")
     assert np.abs(default[1:] - unblended[1:]).mean() > 1  # the blend changed later frames
+    glued = video(recurrent_model, "--blend-kind", "glue")  # its own default weight
+    np.testing.assert_array_equal(
+        glued, video(recurrent_model, "--temporal-blend", str(DEFAULT_GLUE), "--blend-kind", "glue")
+    )
+    np.testing.assert_array_equal(glued[0], unblended[0])
+    assert np.abs(glued[1:] - unblended[1:]).mean() > 1
+    assert np.abs(glued[1:] - default[1:]).mean() > 1
     np.testing.assert_array_equal(
         default, video(recurrent_model, "--input-smooth", str(DEFAULT_SMOOTH))
     )

@@ -41,9 +41,10 @@ import torch.nn.functional as F
 from fastnst.commands.eval_video import judge_distances, style_judge, style_sets
 from fastnst.export import load_model
 from fastnst.files import atomic_write
-from fastnst.infer.temporal_blend import FlowFn, InputSmooth, LastFlow
+from fastnst.infer.temporal_blend import InputSmooth, LastFlow
 from fastnst.model import TransformerNet, still_network, style_weights
 from fastnst.runtime.arrays import bolder_strokes
+from fastnst.runtime.flow import FlowFn
 from fastnst.video.metrics import warping_errors
 from fastnst.video.pairs import read_frames
 from fastnst.video.warp import downscale_flow, warp

@@ -134,7 +134,8 @@ def stylize_and_score(
             net, frames, style, args, smooth, loss_fn, mix
         ):
             if judge is not None:
-                losses.update(judge_distances(judge, out, frames))
+                every = args.judge_every
+                losses.update(judge_distances(judge, out[::every], frames[::every]))
             scored.append((smooth, strength, variant, out, losses))
     return scored
 
@@ -323,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         default=list(BLEND_KINDS),
         help="which blends --blends adds: detail (stylize's default), flow (averaged along "
-        "the flow), plain (averaged without it); default all three",
+        "the flow), plain (averaged without it), glue (kept whole where it fits; A: the photo's "
+        "change that repaints); default all four",
     )
     parser.add_argument("--flow-size", type=int, default=320, help="long side for the blend")
     parser.add_argument(
@@ -352,6 +354,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also score the models' frames by the independent style and content distances "
         "(fastnst.distances, as fastnst evaluate); the frontier then ranks by style distance",
+    )
+    parser.add_argument(
+        "--judge-every",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --judge: judge every K-th frame only (the flicker still counts every pair)",
     )
     parser.add_argument(
         "--peer",
@@ -386,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         bad = [s for s in args.strength if not 0 <= s <= MAX_STRENGTH]
         if bad:
             raise UserError(f"--strength must be in [0, {MAX_STRENGTH:g}], got {bad[0]:g}")
+        if args.judge_every < 1:
+            raise UserError(f"--judge-every must be at least 1, got {args.judge_every}")
         if (args.frontier or args.plot or args.target) and not args.models:
             raise UserError("--frontier, --target and --plot need at least one --model")
         if args.target is not None:
@@ -475,6 +486,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "frames": frames.shape[0],
         "size": list(frames.shape[-2:]),
         "frame_step": args.frame_step,
+        "judge_every": args.judge_every,
         "flow": args.flow,
         "style": args.style,
         "results": rows,

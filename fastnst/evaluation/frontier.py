@@ -53,7 +53,7 @@ class FrontierPoint:
     source: str
     model: str
     blend: float
-    blend_kind: str  # "none", or one of the blend kinds ("detail", "flow", "plain")
+    blend_kind: str  # "none", or one of the blend kinds ("detail", "flow", "plain", "glue")
     warping_error: float
     x_floor: float
     style_loss: float
@@ -223,12 +223,13 @@ def save_frontier_plot(
     fig, ax = plt.subplots(figsize=(7.5, 5))
     models = list(dict.fromkeys(p.model for p in points))
     colours = plt.get_cmap("tab10")
-    shapes = {"none": "o", "detail": "D", "flow": "s", "plain": "^"}
+    shapes = {"none": "o", "detail": "D", "flow": "s", "plain": "^", "glue": "P"}
     names = {
         "none": "per frame",
         "detail": "blend keeping detail",
         "flow": "flow-guided average",
         "plain": "plain blend",
+        "glue": "strokes glued along the flow",
     }
     labels: list[tuple[tuple[float, float], str]] = []
     for p in points:

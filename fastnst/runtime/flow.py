@@ -10,6 +10,7 @@ side's, on tensors); ``tests/test_temporal_blend.py`` checks that the two agree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,10 @@ import numpy as np
 from fastnst.errors import UserError
 
 FLOW_METHODS = ("dis", "farneback")
+
+# ``flows(previous, current)`` → the backward flow ``[2, H, W]`` and its trust mask ``[H, W]``
+# (0 or 1), both at the frames' size (:class:`fastnst.infer.temporal_blend.LastFlow`).
+FlowFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def opencv() -> Any:
@@ -60,13 +65,15 @@ def _positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs.astype(np.float32), ys.astype(np.float32)
 
 
-def warp(images: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """``out(p) = images(p + flow(p))`` for ``[C, H, W]`` float32, bilinear, the border
-    repeated outside (as :func:`fastnst.video.warp.warp`)."""
+def warp(images: np.ndarray, flow: np.ndarray, cubic: bool = False) -> np.ndarray:
+    """``out(p) = images(p + flow(p))`` for ``[C, H, W]`` float32 (C at most 4), bilinear
+    (as :func:`fastnst.video.warp.warp`) or bicubic (``cubic``: sharper over a chain of
+    moves, may overshoot), the border repeated outside."""
     cv2 = opencv()
     xs, ys = _positions(flow)
     planes = np.ascontiguousarray(images.transpose(1, 2, 0), dtype=np.float32)
-    out = cv2.remap(planes, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    kernel = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    out = cv2.remap(planes, xs, ys, kernel, borderMode=cv2.BORDER_REPLICATE)
     return np.ascontiguousarray(out.reshape(*out.shape[:2], -1).transpose(2, 0, 1))
 
 

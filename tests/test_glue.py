@@ -1,0 +1,159 @@
+"""The glue blend (fastnst.infer.glue): strokes kept whole along the flow, repainted whole
+where they no longer fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastnst.infer.glue import GLUE_STRETCH, Glue, area_change, photo_change
+from fastnst.infer.temporal_blend import BLEND_KINDS, TemporalBlend
+
+H, W = 48, 64
+
+
+def textured(seed: int) -> np.ndarray:
+    """A smooth random ``[3, H, W]`` picture (bicubic moves of it stay close to exact)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((3, H // 8, W // 8)).astype(np.float32)
+    return np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2)
+
+
+def shifted(image: np.ndarray, dx: int) -> np.ndarray:
+    """``image`` moved ``dx`` px to the right (the left edge repeated)."""
+    out = np.roll(image, dx, axis=-1)
+    out[..., :dx] = image[..., :1]
+    return out
+
+
+def fixed_flow(flow: np.ndarray, trusted: np.ndarray | None = None):
+    """A ``flows`` that answers every pair with ``flow`` (``[2, H, W]``) and ``trusted``."""
+    mask = np.ones((H, W), np.float32) if trusted is None else trusted
+    return lambda previous, current: (flow, mask)
+
+
+def still() -> np.ndarray:
+    return np.zeros((2, H, W), np.float32)
+
+
+def test_a_still_scene_keeps_its_first_painting_whole() -> None:
+    photo = textured(0)
+    first, second = textured(1), textured(2)
+    glue = Glue(0.1, fixed_flow(still()))
+    assert np.array_equal(glue(photo, first), first)
+    shown = glue(photo, second)
+    np.testing.assert_allclose(shown, first, atol=1e-5)  # not the fresh frame, no mix either
+    assert np.abs(shown - second).mean() > 0.2
+
+
+def test_kept_strokes_move_with_the_scene() -> None:
+    photo, painting = textured(0), textured(1)
+    flow = still()
+    flow[0] = -4.0  # backward flow: the scene moved 4 px to the right
+    glue = Glue(0.1, fixed_flow(flow))
+    glue(photo, painting)
+    shown = glue(shifted(photo, 4), textured(2))
+    np.testing.assert_allclose(shown[..., 8:], shifted(painting, 4)[..., 8:], atol=1e-4)
+
+
+def test_untrusted_pixels_are_repainted() -> None:
+    trusted = np.ones((H, W), np.float32)
+    trusted[:, : W // 2] = 0
+    photo, fresh = textured(0), textured(2)
+    glue = Glue(0.1, fixed_flow(still(), trusted))
+    glue(photo, textured(1))
+    shown = glue(photo, fresh)
+    assert np.array_equal(shown[..., : W // 2], fresh[..., : W // 2])
+    assert np.abs(shown[..., W // 2 :] - fresh[..., W // 2 :]).mean() > 0.2
+
+
+def test_a_slow_fade_is_repainted_once_it_adds_up() -> None:
+    """0.03 a frame never passes a tolerance of 0.1 between two frames; against the photo
+    the stroke was painted on it does by the fourth."""
+    photo, painting = 0.1 + 0.5 * textured(0), textured(1)  # brightened, it is never clipped
+    glue = Glue(0.1, fixed_flow(still()))
+    glue(photo, painting)
+    repainted_at = None
+    for step in range(1, 8):
+        fresh = textured(10 + step)
+        shown = glue(photo + np.float32(0.03 * step), fresh)
+        if np.array_equal(shown, fresh):
+            repainted_at = step
+            break
+        np.testing.assert_allclose(shown, painting, atol=1e-5)
+    assert repainted_at == 4
+
+
+def test_noise_does_not_repaint() -> None:
+    rng = np.random.default_rng(5)
+    photo, painting = textured(0), textured(1)
+    glue = Glue(0.05, fixed_flow(still()))
+    glue(photo, painting)
+    for step in range(6):
+        noisy = photo + rng.normal(0, 0.01, photo.shape).astype(np.float32)
+        shown = glue(noisy, textured(20 + step))
+    np.testing.assert_allclose(shown, painting, atol=1e-5)
+
+
+def test_a_zoom_is_repainted_once_the_strokes_have_grown_past_the_limit() -> None:
+    """A backward flow that maps each frame onto 0.9 of the previous one magnifies by
+    1/0.81 in area a frame: log 0.21, so the third frame passes 0.5."""
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    flow = np.stack([(xs - W / 2) * -0.1, (ys - H / 2) * -0.1]).astype(np.float32)
+    np.testing.assert_allclose(area_change(flow)[4:-4, 4:-4], -2 * np.log(0.9), rtol=1e-4)
+    photo = np.full((3, H, W), 0.5, np.float32)  # flat: only the stretch can repaint
+    glue = Glue(0.1, fixed_flow(flow))
+    glue(photo, textured(1))
+    steps = [np.array_equal(glue(photo, fresh := textured(10 + k)), fresh) for k in range(1, 4)]
+    assert -3 * np.log(0.81) > GLUE_STRETCH > -2 * np.log(0.81)
+    assert steps == [False, False, True]
+
+
+def test_photo_change_ignores_what_a_box_averages_out() -> None:
+    photo = textured(0)
+    checker = np.indices((H, W)).sum(0) % 2 * 0.04 - 0.02  # ±0.02: averages to ~0
+    assert photo_change(photo + checker.astype(np.float32), photo).max() < 0.05
+    assert photo_change(photo + 0.2, photo).min() == pytest.approx(0.2, abs=1e-5)
+
+
+def test_the_temporal_blend_runs_the_glue_on_batches_and_tensors() -> None:
+    torch = pytest.importorskip("torch")
+    assert "glue" in BLEND_KINDS
+    photos = np.stack([textured(0)] * 3)
+    fresh = np.stack([textured(1), textured(2), textured(3)])
+    shown = TemporalBlend(0.1, kind="glue")(torch.from_numpy(photos), torch.from_numpy(fresh))
+    assert isinstance(shown, torch.Tensor)
+    for frame in shown.numpy():  # a still clip: the first painting throughout
+        np.testing.assert_allclose(frame, fresh[0], atol=1e-4)
+
+
+def test_a_video_stream_glues_a_still_clips_noisy_frames_to_the_first_painting(
+    tmp_path: Path,
+) -> None:
+    """Through VideoStream on the onnxruntime backend: a still scene with sensor noise keeps
+    the first frame's painting (a pass-through would repaint the noise every frame)."""
+    from fastnst.export import ModelInfo, save_model
+    from fastnst.infer.temporal_blend import VideoStream
+    from fastnst.model import NetConfig, TransformerNet
+    from fastnst.runtime.onnx_backend import OnnxStylizer
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = TransformerNet(NetConfig(num_styles=1, width=0.25, num_residual=1))
+    model = save_model(net, tmp_path / "m.safetensors", ModelInfo(net={}, style_names=["a"]))
+    stylizer = OnnxStylizer.load(model, "cpu")
+    weights = np.array([1.0], np.float32)
+    rng = np.random.default_rng(1)
+    scene = 0.2 + 0.6 * textured(0)
+    frames = np.stack([scene + rng.normal(0, 0.01, scene.shape) for _ in range(4)])
+    frames = frames.astype(np.float32)
+    glued = VideoStream(False, blend_kind="glue", flow_size=64, smooth=0)(stylizer, frames, weights)
+    fresh = VideoStream(False, blend=0, flow_size=64, smooth=0)(stylizer, frames, weights)
+    np.testing.assert_array_equal(glued[0], fresh[0])
+    inner = (slice(None), slice(None), slice(4, -4), slice(4, -4))  # the border's flow aside
+    assert (
+        np.abs(fresh[1:] - fresh[:1])[inner].mean()
+        > 3 * np.abs(glued[1:] - glued[:1])[inner].mean()
+    )
