@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastnst.infer.glue import GLUE_STRETCH, Glue, area_change, photo_change
-from fastnst.infer.temporal_blend import BLEND_KINDS, TemporalBlend
+from fastnst.infer.temporal_blend import BLEND_KINDS, TemporalBlend, repaint_blend
 
 H, W = 48, 64
 
@@ -34,6 +34,11 @@ def fixed_flow(flow: np.ndarray, trusted: np.ndarray | None = None):
     return lambda previous, current: (flow, mask)
 
 
+def fresh_where_repainted(carried: np.ndarray, fresh: np.ndarray, trusted: np.ndarray):
+    """A ``repaint`` that shows the fresh output: what the glue itself keeps stands out."""
+    return fresh
+
+
 def still() -> np.ndarray:
     return np.zeros((2, H, W), np.float32)
 
@@ -41,7 +46,7 @@ def still() -> np.ndarray:
 def test_a_still_scene_keeps_its_first_painting_whole() -> None:
     photo = textured(0)
     first, second = textured(1), textured(2)
-    glue = Glue(0.1, fixed_flow(still()))
+    glue = Glue(0.1, fixed_flow(still()), fresh_where_repainted)
     assert np.array_equal(glue(photo, first), first)
     shown = glue(photo, second)
     np.testing.assert_allclose(shown, first, atol=1e-5)  # not the fresh frame, no mix either
@@ -52,28 +57,39 @@ def test_kept_strokes_move_with_the_scene() -> None:
     photo, painting = textured(0), textured(1)
     flow = still()
     flow[0] = -4.0  # backward flow: the scene moved 4 px to the right
-    glue = Glue(0.1, fixed_flow(flow))
+    glue = Glue(0.1, fixed_flow(flow), fresh_where_repainted)
     glue(photo, painting)
     shown = glue(shifted(photo, 4), textured(2))
     np.testing.assert_allclose(shown[..., 8:], shifted(painting, 4)[..., 8:], atol=1e-4)
 
 
-def test_untrusted_pixels_are_repainted() -> None:
+def test_the_photo_decides_what_is_repainted_and_the_trust_how() -> None:
+    """Where the photo under a glued stroke is unchanged it stays, trusted or not; where it
+    changed, it is repainted: the fresh output where the flow is not trusted, the default
+    detail blend of carried and fresh where it is."""
     trusted = np.ones((H, W), np.float32)
-    trusted[:, : W // 2] = 0
-    photo, fresh = textured(0), textured(2)
-    glue = Glue(0.1, fixed_flow(still(), trusted))
-    glue(photo, textured(1))
-    shown = glue(photo, fresh)
-    assert np.array_equal(shown[..., : W // 2], fresh[..., : W // 2])
-    assert np.abs(shown[..., W // 2 :] - fresh[..., W // 2 :]).mean() > 0.2
+    trusted[: H // 2] = 0
+    photo, first, fresh = textured(0), textured(1), textured(2)
+    changed = photo.copy()
+    changed[..., : W // 2] += 0.3  # the left half lit up
+    glue = Glue(0.1, fixed_flow(still(), trusted), repaint_blend)
+    glue(photo, first)
+    shown = glue(changed, fresh)
+    right, left = (slice(None), slice(None), slice(W // 2 + 3, None)), (..., slice(W // 2 - 3))
+    np.testing.assert_allclose(shown[right], first[right], atol=1e-5)
+    expected = repaint_blend(first, fresh, trusted)
+    np.testing.assert_allclose(shown[left], expected[left], atol=1e-5)
+    top, bottom = (slice(None), slice(H // 2 - 8)), (slice(None), slice(H // 2, None))
+    assert np.abs(shown[top][left] - fresh[top][left]).mean() < 0.005  # the gain map is smooth
+    assert np.abs(shown[bottom][left] - fresh[bottom][left]).mean() > 0.1
+    assert np.abs(shown[bottom][left] - first[bottom][left]).mean() > 0.05
 
 
 def test_a_slow_fade_is_repainted_once_it_adds_up() -> None:
     """0.03 a frame never passes a tolerance of 0.1 between two frames; against the photo
     the stroke was painted on it does by the fourth."""
     photo, painting = 0.1 + 0.5 * textured(0), textured(1)  # brightened, it is never clipped
-    glue = Glue(0.1, fixed_flow(still()))
+    glue = Glue(0.1, fixed_flow(still()), fresh_where_repainted)
     glue(photo, painting)
     repainted_at = None
     for step in range(1, 8):
@@ -89,7 +105,7 @@ def test_a_slow_fade_is_repainted_once_it_adds_up() -> None:
 def test_noise_does_not_repaint() -> None:
     rng = np.random.default_rng(5)
     photo, painting = textured(0), textured(1)
-    glue = Glue(0.05, fixed_flow(still()))
+    glue = Glue(0.05, fixed_flow(still()), fresh_where_repainted)
     glue(photo, painting)
     for step in range(6):
         noisy = photo + rng.normal(0, 0.01, photo.shape).astype(np.float32)
@@ -104,7 +120,7 @@ def test_a_zoom_is_repainted_once_the_strokes_have_grown_past_the_limit() -> Non
     flow = np.stack([(xs - W / 2) * -0.1, (ys - H / 2) * -0.1]).astype(np.float32)
     np.testing.assert_allclose(area_change(flow)[4:-4, 4:-4], -2 * np.log(0.9), rtol=1e-4)
     photo = np.full((3, H, W), 0.5, np.float32)  # flat: only the stretch can repaint
-    glue = Glue(0.1, fixed_flow(flow))
+    glue = Glue(0.1, fixed_flow(flow), fresh_where_repainted)
     glue(photo, textured(1))
     steps = [np.array_equal(glue(photo, fresh := textured(10 + k)), fresh) for k in range(1, 4)]
     assert -3 * np.log(0.81) > GLUE_STRETCH > -2 * np.log(0.81)

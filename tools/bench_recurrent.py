@@ -17,9 +17,11 @@ def bench_recurrent(
     alone, with the input smoothing, with the smoothing and the blend averaged along the flow
     (``--blend-kind flow``) and with both as `stylize` gives it by default (the blend keeping
     the detail); the recurrent network with its guide (flow, warp, 7-channel first conv),
-    alone and with its defaults. Issue 21: <= 1.3x."""
+    alone and with its defaults; both with the smoothing and the glue (``--blend-kind
+    glue``). Issue 21: <= 1.3x."""
     from fastnst.infer.temporal_blend import (
         DEFAULT_BLEND,
+        DEFAULT_GLUE,
         DEFAULT_SMOOTH,
         Recurrence,
         VideoStream,
@@ -34,6 +36,8 @@ def bench_recurrent(
     averaged = VideoStream(recurrent=False, blend_kind="flow")  # smoothing, blend averaged
     still_default = VideoStream(recurrent=False)  # what stylize runs: one flow for both
     recurrent_default = VideoStream(recurrent=True)  # one flow for all three
+    still_glued = VideoStream(recurrent=False, blend_kind="glue")
+    recurrent_glued = VideoStream(recurrent=True, blend_kind="glue")
 
     def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
         return recurrent.guided(photo, weights, guide)
@@ -49,6 +53,12 @@ def bench_recurrent(
         "recurrent (guide + network)": lambda frame: recurrence(frame, step),
         f"recurrent + {both}, detail kept (its stylize default)": lambda frame: recurrent_default(
             recurrent, frame, weights
+        ),
+        f"still + input smoothing {DEFAULT_SMOOTH} + glue {DEFAULT_GLUE}": lambda frame: (
+            still_glued(still, frame, weights)
+        ),
+        f"recurrent + input smoothing {DEFAULT_SMOOTH} + glue {DEFAULT_GLUE}": lambda frame: (
+            recurrent_glued(recurrent, frame, weights)
         ),
     }
     for frame in clip[:2]:  # warm-up (the first recurrent frame has no guide)

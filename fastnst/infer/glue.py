@@ -1,24 +1,30 @@
 """Strokes glued to the scene (``--blend-kind glue``): the previous output moved along the
-flow and kept *whole* where it still fits, the fresh output everywhere else.
+flow and kept *whole* where it still fits; where not, the detail blend.
 
 Every other blend averages two paintings of a frame, and an average of two differently
 painted frames has less contrast than either: the strokes calm down, and the style goes with
 them (docs/VIDEO.md, "Carrying the network's features"). Kept whole, a glued stroke is one
 painting, as crisp as the frame that painted it; the cost is knowing when it no longer fits.
-A pixel is repainted (takes the fresh output) when
+The photo each shown pixel was painted from travels with it, and a pixel is repainted when
 
-- the flow is not trusted there (newly visible, a motion boundary: as every blend);
+- the photo under it has changed by more than ``tolerance`` since it was painted: a flow that
+  lines up the wrong thing (an occlusion, a chain of moves drifting off along a shear), a
+  lamp or a slow fade all show up there, however slowly they came. This, not the flow's
+  forward-backward check, is the test of trust: the check distrusts 13-19 % of every frame
+  on our clips, and repainting all of that each frame cost the glue more flicker than it saved
+  (docs/VIDEO.md, "Strokes glued to the scene");
 - the flow has magnified or shrunk it by more than :data:`GLUE_STRETCH` (log area) since it
   was painted: strokes glued to an approaching object grow with it, where the network paints
-  them at one size;
-- the photo under it has changed by more than ``tolerance`` since it was painted: the photo
-  it was painted from travels with it, so a lamp, a slow fade or a flow that drifted off
-  (a chain of moves along a shear) all show up, however slowly they came.
+  them at one size.
 
-Each repaint is whole at once, never a mix. NumPy and OpenCV only (both backends).
+What is repainted is shown as the caller says (the default detail blend of
+:mod:`fastnst.infer.temporal_blend`; the fresh output where the flow is not trusted), and is
+glued from then on. NumPy and OpenCV only (both backends).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,15 +58,19 @@ def photo_change(photo: np.ndarray, painted_from: np.ndarray) -> np.ndarray:
     return cv2.blur(difference, (CHANGE_BOX, CHANGE_BOX), borderType=cv2.BORDER_REPLICATE)
 
 
+Blender = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
 class Glue:
     """One video's glued output. Call with each ``(photo, fresh)`` in order (float32
     ``[3, H, W]``, the network's output for ``photo``); returns what is shown. ``tolerance``:
     how much the photo under a glued pixel may change before it is repainted (0 to 1; larger
     keeps strokes longer); ``flows(previous, current)`` gives the backward flow ``[2, H, W]``
-    and its trust mask ``[H, W]`` (0 or 1)."""
+    and its trust mask ``[H, W]`` (0 or 1); ``repaint(carried, fresh, trusted)`` shows the
+    repainted pixels (``[3, H, W]`` each, the mask ``[H, W]``)."""
 
-    def __init__(self, tolerance: float, flows: FlowFn) -> None:
-        self.tolerance, self.flows = tolerance, flows
+    def __init__(self, tolerance: float, flows: FlowFn, repaint: Blender) -> None:
+        self.tolerance, self.flows, self.repaint = tolerance, flows, repaint
         self.previous_photo: np.ndarray | None = None
         self.glued: np.ndarray | None = None  # what was shown last
         self.painted_from: np.ndarray | None = None  # the photo each shown pixel was painted on
@@ -80,12 +90,11 @@ class Glue:
         moved = np.clip(warp(self.glued, flow, cubic=True), 0.0, 1.0)
         painted_from = warp(self.painted_from, flow, cubic=True)
         stretch = warp(self.stretch[None], flow)[0] + area_change(flow)
-        keep = (
-            (trusted > 0.5)
-            & (np.abs(stretch) < GLUE_STRETCH)
-            & (photo_change(photo, painted_from) <= self.tolerance)
+        keep = (np.abs(stretch) < GLUE_STRETCH) & (
+            photo_change(photo, painted_from) <= self.tolerance
         )
-        self.glued = np.where(keep, moved, fresh)
+        repainted = self.repaint(moved, fresh, trusted)
+        self.glued = np.where(keep, moved, repainted)
         self.painted_from = np.where(keep, painted_from, photo)
         self.stretch = np.where(keep, stretch, np.float32(0))
         return self.glued

@@ -56,9 +56,9 @@ from fastnst.runtime.flow import (
 DEFAULT_BLEND = 0.6
 
 # The glue's weight when none is given (``--blend-kind glue``): the photo's change under a
-# kept stroke that repaints it. On classics-video 0.2 read 2-9 % less flicker than 0.1 at the
-# same style on three clips (docs/VIDEO.md, "Strokes glued to the scene").
-DEFAULT_GLUE = 0.2
+# kept stroke that repaints it. On cockatoo with classics-video 0.05 and 0.1 read the same
+# flicker, 0.1 at 1.5 % less style distance (docs/VIDEO.md, "Strokes glued to the scene").
+DEFAULT_GLUE = 0.1
 
 # The trust mask is decided at the flow's size and resized to the frame's: a resized pixel is
 # trusted when most of what it is made of was (0.5). 0.99 eroded the mask by a pixel around
@@ -174,7 +174,7 @@ class TemporalBlend:
         self.flows = flows or LastFlow(flow_size)
         if alpha > 0 and kind != "plain":
             opencv()  # fail before the first frame, not in the middle of a video
-        self.glue = Glue(alpha, self.flows) if kind == "glue" else None
+        self.glue = Glue(alpha, self.flows, repaint_blend) if kind == "glue" else None
         self.previous_photo: np.ndarray | None = None
         self.previous_output: np.ndarray | None = None
 
@@ -191,8 +191,10 @@ class TemporalBlend:
                     flow, mask = self.flows(self.previous_photo, photo)
                     carried = warp(self.previous_output, flow)
                     weight = np.float32(self.alpha) * mask
-                blended = output + weight * (carried - output)
-                output = keep_detail(blended, output) if self.kind == "detail" else blended
+                if self.kind == "detail":
+                    output = detail_blend(carried, output, weight)
+                else:
+                    output = output + weight * (carried - output)
             self.previous_photo, self.previous_output = photo, output
             frames.append(output)
         return np.stack(frames)
@@ -221,6 +223,18 @@ def local_energy(detail: np.ndarray) -> np.ndarray:
         np.einsum("chw,chw->hw", detail, detail), small, interpolation=cv2.INTER_AREA
     )
     return gaussian_blur(energy, ENERGY_SIGMA / 4)
+
+
+def detail_blend(carried: np.ndarray, fresh: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``fresh`` averaged with ``carried`` (``[3, H, W]``; ``weight`` ``[H, W]`` the carried
+    share), then given ``fresh``'s detail energy back (:func:`keep_detail`)."""
+    return keep_detail(fresh + weight * (carried - fresh), fresh)
+
+
+def repaint_blend(carried: np.ndarray, fresh: np.ndarray, trusted: np.ndarray) -> np.ndarray:
+    """What the glue shows where it repaints: the default blend (:data:`DEFAULT_BLEND` of
+    the carried output where the flow is trusted, the detail kept), so a repaint is no jump."""
+    return detail_blend(carried, fresh, np.float32(DEFAULT_BLEND) * trusted)
 
 
 def keep_detail(blended: np.ndarray, fresh: np.ndarray) -> np.ndarray:
