@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnst.infer.glue import GLUE_STRETCH, Glue, area_change, photo_change
+from fastnst.infer.glue import GLUE_STRETCH, Glue, distortion, photo_change
 from fastnst.infer.temporal_blend import BLEND_KINDS, TemporalBlend, repaint_blend
 
 H, W = 48, 64
@@ -114,17 +114,39 @@ def test_noise_does_not_repaint() -> None:
 
 
 def test_a_zoom_is_repainted_once_the_strokes_have_grown_past_the_limit() -> None:
-    """A backward flow that maps each frame onto 0.9 of the previous one magnifies by
-    1/0.81 in area a frame: log 0.21, so the third frame passes 0.5."""
+    """A backward flow that maps each frame onto 0.9 of the previous one magnifies by 1/0.9
+    along each axis a frame: 0.105 of log, so the fifth frame passes 0.5."""
     ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
     flow = np.stack([(xs - W / 2) * -0.1, (ys - H / 2) * -0.1]).astype(np.float32)
-    np.testing.assert_allclose(area_change(flow)[4:-4, 4:-4], -2 * np.log(0.9), rtol=1e-4)
-    photo = np.full((3, H, W), 0.5, np.float32)  # flat: only the stretch can repaint
+    np.testing.assert_allclose(distortion(flow)[4:-4, 4:-4], -np.log(0.9), rtol=1e-4)
+    photo = np.full((3, H, W), 0.5, np.float32)  # flat: only the distortion can repaint
     glue = Glue(0.1, fixed_flow(flow), fresh_where_repainted)
     glue(photo, textured(1))
-    steps = [np.array_equal(glue(photo, fresh := textured(10 + k)), fresh) for k in range(1, 4)]
-    assert -3 * np.log(0.81) > GLUE_STRETCH > -2 * np.log(0.81)
-    assert steps == [False, False, True]
+    steps = [np.array_equal(glue(photo, fresh := textured(10 + k)), fresh) for k in range(1, 6)]
+    assert -5 * np.log(0.9) > GLUE_STRETCH > -4 * np.log(0.9)
+    assert steps == [False, False, False, False, True]
+
+
+def test_a_shear_counts_though_it_keeps_the_area() -> None:
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    shear = np.stack([0.3 * (ys - H / 2), np.zeros_like(ys)]).astype(np.float32)
+    singular = np.linalg.svd(np.array([[1, 0.3], [0, 1]]), compute_uv=False)
+    np.testing.assert_allclose(distortion(shear)[4:-4, 4:-4], np.log(singular[0]), rtol=1e-4)
+    np.testing.assert_allclose(distortion(still()), 0, atol=1e-6)
+
+
+def test_what_comes_from_outside_the_previous_frame_is_repainted() -> None:
+    """A pan: the new columns at the left edge come from outside the previous frame, where a
+    warp can only repeat its border (a flat wall would pass the photo's test)."""
+    photo, painting = np.full((3, H, W), 0.5, np.float32), textured(1)
+    flow = still()
+    flow[0] = -4.0  # the scene moved 4 px to the right
+    glue = Glue(0.1, fixed_flow(flow), fresh_where_repainted)
+    glue(photo, painting)
+    fresh = textured(2)
+    shown = glue(photo, fresh)
+    assert np.array_equal(shown[..., :4], fresh[..., :4])
+    np.testing.assert_allclose(shown[..., 4:], painting[..., :-4], atol=1e-4)
 
 
 def test_photo_change_ignores_what_a_box_averages_out() -> None:

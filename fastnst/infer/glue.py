@@ -13,9 +13,11 @@ The photo each shown pixel was painted from travels with it, and a pixel is repa
   forward-backward check, is the test of trust: the check distrusts 13-19 % of every frame
   on our clips, and repainting all of that each frame cost the glue more flicker than it saved
   (docs/VIDEO.md, "Strokes glued to the scene");
-- the flow has magnified or shrunk it by more than :data:`GLUE_STRETCH` (log area) since it
-  was painted: strokes glued to an approaching object grow with it, where the network paints
-  them at one size.
+- the flow has distorted it by more than :data:`GLUE_STRETCH` in all since it was painted
+  (:func:`distortion`, summed along the way): strokes glued to an approaching object grow
+  with it, where the network paints them at one size, and a flow that smears a flat wall
+  drags its strokes into streaks the photo cannot show;
+- it comes from outside the previous frame (a pan's new edge).
 
 What is repainted is shown as the caller says (the default detail blend of
 :mod:`fastnst.infer.temporal_blend`; the fresh output where the flow is not trusted), and is
@@ -30,9 +32,9 @@ import numpy as np
 
 from fastnst.runtime.flow import FlowFn, opencv, warp
 
-# The log area change at which a glued pixel is repainted. A study's choice (tools/
-# feature_carry.py, ``rgb:1:0.5h``): the per-frame look came back on an approaching cockatoo
-# while the glue kept its flicker gain (docs/VIDEO.md).
+# The distortion (log singular values, summed) at which a glued pixel is repainted. From a
+# study (tools/feature_carry.py, ``rgb:1:0.5h``, then on the log area): the per-frame look
+# came back on an approaching cockatoo while the glue kept its flicker gain (docs/VIDEO.md).
 GLUE_STRETCH = 0.5
 
 # The photo's change under a glued pixel is its channel mean averaged over a box this wide:
@@ -40,14 +42,28 @@ GLUE_STRETCH = 0.5
 CHANGE_BOX = 5
 
 
-def area_change(flow: np.ndarray) -> np.ndarray:
-    """``[H, W]``: the log of how much the backward ``flow`` (``[2, H, W]``) magnifies each
-    pixel of the previous frame (minus the log of its Jacobian's determinant): above 0 where
-    the scene grows."""
+def distortion(flow: np.ndarray) -> np.ndarray:
+    """``[H, W]``: how much the backward ``flow`` (``[2, H, W]``) distorts each pixel of the
+    previous frame, the larger absolute log of its Jacobian's two singular values: a zoom, a
+    stretch along one axis and a shear all count (a glued stroke smeared along the motion
+    keeps its area)."""
     du_dy, du_dx = np.gradient(flow[0])
     dv_dy, dv_dx = np.gradient(flow[1])
-    area = (1 + du_dx) * (1 + dv_dy) - du_dy * dv_dx
-    return -np.log(np.maximum(area, 1e-3)).astype(np.float32)
+    a, b, c, d = 1 + du_dx, du_dy, dv_dx, 1 + dv_dy
+    rotation_part = np.hypot((a + d) / 2, (c - b) / 2)
+    stretch_part = np.hypot((a - d) / 2, (c + b) / 2)
+    largest = rotation_part + stretch_part
+    smallest = np.maximum(np.abs(rotation_part - stretch_part), 1e-3)
+    return np.maximum(np.abs(np.log(largest)), np.abs(np.log(smallest))).astype(np.float32)
+
+
+def inside(flow: np.ndarray) -> np.ndarray:
+    """``[H, W]`` bool: where ``p + flow(p)`` lies inside the previous frame (elsewhere a
+    warp can only repeat its border)."""
+    height, width = flow.shape[-2:]
+    xs = np.arange(width, dtype=np.float32)[None, :] + flow[0]
+    ys = np.arange(height, dtype=np.float32)[:, None] + flow[1]
+    return (xs >= 0) & (xs <= width - 1) & (ys >= 0) & (ys <= height - 1)
 
 
 def photo_change(photo: np.ndarray, painted_from: np.ndarray) -> np.ndarray:
@@ -74,7 +90,7 @@ class Glue:
         self.previous_photo: np.ndarray | None = None
         self.glued: np.ndarray | None = None  # what was shown last
         self.painted_from: np.ndarray | None = None  # the photo each shown pixel was painted on
-        self.stretch: np.ndarray | None = None  # [H, W] log area change since it was painted
+        self.stretch: np.ndarray | None = None  # [H, W] distortion summed since it was painted
 
     def start(self, photo: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         self.glued, self.painted_from = fresh, photo
@@ -89,9 +105,11 @@ class Glue:
         flow, trusted = self.flows(previous, photo)
         moved = np.clip(warp(self.glued, flow, cubic=True), 0.0, 1.0)
         painted_from = warp(self.painted_from, flow, cubic=True)
-        stretch = warp(self.stretch[None], flow)[0] + area_change(flow)
-        keep = (np.abs(stretch) < GLUE_STRETCH) & (
-            photo_change(photo, painted_from) <= self.tolerance
+        stretch = warp(self.stretch[None], flow)[0] + distortion(flow)
+        keep = (
+            inside(flow)
+            & (stretch < GLUE_STRETCH)
+            & (photo_change(photo, painted_from) <= self.tolerance)
         )
         repainted = self.repaint(moved, fresh, trusted)
         self.glued = np.where(keep, moved, repainted)
