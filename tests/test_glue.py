@@ -195,3 +195,29 @@ def test_a_video_stream_glues_a_still_clips_noisy_frames_to_the_first_painting(
         np.abs(fresh[1:] - fresh[:1])[inner].mean()
         > 3 * np.abs(glued[1:] - glued[:1])[inner].mean()
     )
+
+
+def test_blend_look_draws_the_clip_over_one_row_per_kind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tools/blend_look.py: the clip's frames on top, then each kind's, side by side."""
+    pytest.importorskip("torch")
+    from fastnst.export import ModelInfo, save_model
+    from fastnst.model import NetConfig, TransformerNet
+
+    from conftest import load_tool, panning_frames, write_clip
+
+    net = TransformerNet(NetConfig(num_styles=1, width=0.25, num_residual=1))
+    model = save_model(net, tmp_path / "m.safetensors", ModelInfo(net={}, style_names=["a"]))
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64, speed=2))
+    out = tmp_path / "look.png"
+    argv = ["blend_look", "--model", str(model), "--clip", str(clip), "--style", "0"]
+    argv += ["--long-side", "64", "--frames", "1", "3", "--out", str(out)]
+    monkeypatch.setattr("sys.argv", argv)
+    load_tool("blend_look").main()
+    import cv2
+
+    image = cv2.imread(str(out))
+    assert image.shape == (3 * 48, 2 * 64, 3)  # clip, detail, glue; two frames
+    clip_row, detail_row = image[:48].astype(int), image[48:96].astype(int)
+    assert np.abs(clip_row - detail_row).mean() > 10  # stylized, not the clip again
