@@ -30,11 +30,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fastnst.runtime.flow import FlowFn, opencv, warp
+from fastnst.runtime.flow import FlowFn, opencv, positions, warp
 
-# The distortion (log singular values, summed) at which a glued pixel is repainted. From a
-# study (tools/feature_carry.py, ``rgb:1:0.5h``, then on the log area): the per-frame look
-# came back on an approaching cockatoo while the glue kept its flicker gain (docs/VIDEO.md).
+# The distortion (log singular values, summed) at which a glued pixel is repainted. Chosen in
+# a study on the log area change (tools/feature_carry.py, ``rgb:1:0.5h``: the per-frame look
+# came back on an approaching cockatoo while the glue kept its flicker gain) and kept, not
+# re-tuned, when the distortion replaced the area (docs/VIDEO.md).
 GLUE_STRETCH = 0.5
 
 # The photo's change under a glued pixel is its channel mean averaged over a box this wide:
@@ -61,8 +62,7 @@ def inside(flow: np.ndarray) -> np.ndarray:
     """``[H, W]`` bool: where ``p + flow(p)`` lies inside the previous frame (elsewhere a
     warp can only repeat its border)."""
     height, width = flow.shape[-2:]
-    xs = np.arange(width, dtype=np.float32)[None, :] + flow[0]
-    ys = np.arange(height, dtype=np.float32)[:, None] + flow[1]
+    xs, ys = positions(flow)
     return (xs >= 0) & (xs <= width - 1) & (ys >= 0) & (ys <= height - 1)
 
 

@@ -57,7 +57,7 @@ def flow_field(source: np.ndarray, target: np.ndarray, method: str = "dis") -> n
     return np.ascontiguousarray(field.transpose(2, 0, 1))
 
 
-def _positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def positions(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Absolute positions ``p + flow(p)``: x and y maps ``[H, W]`` (float32)."""
     h, w = flow.shape[-2:]
     xs = np.arange(w, dtype=np.float32)[None, :] + flow[0]
@@ -70,7 +70,7 @@ def warp(images: np.ndarray, flow: np.ndarray, cubic: bool = False) -> np.ndarra
     (as :func:`fastnst.video.warp.warp`) or bicubic (``cubic``: sharper over a chain of
     moves, may overshoot), the border repeated outside."""
     cv2 = opencv()
-    xs, ys = _positions(flow)
+    xs, ys = positions(flow)
     planes = np.ascontiguousarray(images.transpose(1, 2, 0), dtype=np.float32)
     kernel = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
     out = cv2.remap(planes, xs, ys, kernel, borderMode=cv2.BORDER_REPLICATE)
@@ -88,7 +88,7 @@ def trust_mask(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
     grad_sq = sum(np.square(np.gradient(backward, axis=axis)).sum(0) for axis in (1, 2))
     boundary = grad_sq > 0.01 * np.square(backward).sum(0) + 0.002
     h, w = backward.shape[-2:]
-    xs, ys = _positions(backward)
+    xs, ys = positions(backward)
     inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
     return (~occluded & ~boundary & inside).astype(np.float32)
 
