@@ -135,6 +135,26 @@ def test_a_shear_counts_though_it_keeps_the_area() -> None:
     np.testing.assert_allclose(distortion(still()), 0, atol=1e-6)
 
 
+def test_a_distortion_undone_is_not_counted_twice() -> None:
+    """The map back to the painted frame is composed, not its distortions summed: a shear
+    and then its inverse leave the strokes undistorted (summed, the two would pass the limit
+    and flow noise would repaint everything after a while)."""
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    there = np.stack([0.6 * (ys - H / 2), np.zeros_like(ys)]).astype(np.float32)
+    flows = iter([there, -there])
+    mask = np.ones((H, W), np.float32)
+    assert 2 * float(distortion(there)[H // 2, W // 2]) > GLUE_STRETCH
+    glue = Glue(0.1, lambda previous, current: (next(flows), mask), fresh_where_repainted)
+    photo = np.full((3, H, W), 0.5, np.float32)  # flat: only the distortion can repaint
+    glue(photo, textured(1))
+    marked = np.full((3, H, W), 2.0, np.float32)  # a value no glued (clipped) pixel has
+    glue(photo, marked)
+    shown = glue(photo, marked)
+    middle = shown[:, 16:-16, 16:-16]  # the shear moves it at most 4.8 px: never from outside
+    assert middle.max() <= 1.0
+    assert np.abs(middle - textured(1)[:, 16:-16, 16:-16]).mean() < 0.02  # moved back
+
+
 def test_what_comes_from_outside_the_previous_frame_is_repainted() -> None:
     """A pan: the new columns at the left edge come from outside the previous frame, where a
     warp can only repeat its border (a flat wall would pass the photo's test)."""

@@ -13,8 +13,9 @@ The photo each shown pixel was painted from travels with it, and a pixel is repa
   forward-backward check, is the test of trust: the check distrusts 13-19 % of every frame
   on our clips, and repainting all of that each frame cost the glue more flicker than it saved
   (docs/VIDEO.md, "Strokes glued to the scene");
-- the flow has distorted it by more than :data:`GLUE_STRETCH` in all since it was painted
-  (:func:`distortion`, summed along the way): strokes glued to an approaching object grow
+- the map back to the frame it was painted on distorts it by more than :data:`GLUE_STRETCH`
+  (:func:`distortion_of` the flows' Jacobians composed along the way, so that a distortion
+  undone, or the flow's noise, does not add up): strokes glued to an approaching object grow
   with it, where the network paints them at one size, and a flow that smears a flat wall
   drags its strokes into streaks the photo cannot show;
 - it comes from outside the previous frame (a pan's new edge).
@@ -32,10 +33,11 @@ import numpy as np
 
 from fastnst.runtime.flow import FlowFn, opencv, positions, warp
 
-# The distortion (log singular values, summed) at which a glued pixel is repainted. Chosen in
-# a study on the log area change (tools/feature_carry.py, ``rgb:1:0.5h``: the per-frame look
-# came back on an approaching cockatoo while the glue kept its flicker gain) and kept, not
-# re-tuned, when the distortion replaced the area (docs/VIDEO.md).
+# The distortion (the larger |log singular value|) of the map back to the painted frame at
+# which a glued pixel is repainted. Chosen in a study on the log area change
+# (tools/feature_carry.py, ``rgb:1:0.5h``: the per-frame look came back on an approaching
+# cockatoo while the glue kept its flicker gain) and kept, not re-tuned, when the distortion
+# replaced the area and then the composed map replaced the summed one (docs/VIDEO.md).
 GLUE_STRETCH = 0.5
 
 # The photo's change under a glued pixel is its channel mean averaged over a box this wide:
@@ -43,19 +45,38 @@ GLUE_STRETCH = 0.5
 CHANGE_BOX = 5
 
 
-def distortion(flow: np.ndarray) -> np.ndarray:
-    """``[H, W]``: how much the backward ``flow`` (``[2, H, W]``) distorts each pixel of the
-    previous frame, the larger absolute log of its Jacobian's two singular values: a zoom, a
-    stretch along one axis and a shear all count (a glued stroke smeared along the motion
-    keeps its area)."""
+def flow_jacobian(flow: np.ndarray) -> np.ndarray:
+    """``[4, H, W]``: the Jacobian of the backward ``flow``'s map ``p -> p + flow(p)``
+    (``[2, H, W]``) at each pixel, row-major ``[[a, b], [c, d]]``."""
     du_dy, du_dx = np.gradient(flow[0])
     dv_dy, dv_dx = np.gradient(flow[1])
-    a, b, c, d = 1 + du_dx, du_dy, dv_dx, 1 + dv_dy
+    return np.stack([1 + du_dx, du_dy, dv_dx, 1 + dv_dy]).astype(np.float32)
+
+
+def compose(carried: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """``[4, H, W]``: the map to the frame a pixel was painted on, ``carried`` (already moved
+    along the flow) after this frame's ``local`` one: the matrix product per pixel."""
+    a, b, c, d = carried
+    e, f, g, h = local
+    return np.stack([a * e + b * g, a * f + b * h, c * e + d * g, c * f + d * h])
+
+
+def distortion_of(jacobian: np.ndarray) -> np.ndarray:
+    """``[H, W]``: how much a map with this ``jacobian`` (``[4, H, W]``) distorts each pixel,
+    the larger absolute log of its two singular values: a zoom, a stretch along one axis and
+    a shear all count (a glued stroke smeared along the motion keeps its area)."""
+    a, b, c, d = jacobian
     rotation_part = np.hypot((a + d) / 2, (c - b) / 2)
     stretch_part = np.hypot((a - d) / 2, (c + b) / 2)
-    largest = rotation_part + stretch_part
+    largest = np.maximum(rotation_part + stretch_part, 1e-3)
     smallest = np.maximum(np.abs(rotation_part - stretch_part), 1e-3)
     return np.maximum(np.abs(np.log(largest)), np.abs(np.log(smallest))).astype(np.float32)
+
+
+def distortion(flow: np.ndarray) -> np.ndarray:
+    """``[H, W]``: how much the backward ``flow`` (``[2, H, W]``) distorts each pixel of the
+    previous frame (:func:`distortion_of` its Jacobian)."""
+    return distortion_of(flow_jacobian(flow))
 
 
 def inside(flow: np.ndarray) -> np.ndarray:
@@ -74,6 +95,12 @@ def photo_change(photo: np.ndarray, painted_from: np.ndarray) -> np.ndarray:
     return cv2.blur(difference, (CHANGE_BOX, CHANGE_BOX), borderType=cv2.BORDER_REPLICATE)
 
 
+def identity(size: tuple[int, ...]) -> np.ndarray:
+    """``[4, H, W]``: the Jacobian of a pixel that has not moved since it was painted."""
+    eye = np.array([1, 0, 0, 1], np.float32)[:, None, None]
+    return np.ascontiguousarray(np.broadcast_to(eye, (4, *size)))
+
+
 Blender = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -90,29 +117,30 @@ class Glue:
         self.previous_photo: np.ndarray | None = None
         self.glued: np.ndarray | None = None  # what was shown last
         self.painted_from: np.ndarray | None = None  # the photo each shown pixel was painted on
-        self.stretch: np.ndarray | None = None  # [H, W] distortion summed since it was painted
+        # [4, H, W]: the map from each shown pixel to the frame it was painted on (its Jacobian)
+        self.deformation: np.ndarray | None = None
 
     def start(self, photo: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         self.glued, self.painted_from = fresh, photo
-        self.stretch = np.zeros(photo.shape[-2:], np.float32)
+        self.deformation = identity(photo.shape[-2:])
         return fresh
 
     def __call__(self, photo: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         previous, self.previous_photo = self.previous_photo, photo
         if previous is None or previous.shape != photo.shape or self.glued is None:
             return self.start(photo, fresh)
-        assert self.painted_from is not None and self.stretch is not None
+        assert self.painted_from is not None and self.deformation is not None
         flow, trusted = self.flows(previous, photo)
         moved = np.clip(warp(self.glued, flow, cubic=True), 0.0, 1.0)
         painted_from = warp(self.painted_from, flow, cubic=True)
-        stretch = warp(self.stretch[None], flow)[0] + distortion(flow)
+        deformation = compose(warp(self.deformation, flow), flow_jacobian(flow))
         keep = (
             inside(flow)
-            & (stretch < GLUE_STRETCH)
+            & (distortion_of(deformation) < GLUE_STRETCH)
             & (photo_change(photo, painted_from) <= self.tolerance)
         )
         repainted = self.repaint(moved, fresh, trusted)
         self.glued = np.where(keep, moved, repainted)
         self.painted_from = np.where(keep, painted_from, photo)
-        self.stretch = np.where(keep, stretch, np.float32(0))
+        self.deformation = np.where(keep, deformation, identity(photo.shape[-2:]))
         return self.glued
