@@ -167,6 +167,8 @@ def test_what_comes_from_outside_the_previous_frame_is_repainted() -> None:
     shown = glue(photo, fresh)
     assert np.array_equal(shown[..., :4], fresh[..., :4])
     np.testing.assert_allclose(shown[..., 4:], painting[..., :-4], atol=1e-4)
+    assert glue.kept is not None  # what it kept, for tools/glue_parts.py
+    assert not glue.kept[:, :4].any() and glue.kept[:, 4:].all()
 
 
 def test_photo_change_ignores_what_a_box_averages_out() -> None:

@@ -62,7 +62,13 @@ from fastnst.images import (
     tensor_to_pil,
 )
 from fastnst.infer.stylize import mix_strength
-from fastnst.infer.temporal_blend import BLEND_KINDS, InputSmooth, Recurrence, TemporalBlend
+from fastnst.infer.temporal_blend import (
+    BLEND_KINDS,
+    DEFAULT_FLOW_SIZE,
+    InputSmooth,
+    Recurrence,
+    TemporalBlend,
+)
 from fastnst.losses import PerceptualLoss
 from fastnst.model import TransformerNet
 from fastnst.runtime.arrays import MAX_STRENGTH
@@ -327,7 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         "the flow), plain (averaged without it), glue (kept whole where it fits; A: the photo's "
         "change that repaints); default all four",
     )
-    parser.add_argument("--flow-size", type=int, default=320, help="long side for the blend")
+    parser.add_argument(
+        "--flow-size",
+        type=int,
+        default=DEFAULT_FLOW_SIZE,
+        help=f"long side of the flow for the blends, smoothing, guide ({DEFAULT_FLOW_SIZE})",
+    )
     parser.add_argument(
         "--frontier",
         action="store_true",

@@ -21,6 +21,7 @@ from fastnst.images import DEFAULT_MAX_PIXELS, animation_frames, find_images, op
 from fastnst.infer.temporal_blend import (
     BLEND_KINDS,
     DEFAULT_BLEND,
+    DEFAULT_FLOW_SIZE,
     DEFAULT_GLUE,
     DEFAULT_SMOOTH,
     InputSmooth,
@@ -139,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask/--regions",
     )
     parser.add_argument(
-        "--flow-size", type=int, default=320, help="long side the flow is computed at"
+        "--flow-size",
+        type=int,
+        default=DEFAULT_FLOW_SIZE,
+        help=f"long side the flow is computed at (default {DEFAULT_FLOW_SIZE})",
     )
     parser.add_argument("--crf", type=int, default=18, help="x264 quality (lower is better)")
     parser.add_argument("--preset", default="veryfast", help="x264 speed preset")

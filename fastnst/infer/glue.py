@@ -119,10 +119,12 @@ class Glue:
         self.painted_from: np.ndarray | None = None  # the photo each shown pixel was painted on
         # [4, H, W]: the map from each shown pixel to the frame it was painted on (its Jacobian)
         self.deformation: np.ndarray | None = None
+        self.kept: np.ndarray | None = None  # [H, W] bool: what the last frame kept glued
 
     def start(self, photo: np.ndarray, fresh: np.ndarray) -> np.ndarray:
         self.glued, self.painted_from = fresh, photo
         self.deformation = identity(photo.shape[-2:])
+        self.kept = np.zeros(photo.shape[-2:], bool)
         return fresh
 
     def __call__(self, photo: np.ndarray, fresh: np.ndarray) -> np.ndarray:
@@ -140,6 +142,7 @@ class Glue:
             & (photo_change(photo, painted_from) <= self.tolerance)
         )
         repainted = self.repaint(moved, fresh, trusted)
+        self.kept = keep
         self.glued = np.where(keep, moved, repainted)
         self.painted_from = np.where(keep, painted_from, photo)
         self.deformation = np.where(keep, deformation, identity(photo.shape[-2:]))

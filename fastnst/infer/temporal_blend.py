@@ -12,8 +12,8 @@ does: moving objects leave ghosts). ``kind="glue"`` averages nothing: the previo
 kept whole wherever it still fits the frame, and repainted whole where not
 (:mod:`fastnst.infer.glue`; its weight is how much the photo under a kept stroke may change).
 
-The flow is computed at a reduced size (``flow_size``, long side) and scaled up: DIS costs
-grow with the pixels, and the blend needs the motion, not the detail.
+The flow is computed with the long side at most ``flow_size`` (:data:`DEFAULT_FLOW_SIZE`) and
+scaled up: DIS costs grow with the pixels.
 
 A recurrent model (:class:`Recurrence`) takes the same warped previous output, with the
 trust mask, as input instead: the network decides what to keep. :class:`InputSmooth` moves
@@ -47,6 +47,12 @@ from fastnst.runtime.flow import (
     trust_mask,
     warp,
 )
+
+# The flow's long side (a larger frame's flow is computed at this size and scaled up). At 512
+# instead of 320 the glue's strokes move with the scene's finer motion: on clips with a known
+# camera (no flow estimator shared with the judge) the glue's flicker fell by a fifth, for
+# about 5 % of a frame's cost on the CPU (docs/VIDEO.md, "The glue's flow at 512 px").
+DEFAULT_FLOW_SIZE = 512
 
 # The blend's default, for every model (of the default kind, "detail"): on three clips it
 # halves a still model's flicker for +1 to +4 % style distance (classics, classics-lite;
@@ -101,7 +107,7 @@ MAX_DETAIL_GAIN = 2.0
 
 
 def trusted_flow(
-    previous: np.ndarray, current: np.ndarray, flow_size: int = 320
+    previous: np.ndarray, current: np.ndarray, flow_size: int = DEFAULT_FLOW_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Backward flow ``current -> previous`` ``[2, H, W]`` at full size (computed with the long
     side at ``flow_size``), and where it is trusted (``[H, W]``, 0 or 1)."""
@@ -121,7 +127,7 @@ class LastFlow:
     their flow). ``keep`` pairs are remembered (the frames too): :class:`VideoStream` sets it
     to a batch's worth, since its smoothing asks for a whole batch before the blend does."""
 
-    def __init__(self, flow_size: int = 320, keep: int = 1) -> None:
+    def __init__(self, flow_size: int = DEFAULT_FLOW_SIZE, keep: int = 1) -> None:
         self.flow_size, self.keep = flow_size, keep
         self.recent: list[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
 
@@ -162,7 +168,7 @@ class TemporalBlend:
     def __init__(
         self,
         alpha: float,
-        flow_size: int = 320,
+        flow_size: int = DEFAULT_FLOW_SIZE,
         kind: str = "detail",
         flows: FlowFn | None = None,
     ) -> None:
@@ -281,7 +287,9 @@ class InputSmooth:
     with consecutive batches (float ``[N, 3, H, W]``, NumPy or torch); returns their kind.
     ``flows`` as :class:`TemporalBlend`'s."""
 
-    def __init__(self, beta: float, flow_size: int = 320, flows: FlowFn | None = None) -> None:
+    def __init__(
+        self, beta: float, flow_size: int = DEFAULT_FLOW_SIZE, flows: FlowFn | None = None
+    ) -> None:
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"the input smoothing must be in [0, 1), got {beta}")
         self.beta = beta
@@ -322,7 +330,7 @@ class Recurrence:
     and returns its raw ``[1, 3, H, W]`` output; returns the outputs, of the photos' kind.
     ``flows`` as :class:`TemporalBlend`'s."""
 
-    def __init__(self, flow_size: int = 320, flows: FlowFn | None = None) -> None:
+    def __init__(self, flow_size: int = DEFAULT_FLOW_SIZE, flows: FlowFn | None = None) -> None:
         opencv()  # fail before the first frame, not in the middle of a video
         self.flows = flows or LastFlow(flow_size)
         self.previous_photo: np.ndarray | None = None
@@ -383,7 +391,7 @@ class VideoStream:
         self,
         recurrent: bool,
         blend: float | None = None,
-        flow_size: int = 320,
+        flow_size: int = DEFAULT_FLOW_SIZE,
         blend_kind: str = "detail",
         smooth: float | None = None,
     ) -> None:
