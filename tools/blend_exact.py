@@ -60,11 +60,18 @@ class Shown(NamedTuple):
         return f"{self.kind}:{self.weight:g}:{self.flow_size}"
 
 
-def shown_frames(stylizer, frames: torch.Tensor, style: str, strength: float, shown: Shown):
-    """``[T, 3, H, W]``: the clip as ``stylize --video`` shows it with this variant."""
+def shown_frames(
+    stylizer, frames: torch.Tensor, args: argparse.Namespace, shown: Shown
+) -> torch.Tensor:
+    """``[T, 3, H, W]``: the clip as ``stylize --video`` shows it with this variant
+    (``args``: the style, strength and ``unguided``)."""
+    style, strength, unguided = args.style, args.strength, args.unguided
     weights = stylizer.styles(style)[0][1]
     stream = VideoStream(
-        stylizer.recurrent, blend=shown.weight, flow_size=shown.flow_size, blend_kind=shown.kind
+        stylizer.recurrent and not unguided,
+        blend=shown.weight,
+        flow_size=shown.flow_size,
+        blend_kind=shown.kind,
     )
     out = [stream(stylizer, frame[None].numpy(), weights, strength) for frame in frames]
     return torch.from_numpy(np.concatenate(out))
@@ -90,7 +97,7 @@ def measure(args: argparse.Namespace) -> list[dict]:
         generator = torch.Generator().manual_seed(args.seed + index)
         frames = (clean + args.noise * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
         floor = float(masked_warp_error(frames[1:], frames[:-1], flow, inside).mean())
-        outputs = [shown_frames(stylizer, frames, args.style, args.strength, s) for s in args.shown]
+        outputs = [shown_frames(stylizer, frames, args, s) for s in args.shown]
         judged = warping_errors(frames, [frames, *outputs])
         for shown, out, error in zip(args.shown, outputs, judged[1:], strict=True):
             row = {
@@ -124,6 +131,11 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, action="append", required=True)
     parser.add_argument("--shown", type=Shown.parse, action="append", required=True)
     parser.add_argument("--style", default="5")
+    parser.add_argument(
+        "--unguided",
+        action="store_true",
+        help="a recurrent model's still path: its guide left out, as on a photo",
+    )
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--speed", type=float, default=5.5, help="mean pan, px a frame")
@@ -137,7 +149,8 @@ def main() -> None:
     for label, value in means.items():
         print(f"{'geometric mean':<25}{label:>18}{value['exact_x']:>9.2f}{value['dis_x']:>9.2f}")
     if args.json:
-        report = {"model": args.model, "strength": args.strength, "noise": args.noise}
+        report = {"model": args.model, "unguided": args.unguided, "strength": args.strength}
+        report["noise"] = args.noise
         report.update(rows=rows, geometric_mean=means)
         atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
 

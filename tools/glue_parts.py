@@ -25,13 +25,14 @@ from fastnst.video.warp import warp
 
 
 def glued_clip(
-    stylizer, frames: torch.Tensor, style: str, strength: float, flow_size: int, tolerance: float
+    stylizer, frames: torch.Tensor, args: argparse.Namespace, flow_size: int
 ) -> tuple[torch.Tensor, list[np.ndarray]]:
-    """The clip as ``stylize --video --blend-kind glue`` shows it, and per frame what the glue
-    kept (``[H, W]`` bool; nothing for the first frame)."""
+    """The clip as ``stylize --video --blend-kind glue --flow-size flow_size`` shows it, and
+    per frame what the glue kept (``[H, W]`` bool; nothing for the first frame)."""
+    style, strength, unguided, tolerance = args.style, args.strength, args.unguided, args.tolerance
     weights = stylizer.styles(style)[0][1]
     stream = VideoStream(
-        stylizer.recurrent, blend=tolerance, flow_size=flow_size, blend_kind="glue"
+        stylizer.recurrent and not unguided, blend=tolerance, flow_size=flow_size, blend_kind="glue"
     )
     shown, kept = [], []
     for frame in frames:
@@ -68,6 +69,11 @@ def main() -> None:
     parser.add_argument("--model", default="fastnst/models/classics-video.safetensors")
     parser.add_argument("--clip", required=True)
     parser.add_argument("--style", default="5")
+    parser.add_argument(
+        "--unguided",
+        action="store_true",
+        help="a recurrent model's still path: its guide left out, as on a photo",
+    )
     parser.add_argument("--long-side", type=int, default=512)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--strength", type=float, default=1.0)
@@ -78,9 +84,7 @@ def main() -> None:
     stylizer = load_stylizer(args.model, "onnx", "cpu")
     print(f"{'flow size':>10}{'repainted':>11}{'kept x':>9}{'repainted x':>13}{'all x':>8}")
     for flow_size in args.flow_size:
-        shown, kept = glued_clip(
-            stylizer, frames, args.style, args.strength, flow_size, args.tolerance
-        )
+        shown, kept = glued_clip(stylizer, frames, args, flow_size)
         share, kept_error, repainted_error, floor = error_parts(frames, shown, kept).mean(0)
         from_kept, from_repainted = kept_error / floor, repainted_error / floor
         print(
