@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnst.infer.glue import GLUE_STRETCH, Glue, distortion, photo_change
+from fastnst.infer.glue import GLUE_STRETCH, Glue, distortion_of, flow_jacobian, photo_change
 from fastnst.infer.temporal_blend import BLEND_KINDS, TemporalBlend, repaint_blend
 
 H, W = 48, 64
@@ -26,6 +26,11 @@ def shifted(image: np.ndarray, dx: int) -> np.ndarray:
     out = np.roll(image, dx, axis=-1)
     out[..., :dx] = image[..., :1]
     return out
+
+
+def distortion(flow: np.ndarray) -> np.ndarray:
+    """How much one backward ``flow`` distorts each pixel (the glue composes these)."""
+    return distortion_of(flow_jacobian(flow))
 
 
 def fixed_flow(flow: np.ndarray, trusted: np.ndarray | None = None):

@@ -73,12 +73,6 @@ def distortion_of(jacobian: np.ndarray) -> np.ndarray:
     return np.maximum(np.abs(np.log(largest)), np.abs(np.log(smallest))).astype(np.float32)
 
 
-def distortion(flow: np.ndarray) -> np.ndarray:
-    """``[H, W]``: how much the backward ``flow`` (``[2, H, W]``) distorts each pixel of the
-    previous frame (:func:`distortion_of` its Jacobian)."""
-    return distortion_of(flow_jacobian(flow))
-
-
 def inside(flow: np.ndarray) -> np.ndarray:
     """``[H, W]`` bool: where ``p + flow(p)`` lies inside the previous frame (elsewhere a
     warp can only repeat its border)."""
