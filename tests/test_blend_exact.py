@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import load_tool
-
-TOOLS = Path(__file__).resolve().parents[1] / "tools"
+from conftest import REPO, load_tool
 
 
 @pytest.fixture
 def tool(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.syspath_prepend(str(TOOLS))  # it imports its sibling anchored_bound
+    monkeypatch.syspath_prepend(str(REPO / "tools"))  # it imports its sibling anchored_bound
     return load_tool("blend_exact")
 
 

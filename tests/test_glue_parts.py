@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import load_tool, panning_frames
+from conftest import REPO, load_tool, panning_frames
 
 
-def test_the_parts_add_up_to_the_whole_and_follow_the_mask() -> None:
+def test_the_parts_add_up_to_the_whole_and_follow_the_mask(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "tools"))  # it imports its sibling scripts
     tool = load_tool("glue_parts")
     frames = panning_frames(4, 48, 64)
     shown = frames + 0.1 * torch.rand(frames.shape, generator=torch.Generator().manual_seed(0))

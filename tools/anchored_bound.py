@@ -167,22 +167,38 @@ def label(name: str, guided: bool) -> str:
     return Path(name).stem + ("" if guided else " still")
 
 
+def photo_paths(roots: list[Path]) -> list[Path]:
+    """Every image under each folder of ``roots``, and each file as it is."""
+    return [p for root in roots for p in (find_images(root) if root.is_dir() else [root])]
+
+
+def known_camera_clip(
+    photo_path: Path, frame: tuple[int, int], args: argparse.Namespace, index: int
+) -> tuple[list[np.ndarray], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ``index``-th photo as a clip (``args``: frames, speed, seed): the camera's maps,
+    the clean frames, and their exact backward flow with where it lands inside the frame."""
+    canvas = canvas_for(load_image(photo_path), frame)
+    maps = placed(camera_path(args.frames, args.speed, args.seed + index), frame, canvas.shape[-2:])
+    clean = render(canvas, maps, frame)
+    return maps, clean, *exact_flows(maps, frame)
+
+
+def with_noise(clean: torch.Tensor, noise: float, seed: int) -> torch.Tensor:
+    """Each frame with its own Gaussian sensor noise (``noise``: std per channel)."""
+    generator = torch.Generator().manual_seed(seed)
+    return (clean + noise * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+
+
 @torch.no_grad()
 def measure(
     args: argparse.Namespace, nets: dict[str, TransformerNet], judge: Distances
 ) -> list[dict]:
     """Every photo made into a clip per noise level: the rows of the table."""
     frame = (args.height, args.width)
-    photos = [p for root in args.photos for p in (find_images(root) if root.is_dir() else [root])]
     shown = runs(nets, args.still)
     rows = []
-    for index, photo_path in enumerate(photos):
-        canvas = canvas_for(load_image(photo_path), frame)
-        maps = placed(
-            camera_path(args.frames, args.speed, args.seed + index), frame, canvas.shape[-2:]
-        )
-        clean = render(canvas, maps, frame)
-        flow, inside = exact_flows(maps, frame)
+    for index, photo_path in enumerate(photo_paths(args.photos)):
+        maps, clean, flow, inside = known_camera_clip(photo_path, frame, args, index)
         from_first = relative_to_first(maps)
         glued = {
             name: render(net(clean[:1], args.style)[0].float(), from_first, frame)
@@ -198,8 +214,7 @@ def measure(
             name: mean_style(judge, out, clean, args.judge_every) for name, out in glued.items()
         }
         for noise in args.noise:
-            generator = torch.Generator().manual_seed(args.seed + index)
-            frames = (clean + noise * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+            frames = with_noise(clean, noise, args.seed + index)
             outputs = [per_frame(nets[name], frames, args.style, guided) for name, guided in shown]
             # One flow for every output of this clip: the floor, the glued ones, the networks'.
             floor, *errors = (

@@ -27,15 +27,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from anchored_bound import (  # a sibling script: tools/ is sys.path[0]
-    camera_path,
-    canvas_for,
-    exact_flows,
-    placed,
-    render,
+    known_camera_clip,
+    photo_paths,
+    with_noise,
 )
 
 from fastnst.files import atomic_write
-from fastnst.images import find_images, load_image
 from fastnst.infer.temporal_blend import BLEND_KINDS, VideoStream
 from fastnst.runtime.backends import load_stylizer
 from fastnst.video.metrics import masked_warp_error, warping_errors
@@ -60,20 +57,25 @@ class Shown(NamedTuple):
         return f"{self.kind}:{self.weight:g}:{self.flow_size}"
 
 
-def shown_frames(
-    stylizer, frames: torch.Tensor, args: argparse.Namespace, shown: Shown
-) -> torch.Tensor:
-    """``[T, 3, H, W]``: the clip as ``stylize --video`` shows it with this variant
-    (``args``: the style, strength and ``unguided``)."""
-    style, strength, unguided = args.style, args.strength, args.unguided
-    weights = stylizer.styles(style)[0][1]
-    stream = VideoStream(
+def video_stream(stylizer, shown: Shown, unguided: bool) -> VideoStream:
+    """A fresh stream as ``stylize --video`` runs this variant (``unguided``: a recurrent
+    model's still path, its guide left out)."""
+    return VideoStream(
         stylizer.recurrent and not unguided,
         blend=shown.weight,
         flow_size=shown.flow_size,
         blend_kind=shown.kind,
     )
-    out = [stream(stylizer, frame[None].numpy(), weights, strength) for frame in frames]
+
+
+def shown_frames(
+    stylizer, frames: torch.Tensor, args: argparse.Namespace, shown: Shown
+) -> torch.Tensor:
+    """``[T, 3, H, W]``: the clip as ``stylize --video`` shows it with this variant
+    (``args``: the style, strength and ``unguided``)."""
+    weights = stylizer.styles(args.style)[0][1]
+    stream = video_stream(stylizer, shown, args.unguided)
+    out = [stream(stylizer, frame[None].numpy(), weights, args.strength) for frame in frames]
     return torch.from_numpy(np.concatenate(out))
 
 
@@ -85,17 +87,10 @@ def exact_multiple(out: torch.Tensor, floor: float, flow: torch.Tensor, inside: 
 def measure(args: argparse.Namespace) -> list[dict]:
     """One row per photo and variant."""
     stylizer = load_stylizer(args.model, "onnx", "cpu")
-    photos = [p for root in args.photos for p in (find_images(root) if root.is_dir() else [root])]
     rows = []
-    for index, photo_path in enumerate(photos):
-        canvas = canvas_for(load_image(photo_path), FRAME)
-        maps = placed(
-            camera_path(args.frames, args.speed, args.seed + index), FRAME, canvas.shape[-2:]
-        )
-        clean = render(canvas, maps, FRAME)
-        flow, inside = exact_flows(maps, FRAME)
-        generator = torch.Generator().manual_seed(args.seed + index)
-        frames = (clean + args.noise * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    for index, photo_path in enumerate(photo_paths(args.photos)):
+        _, clean, flow, inside = known_camera_clip(photo_path, FRAME, args, index)
+        frames = with_noise(clean, args.noise, args.seed + index)
         floor = float(masked_warp_error(frames[1:], frames[:-1], flow, inside).mean())
         outputs = [shown_frames(stylizer, frames, args, s) for s in args.shown]
         judged = warping_errors(frames, [frames, *outputs])

@@ -16,8 +16,9 @@ import argparse
 
 import numpy as np
 import torch
+from blend_exact import Shown, video_stream  # a sibling script: tools/ is sys.path[0]
 
-from fastnst.infer.temporal_blend import DEFAULT_FLOW_SIZE, VideoStream
+from fastnst.infer.temporal_blend import DEFAULT_FLOW_SIZE
 from fastnst.runtime.backends import load_stylizer
 from fastnst.video.metrics import input_flows
 from fastnst.video.pairs import read_frames
@@ -29,14 +30,11 @@ def glued_clip(
 ) -> tuple[torch.Tensor, list[np.ndarray]]:
     """The clip as ``stylize --video --blend-kind glue --flow-size flow_size`` shows it, and
     per frame what the glue kept (``[H, W]`` bool; nothing for the first frame)."""
-    style, strength, unguided, tolerance = args.style, args.strength, args.unguided, args.tolerance
-    weights = stylizer.styles(style)[0][1]
-    stream = VideoStream(
-        stylizer.recurrent and not unguided, blend=tolerance, flow_size=flow_size, blend_kind="glue"
-    )
+    weights = stylizer.styles(args.style)[0][1]
+    stream = video_stream(stylizer, Shown("glue", args.tolerance, flow_size), args.unguided)
     shown, kept = [], []
     for frame in frames:
-        shown.append(stream(stylizer, frame[None].numpy(), weights, strength))
+        shown.append(stream(stylizer, frame[None].numpy(), weights, args.strength))
         kept.append(stream.blend.glue.kept.copy())
     return torch.from_numpy(np.concatenate(shown)), kept
 
