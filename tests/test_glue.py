@@ -65,7 +65,7 @@ def test_kept_strokes_move_with_the_scene() -> None:
     glue = Glue(0.1, fixed_flow(flow), fresh_where_repainted)
     glue(photo, painting)
     shown = glue(shifted(photo, 4), textured(2))
-    np.testing.assert_allclose(shown[..., 8:], shifted(painting, 4)[..., 8:], atol=1e-4)
+    np.testing.assert_allclose(shown[..., 10:], shifted(painting, 4)[..., 10:], atol=1e-4)
 
 
 def test_the_photo_decides_what_is_repainted_and_the_trust_how() -> None:
@@ -80,7 +80,7 @@ def test_the_photo_decides_what_is_repainted_and_the_trust_how() -> None:
     glue = Glue(0.1, fixed_flow(still(), trusted), repaint_blend)
     glue(photo, first)
     shown = glue(changed, fresh)
-    right, left = (slice(None), slice(None), slice(W // 2 + 3, None)), (..., slice(W // 2 - 3))
+    right, left = (slice(None), slice(None), slice(W // 2 + 6, None)), (..., slice(W // 2 - 6))
     np.testing.assert_allclose(shown[right], first[right], atol=1e-5)
     expected = repaint_blend(first, fresh, trusted)
     np.testing.assert_allclose(shown[left], expected[left], atol=1e-5)
@@ -88,6 +88,26 @@ def test_the_photo_decides_what_is_repainted_and_the_trust_how() -> None:
     assert np.abs(shown[top][left] - fresh[top][left]).mean() < 0.005  # the gain map is smooth
     assert np.abs(shown[bottom][left] - fresh[bottom][left]).mean() > 0.1
     assert np.abs(shown[bottom][left] - first[bottom][left]).mean() > 0.05
+
+
+def test_the_seam_between_kept_and_repainted_strokes_is_feathered() -> None:
+    """Across the seam the shown pixels go from the repainted output to the kept one over a
+    few pixels (a hard seam cut strokes into shards where the flow errs along thin lines)."""
+    photo, first, fresh = np.full((3, H, W), 0.5, np.float32), textured(1), textured(2)
+    changed = photo.copy()
+    changed[..., : W // 2] += 0.3  # the left half lit up: repainted; the right half kept
+    glue = Glue(0.1, fixed_flow(still()), fresh_where_repainted)
+    glue(photo, first)
+    shown = glue(changed, fresh)
+    differs = np.abs(first - fresh).mean(0) > 0.05
+    kept_share = np.where(differs, (shown - fresh).mean(0) / (first - fresh).mean(0), np.nan)
+    by_column = np.nanmedian(kept_share, axis=0)
+    np.testing.assert_allclose(by_column[: W // 2 - 6], 0, atol=1e-3)
+    np.testing.assert_allclose(by_column[W // 2 + 6 :], 1, atol=1e-3)
+    # the photo's 5-px box repaints a column past the lit half: kept from W / 2 + 1 on
+    seam = by_column[W // 2 - 1 : W // 2 + 3]
+    assert np.all(np.diff(seam) > 0.1)  # a ramp, not a step
+    assert 0.2 < seam[1] < 0.5 < seam[2] < 0.8
 
 
 def test_a_slow_fade_is_repainted_once_it_adds_up() -> None:
@@ -171,7 +191,7 @@ def test_what_comes_from_outside_the_previous_frame_is_repainted() -> None:
     fresh = textured(2)
     shown = glue(photo, fresh)
     assert np.array_equal(shown[..., :4], fresh[..., :4])
-    np.testing.assert_allclose(shown[..., 4:], painting[..., :-4], atol=1e-4)
+    np.testing.assert_allclose(shown[..., 10:], painting[..., 6:-4], atol=1e-4)  # past the seam
     assert glue.kept is not None  # what it kept, for tools/glue_parts.py
     assert not glue.kept[:, :4].any() and glue.kept[:, 4:].all()
 

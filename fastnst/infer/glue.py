@@ -20,6 +20,10 @@ The photo each shown pixel was painted from travels with it, and a pixel is repa
   drags its strokes into streaks the photo cannot show;
 - it comes from outside the previous frame (a pan's new edge).
 
+The seam between kept and repainted pixels is feathered (:data:`GLUE_FEATHER`): where the flow
+errs along thin lines (a textureless road, a flow boundary) a hard seam cut the kept strokes
+into shards that the eye sees at once (docs/VIDEO.md).
+
 What is repainted is shown as the caller says (the default detail blend of
 :mod:`fastnst.infer.temporal_blend`; the fresh output where the flow is not trusted), and is
 glued from then on. NumPy and OpenCV only (both backends).
@@ -31,6 +35,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fastnst.runtime.arrays import gaussian_blur
 from fastnst.runtime.flow import FlowFn, opencv, positions, warp
 
 # The distortion (the larger |log singular value|) of the map back to the painted frame at
@@ -43,6 +48,13 @@ GLUE_STRETCH = 0.5
 # The photo's change under a glued pixel is its channel mean averaged over a box this wide:
 # sensor and codec noise (about 0.01 per pixel) does not count, an edge that moved does.
 CHANGE_BOX = 5
+
+
+# The seam between kept and repainted pixels: the keep mask blurred by a Gaussian of this
+# sigma (px) weighs the moved output against the repainted one. A hard seam cut the strokes on
+# bikes' road into shards along the flow's error lines; 1.5 px reads as paint there and on
+# cockatoo, 3 px as a blur (docs/VIDEO.md, "A feathered seam").
+GLUE_FEATHER = 1.5
 
 
 def flow_jacobian(flow: np.ndarray) -> np.ndarray:
@@ -89,6 +101,13 @@ def photo_change(photo: np.ndarray, painted_from: np.ndarray) -> np.ndarray:
     return cv2.blur(difference, (CHANGE_BOX, CHANGE_BOX), borderType=cv2.BORDER_REPLICATE)
 
 
+def feathered(keep: np.ndarray, inside_frame: np.ndarray) -> np.ndarray:
+    """``[H, W]`` float32: the moved output's share of each shown pixel, ``keep`` (bool)
+    blurred across the seam by :data:`GLUE_FEATHER`; nothing where the moved output came from
+    outside the previous frame (a repeated border, never a stroke)."""
+    return gaussian_blur(keep.astype(np.float32), GLUE_FEATHER) * inside_frame
+
+
 def identity(size: tuple[int, ...]) -> np.ndarray:
     """``[4, H, W]``: the Jacobian of a pixel that has not moved since it was painted."""
     eye = np.array([1, 0, 0, 1], np.float32)[:, None, None]
@@ -130,14 +149,15 @@ class Glue:
         moved = np.clip(warp(self.glued, flow, cubic=True), 0.0, 1.0)
         painted_from = warp(self.painted_from, flow, cubic=True)
         deformation = compose(warp(self.deformation, flow), flow_jacobian(flow))
+        inside_frame = inside(flow)
         keep = (
-            inside(flow)
+            inside_frame
             & (distortion_of(deformation) < GLUE_STRETCH)
             & (photo_change(photo, painted_from) <= self.tolerance)
         )
         repainted = self.repaint(moved, fresh, trusted)
         self.kept = keep
-        self.glued = np.where(keep, moved, repainted)
+        self.glued = repainted + feathered(keep, inside_frame) * (moved - repainted)
         self.painted_from = np.where(keep, painted_from, photo)
         self.deformation = np.where(keep, deformation, identity(photo.shape[-2:]))
         return self.glued
