@@ -50,6 +50,12 @@ FLOOR_DB = {
 }
 
 
+# The frames also run through the multi-pass tiler, whose statistics are gathered tile by tile:
+# the flat ones, where a low-precision sum shows first. On this CPU a tiled low-precision call
+# takes ~6 s (fp32 0.7 s): all four frames made this the suite's slowest test.
+TILED = ("black", "near-flat")
+
+
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 def test_stylizer_low_precision_matches_fp32(precision: str) -> None:
     low = Stylizer.load("classics", "cpu", precision)
@@ -63,8 +69,10 @@ def test_stylizer_low_precision_matches_fp32(precision: str) -> None:
         rounded = frame.to(low.dtype).float()
         expected = reference(rounded, weights)
         got = low(frame, weights)
-        tiled = low(frame, weights, tile=64)
         assert _psnr(expected, got) > FLOOR_DB[low.dtype][name], (name, _psnr(expected, got))
+        if name not in TILED:
+            continue
+        tiled = low(frame, weights, tile=64)
         assert _psnr(expected, tiled) > FLOOR_DB[low.dtype][name] - 1, (
             name,
             _psnr(expected, tiled),
