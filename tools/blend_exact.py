@@ -57,6 +57,15 @@ class Shown(NamedTuple):
         return f"{self.kind}:{self.weight:g}:{self.flow_size}"
 
 
+def add_unguided(parser: argparse.ArgumentParser) -> None:
+    """``--unguided``, for this tool and tools/glue_parts.py."""
+    parser.add_argument(
+        "--unguided",
+        action="store_true",
+        help="a recurrent model's still path: its guide left out, as on a photo",
+    )
+
+
 def video_stream(stylizer, shown: Shown, unguided: bool) -> VideoStream:
     """A fresh stream as ``stylize --video`` runs this variant (``unguided``: a recurrent
     model's still path, its guide left out)."""
@@ -126,11 +135,7 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, action="append", required=True)
     parser.add_argument("--shown", type=Shown.parse, action="append", required=True)
     parser.add_argument("--style", default="5")
-    parser.add_argument(
-        "--unguided",
-        action="store_true",
-        help="a recurrent model's still path: its guide left out, as on a photo",
-    )
+    add_unguided(parser)
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--speed", type=float, default=5.5, help="mean pan, px a frame")
@@ -144,9 +149,14 @@ def main() -> None:
     for label, value in means.items():
         print(f"{'geometric mean':<25}{label:>18}{value['exact_x']:>9.2f}{value['dis_x']:>9.2f}")
     if args.json:
-        report = {"model": args.model, "unguided": args.unguided, "strength": args.strength}
-        report["noise"] = args.noise
-        report.update(rows=rows, geometric_mean=means)
+        report = {
+            "model": args.model,
+            "unguided": args.unguided,
+            "strength": args.strength,
+            "noise": args.noise,
+            "rows": rows,
+            "geometric_mean": means,
+        }
         atomic_write(args.json, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
 
 

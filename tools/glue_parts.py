@@ -16,7 +16,7 @@ import argparse
 
 import numpy as np
 import torch
-from blend_exact import Shown, video_stream  # a sibling script: tools/ is sys.path[0]
+from blend_exact import Shown, add_unguided, video_stream  # a sibling script: tools/ is sys.path[0]
 
 from fastnst.infer.temporal_blend import DEFAULT_FLOW_SIZE
 from fastnst.runtime.backends import load_stylizer
@@ -67,11 +67,7 @@ def main() -> None:
     parser.add_argument("--model", default="fastnst/models/classics-video.safetensors")
     parser.add_argument("--clip", required=True)
     parser.add_argument("--style", default="5")
-    parser.add_argument(
-        "--unguided",
-        action="store_true",
-        help="a recurrent model's still path: its guide left out, as on a photo",
-    )
+    add_unguided(parser)
     parser.add_argument("--long-side", type=int, default=512)
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--strength", type=float, default=1.0)
