@@ -8,7 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastnst.infer.glue import GLUE_STRETCH, Glue, distortion_of, flow_jacobian, photo_change
+from fastnst.infer.glue import (
+    GLUE_SETTLE,
+    GLUE_STRETCH,
+    Glue,
+    distortion_of,
+    flow_jacobian,
+    photo_change,
+)
 from fastnst.infer.temporal_blend import BLEND_KINDS, TemporalBlend, repaint_blend
 
 H, W = 48, 64
@@ -108,6 +115,29 @@ def test_the_seam_between_kept_and_repainted_strokes_is_feathered() -> None:
     seam = by_column[W // 2 - 1 : W // 2 + 3]
     assert np.all(np.diff(seam) > 0.1)  # a ramp, not a step
     assert 0.2 < seam[1] < 0.5 < seam[2] < 0.8
+
+
+def test_a_repaint_settles_before_it_is_glued_again() -> None:
+    """The default repaint carries 0.6 of the old paint (no jump); glued straight after, that
+    share would stay for good. The pixels go on being repainted for GLUE_SETTLE frames, until
+    little of the stroke that no longer fitted is left, and are glued from then on."""
+    photo, first, fresh = textured(0), textured(1), textured(2)
+    changed = photo.copy()
+    changed[..., : W // 2] += 0.3  # the left half lit up: repainted
+    glue = Glue(0.1, fixed_flow(still()), repaint_blend)
+    glue(photo, first)
+    left, right = (..., slice(W // 2 - 6)), (..., slice(W // 2 + 6, None))
+    start = np.abs(first - fresh)[left].mean()
+    old_share = []
+    for _ in range(1 + GLUE_SETTLE):
+        shown = glue(changed, fresh)
+        old_share.append(np.abs(shown - fresh)[left].mean() / start)
+        np.testing.assert_allclose(shown[right], first[right], atol=1e-5)  # kept throughout
+    assert 0.4 < old_share[0] < 0.8  # one repaint: most of the old paint is still there
+    assert np.all(np.diff(old_share) < 0)  # each frame of settling takes more of it away
+    assert old_share[-1] < 0.15
+    settled = glue(changed, textured(3))  # glued again: a new fresh output is not shown
+    np.testing.assert_allclose(settled[left], shown[left], atol=1e-5)
 
 
 def test_a_slow_fade_is_repainted_once_it_adds_up() -> None:
