@@ -215,7 +215,7 @@ def test_a_smoothing_stream_shows_the_network_the_smoothed_frames(
     frames = np.clip(frames + np.random.default_rng(0).normal(0, 0.05, frames.shape), 0, 1)
     frames = frames.astype(np.float32)
     calls = count_flows(monkeypatch)
-    stream = VideoStream(recurrent=recurrent, blend=0.3, flow_size=64, smooth=0.5)
+    stream = VideoStream(recurrent, blend=0.3, flow_size=64, blend_kind="detail", smooth=0.5)
     shown = np.concatenate(
         [stream(stylizer, frames[:3], weights, 0.8), stream(stylizer, frames[3:], weights, 0.8)]
     )
@@ -228,7 +228,7 @@ def test_a_smoothing_stream_shows_the_network_the_smoothed_frames(
         raw = stylizer(seen, weights)
     styled = stylizer.finish(raw, frames, 0.8, False)  # mixed with the frames themselves
     np.testing.assert_allclose(shown, TemporalBlend(0.3, 64)(frames, styled), atol=1e-6)
-    unsmoothed = VideoStream(recurrent, 0.3, 64, smooth=0)(stylizer, frames, weights, 0.8)
+    unsmoothed = VideoStream(recurrent, 0.3, 64, "detail", smooth=0)(stylizer, frames, weights, 0.8)
     np.testing.assert_array_equal(shown[0], unsmoothed[0])  # nothing to smooth with yet
     assert np.abs(shown[1:] - unsmoothed[1:]).mean() > 1e-3  # the smoothing did something
 
@@ -236,8 +236,9 @@ def test_a_smoothing_stream_shows_the_network_the_smoothed_frames(
 def test_video_blends_and_smooths_every_models_frames_by_default(
     recurrent_model: Path, tmp_path: Path
 ) -> None:
-    """--temporal-blend defaults to DEFAULT_BLEND (of the detail kind) and --input-smooth to
-    DEFAULT_SMOOTH, for recurrent and still models; an explicit value (0 included) wins."""
+    """--input-smooth defaults to DEFAULT_SMOOTH for recurrent and still models; the blend to
+    the detail kind at DEFAULT_BLEND for a recurrent model and to the glue at DEFAULT_GLUE
+    for a still one; an explicit value (0 included) wins."""
     av = pytest.importorskip("av")
     clip = write_clip(tmp_path / "in.mp4", panning_frames(4, 48, 64, speed=2))
     net, info = load_model(recurrent_model)
@@ -278,19 +279,20 @@ def test_video_blends_and_smooths_every_models_frames_by_default(
         smoothed, video(still_model, "--input-smooth", str(DEFAULT_SMOOTH))
     )
     np.testing.assert_array_equal(
-        smoothed, video(still_model, "--temporal-blend", str(DEFAULT_BLEND))
+        smoothed, video(still_model, "--blend-kind", "glue", "--temporal-blend", str(DEFAULT_GLUE))
     )
+    detail_still = video(still_model, "--blend-kind", "detail")
+    assert np.abs(smoothed[1:] - detail_still[1:]).mean() > 0.1  # glued, not the detail blend
     unblended_still = video(still_model, "--temporal-blend", "0")
     np.testing.assert_array_equal(smoothed[0], unblended_still[0])
     assert np.abs(smoothed[1:] - unblended_still[1:]).mean() > 1
     still = video(still_model, "--input-smooth", "0", "--temporal-blend", "0")
     np.testing.assert_array_equal(smoothed[0], still[0])
-    defaults = (
-        f"video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH}, and blended, "
-        f"--temporal-blend {DEFAULT_BLEND}, by default"
-    )
-    assert f"recurrent ({defaults}; each guided" in describe_model(str(recurrent_model))
-    assert f"still ({defaults})" in describe_model(str(still_model))
+    smooth = f"video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH}, and blended"
+    detail = f"--blend-kind detail --temporal-blend {DEFAULT_BLEND}, by default"
+    glue = f"--blend-kind glue --temporal-blend {DEFAULT_GLUE}, by default"
+    assert f"recurrent ({smooth}, {detail}; each guided" in describe_model(str(recurrent_model))
+    assert f"still ({smooth}, {glue})" in describe_model(str(still_model))
     assert np.abs(smoothed[1:] - still[1:]).mean() > 0.5
 
 

@@ -34,9 +34,9 @@ def bench_recurrent(
     recurrence = Recurrence()
     smoothed = VideoStream(recurrent=False, blend=0)  # smoothing only
     averaged = VideoStream(recurrent=False, blend_kind="flow")  # smoothing, blend averaged
-    still_default = VideoStream(recurrent=False)  # what stylize runs: one flow for both
+    still_detail = VideoStream(recurrent=False, blend_kind="detail")  # one flow for both
     recurrent_default = VideoStream(recurrent=True)  # one flow for all three
-    still_glued = VideoStream(recurrent=False, blend_kind="glue")
+    still_default = VideoStream(recurrent=False)  # what stylize runs: the glue
     recurrent_glued = VideoStream(recurrent=True, blend_kind="glue")
 
     def step(photo: np.ndarray, guide: np.ndarray) -> np.ndarray:
@@ -47,15 +47,13 @@ def bench_recurrent(
         "still": lambda frame: still(frame, weights),
         f"still + input smoothing {DEFAULT_SMOOTH}": lambda frame: smoothed(still, frame, weights),
         f"still + {both}, averaged": lambda frame: averaged(still, frame, weights),
-        f"still + {both}, detail kept (its stylize default)": lambda frame: still_default(
-            still, frame, weights
-        ),
+        f"still + {both}, detail kept": lambda frame: still_detail(still, frame, weights),
         "recurrent (guide + network)": lambda frame: recurrence(frame, step),
         f"recurrent + {both}, detail kept (its stylize default)": lambda frame: recurrent_default(
             recurrent, frame, weights
         ),
-        f"still + input smoothing {DEFAULT_SMOOTH} + glue {DEFAULT_GLUE}": lambda frame: (
-            still_glued(still, frame, weights)
+        f"still + input smoothing {DEFAULT_SMOOTH} + glue {DEFAULT_GLUE} (its stylize default)": (
+            lambda frame: still_default(still, frame, weights)
         ),
         f"recurrent + input smoothing {DEFAULT_SMOOTH} + glue {DEFAULT_GLUE}": lambda frame: (
             recurrent_glued(recurrent, frame, weights)

@@ -329,9 +329,9 @@ def main(argv: list[str] | None = None) -> int:
         choices=BLEND_KINDS,
         nargs="+",
         default=list(BLEND_KINDS),
-        help="which blends --blends adds: detail (stylize's default), flow (averaged along "
-        "the flow), plain (averaged without it), glue (kept whole where it fits; A: the photo's "
-        "change that repaints); default all four",
+        help="which blends --blends adds: detail (stylize's default for a recurrent model), "
+        "flow (averaged along the flow), plain (averaged without it), glue (a still model's: "
+        "kept whole where it fits; A: the photo's change that repaints); default all four",
     )
     parser.add_argument(
         "--flow-size",

@@ -29,6 +29,7 @@ from fastnst.infer.temporal_blend import (
     TemporalBlend,
     VideoStream,
     default_blend,
+    default_kind,
 )
 from fastnst.modelfile import read_model_file
 from fastnst.models import bundled_models
@@ -123,11 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--blend-kind",
         choices=BLEND_KINDS,
         default=None,
-        help="the temporal blend's kind: detail (default: the blend keeps the fresh frame's "
-        "stroke contrast), flow (the strokes averaged: calmer, less style), plain (averaged "
-        "without the flow: ghosts on motion; for comparison), glue (the previous output kept "
-        "whole where it still fits, repainted whole where not; A: how much the photo under a "
-        "kept stroke may change before it is repainted)",
+        help="the temporal blend's kind: glue (a still model's default: the previous output "
+        "kept whole where it still fits, repainted where not; A: how much the photo under a "
+        "kept stroke may change before it is repainted), detail (a recurrent model's default: "
+        "the blend keeps the fresh frame's stroke contrast), flow (the strokes averaged: "
+        "calmer, less style), plain (averaged without the flow: ghosts on motion; for "
+        "comparison)",
     )
     parser.add_argument(
         "--input-smooth",
@@ -201,15 +203,17 @@ def describe_model(path: str) -> str:
     info, state = read_model_file(path)
     net = info.net
     parameters = sum(array.size for array in state.values())
+    recurrent = bool(net.get("recurrent"))
+    kind = default_kind(recurrent)
     lines = [
         f"model: {path} (format version {info.format_version})",
         "styles: " + ", ".join(f"{i}={name}" for i, name in enumerate(info.style_names)),
         f"network: width {net.get('width', 1.0)}, {net.get('num_residual')} residual blocks, "
         f"{parameters:,} parameters"
-        + (", recurrent" if net.get("recurrent") else ", still")
+        + (", recurrent" if recurrent else ", still")
         + f" (video frames seen smoothed, --input-smooth {DEFAULT_SMOOTH}, and blended, "
-        + f"--temporal-blend {DEFAULT_BLEND}, by default"
-        + ("; each guided by the previous output)" if net.get("recurrent") else ")"),
+        + f"--blend-kind {kind} --temporal-blend {default_blend(kind)}, by default"
+        + ("; each guided by the previous output)" if recurrent else ")"),
     ]
     if info.steps:
         lines.append(
@@ -357,7 +361,7 @@ def _frame_device(args: argparse.Namespace, stylizer: Any) -> Any:
 
 
 def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
-    blend_kind = args.blend_kind or BLEND_KINDS[0]
+    blend_kind = args.blend_kind or default_kind(stylizer.recurrent)
     if args.mask or args.regions:
         stylize = _region_stylizer(args, stylizer)
         flows = LastFlow(args.flow_size, keep=max(8, args.batch))  # a batch's pairs, once
@@ -422,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.shift_average:
             stylizer = ShiftAveraged(stylizer)
         if args.temporal_blend is None:
-            args.temporal_blend = default_blend(args.blend_kind or BLEND_KINDS[0])
+            kind = args.blend_kind or default_kind(stylizer.recurrent)
+            args.temporal_blend = default_blend(kind)
         if args.input_smooth is None:  # regions show the photo itself: smoothed when asked
             regions = bool(args.mask or args.regions)
             args.input_smooth = 0.0 if regions else DEFAULT_SMOOTH

@@ -11,6 +11,8 @@ energy back (:func:`keep_detail`); ``kind="flow"`` is the plain average along th
 does: moving objects leave ghosts). ``kind="glue"`` averages nothing: the previous output is
 kept whole wherever it still fits the frame, and repainted whole where not
 (:mod:`fastnst.infer.glue`; its weight is how much the photo under a kept stroke may change).
+What ``stylize`` runs by default depends on the model (:func:`default_kind`): the glue for a
+still model, the detail blend for a recurrent one.
 
 The flow is computed with the long side at most ``flow_size`` (:data:`DEFAULT_FLOW_SIZE`) and
 scaled up: DIS costs grow with the pixels.
@@ -54,7 +56,7 @@ from fastnst.runtime.flow import (
 # about 5 % of a frame's cost on the CPU (docs/VIDEO.md, "The glue's flow at 512 px").
 DEFAULT_FLOW_SIZE = 512
 
-# The blend's default, for every model (of the default kind, "detail"): on three clips it
+# The detail blend's weight, a recurrent model's default (:func:`default_kind`): on three clips it
 # halves a still model's flicker for +1 to +4 % style distance (classics, classics-lite;
 # classics v1 keeps its style), and against the averaging blend 0.3 (a recurrent model's
 # default before) it takes 7-19 % more off classics-video's at 1-1.5 % less style distance
@@ -86,8 +88,18 @@ DEFAULT_SMOOTH = 0.7
 LIGHT_SIGMA = 4.0
 CLAMP_MARGIN = 0.05
 
-# The blend's kinds (``--blend-kind``), the default first: see the module's docstring.
+# The blend's kinds (``--blend-kind``): see the module's docstring.
 BLEND_KINDS = ("detail", "flow", "plain", "glue")
+
+
+def default_kind(recurrent: bool) -> str:
+    """``--blend-kind``'s default for a model: the glue for a still model (under the issue's
+    judge a third to a half of the detail blend's flicker on three clips at the same style,
+    level with it where the true motion is known, and a moving face kept since its repaints
+    settle; docs/VIDEO.md, "A repaint that settles"); the detail blend for a recurrent one,
+    which carries its strokes already (where the true motion is known the glue is less
+    steady for it)."""
+    return "detail" if recurrent else "glue"
 
 
 def default_blend(kind: str) -> float:
@@ -382,7 +394,8 @@ class VideoStream:
     """What one video carries from frame to frame, and how its frames are stylized: the
     input smoothing (``smooth``, :class:`InputSmooth`; None: :data:`DEFAULT_SMOOTH`), a
     recurrent model's each guided by its previous output, then the blend (``blend``; None:
-    :func:`default_blend`; of ``blend_kind``), all from one flow per frame pair. Call with
+    :func:`default_blend`; of ``blend_kind``, None: :func:`default_kind`), all from one flow
+    per frame pair. Call with
     consecutive batches, in order, and the stylizer (either backend's NumPy interface,
     :mod:`fastnst.runtime.backends`) and settings of the moment (the app's webcam tab changes
     them mid-stream); returns the frames' kind."""
@@ -392,9 +405,10 @@ class VideoStream:
         recurrent: bool,
         blend: float | None = None,
         flow_size: int = DEFAULT_FLOW_SIZE,
-        blend_kind: str = "detail",
+        blend_kind: str | None = None,
         smooth: float | None = None,
     ) -> None:
+        blend_kind = blend_kind or default_kind(recurrent)
         alpha = default_blend(blend_kind) if blend is None else blend
         smooth = DEFAULT_SMOOTH if smooth is None else smooth
         self.flows = flows = LastFlow(flow_size)
