@@ -361,12 +361,14 @@ def _frame_device(args: argparse.Namespace, stylizer: Any) -> Any:
 
 
 def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
-    blend_kind = args.blend_kind or default_kind(stylizer.recurrent)
+    """The video/webcam frames' function: stylize and blend (``args.blend_kind`` is set by
+    :func:`main` when not given: the detail blend for regions, else the model's
+    :func:`default_kind`)."""
     if args.mask or args.regions:
         stylize = _region_stylizer(args, stylizer)
         flows = LastFlow(args.flow_size, keep=max(8, args.batch))  # a batch's pairs, once
         smooth = InputSmooth(args.input_smooth, args.flow_size, flows)
-        blend = TemporalBlend(args.temporal_blend, args.flow_size, blend_kind, flows)
+        blend = TemporalBlend(args.temporal_blend, args.flow_size, args.blend_kind, flows)
         return lambda frames: blend(frames, stylize(smooth(frames)))
     styles = stylizer.styles(args.style)
     if len(styles) != 1:
@@ -374,7 +376,11 @@ def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
     weights = styles[0][1]
     # A recurrent model's frames are each guided by the previous output (docs/VIDEO.md).
     stream = VideoStream(
-        stylizer.recurrent, args.temporal_blend, args.flow_size, blend_kind, args.input_smooth
+        stylizer.recurrent,
+        args.temporal_blend,
+        args.flow_size,
+        args.blend_kind,
+        args.input_smooth,
     )
     return lambda frames: stream(stylizer, frames, weights, args.strength, args.preserve_color)
 
@@ -425,11 +431,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.shift_average:
             stylizer = ShiftAveraged(stylizer)
+        # Regions show the photo itself: smoothed only when asked, and blended, not glued (a
+        # glued photo would lag the clip until its change passed the glue's tolerance).
+        regions = bool(args.mask or args.regions)
+        args.blend_kind = args.blend_kind or (
+            "detail" if regions else default_kind(stylizer.recurrent)
+        )
         if args.temporal_blend is None:
-            kind = args.blend_kind or default_kind(stylizer.recurrent)
-            args.temporal_blend = default_blend(kind)
-        if args.input_smooth is None:  # regions show the photo itself: smoothed when asked
-            regions = bool(args.mask or args.regions)
+            args.temporal_blend = default_blend(args.blend_kind)
+        if args.input_smooth is None:
             args.input_smooth = 0.0 if regions else DEFAULT_SMOOTH
         if args.video:
             return stylize_video_file(args, stylizer)

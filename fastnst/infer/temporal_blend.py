@@ -395,10 +395,9 @@ class VideoStream:
     input smoothing (``smooth``, :class:`InputSmooth`; None: :data:`DEFAULT_SMOOTH`), a
     recurrent model's each guided by its previous output, then the blend (``blend``; None:
     :func:`default_blend`; of ``blend_kind``, None: :func:`default_kind`), all from one flow
-    per frame pair. Call with
-    consecutive batches, in order, and the stylizer (either backend's NumPy interface,
-    :mod:`fastnst.runtime.backends`) and settings of the moment (the app's webcam tab changes
-    them mid-stream); returns the frames' kind."""
+    per frame pair. Call with consecutive batches, in order, and the stylizer (either
+    backend's NumPy interface, :mod:`fastnst.runtime.backends`) and settings of the moment
+    (the app's webcam tab changes them mid-stream); returns the frames' kind."""
 
     def __init__(
         self,
