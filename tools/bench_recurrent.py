@@ -15,10 +15,10 @@ def bench_recurrent(
 ) -> list[dict]:
     """Per-frame cost of a recurrent model on a real clip (onnxruntime): the still network
     alone, with the input smoothing, with the smoothing and the blend averaged along the flow
-    (``--blend-kind flow``) and with both as `stylize` gives it by default (the blend keeping
-    the detail); the recurrent network with its guide (flow, warp, 7-channel first conv),
-    alone and with its defaults; both with the smoothing and the glue (``--blend-kind
-    glue``). Issue 21: <= 1.3x."""
+    (``--blend-kind flow``) or keeping the detail (``--blend-kind detail``), and with the
+    smoothing and the glue, as `stylize` gives it by default; the recurrent network with its
+    guide (flow, warp, 7-channel first conv), alone, with its defaults (the detail blend) and
+    with the glue. Issue 21: <= 1.3x."""
     from fastnst.infer.temporal_blend import (
         DEFAULT_BLEND,
         DEFAULT_GLUE,
