@@ -126,6 +126,9 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
     base = ["eval-video", str(clip), "--model", str(model), "--json", str(tmp_path / "r.json")]
     for extra, message in (
         (["--blends", "1.5"], "error: --blends weights must be in [0, 1), got 1.5"),
+        (["--blends", "glue:1"], "error: --blends weights must be in [0, 1), got 1"),
+        (["--blends", "soft:0.3"], "error: --blends: unknown blend kind 'soft'"),
+        (["--blends", "glue:x"], "error: --blends takes A or KIND:A, got 'glue:x'"),
         (["--frontier", "--target", "0", "10"], "error: --target needs X_FLOOR > 0"),
         (["--plot", str(tmp_path / "f.txt")], "error: --plot must end in .png"),
         (["--input-smooth", "1"], "error: --input-smooth must be in [0, 1), got 1"),
@@ -138,6 +141,28 @@ def test_eval_video_frontier_refuses_bad_blends_and_targets(tmp_path: Path, caps
     assert fastnst(["eval-video", str(clip), "--stylized", str(clip), "--plot", str(plot)]) == 1
     assert "need at least one --model" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists() and not plot.exists()
+
+
+def test_eval_video_blends_of_one_kind_are_scored_alone(tmp_path: Path) -> None:
+    """--blends KIND:A scores that kind only; a bare A each --blend-kind (no cross product of
+    every weight with every kind)."""
+    pytest.importorskip("cv2")
+    clip = write_clip(tmp_path / "pan.mp4", panning_frames(4, 48, 64))
+    model = model_with_loss(tmp_path / "a.safetensors", 0.2, 1)
+    report = tmp_path / "r.json"
+    argv = ["eval-video", str(clip), "--model", str(model), "--json", str(report)]
+    argv += ["--styles", str(style_folder(tmp_path)), "--style-size", "32"]
+    argv += ["--blends", "detail:0.5", "glue:0.1", "0.3", "--blend-kind", "flow", "plain"]
+    assert fastnst(argv) == 0
+    rows = json.loads(report.read_text())["results"][1:]  # after the input's floor
+    assert [(r["blend_kind"], r["blend"]) for r in rows] == [
+        ("none", 0.0),
+        ("detail", 0.5),
+        ("glue", 0.1),
+        ("flow", 0.3),
+        ("plain", 0.3),
+    ]
+    assert len({r["warping_error"] for r in rows}) == len(rows)  # each shown its own way
 
 
 def test_eval_video_scores_a_model_on_smoothed_frames(tmp_path: Path) -> None:

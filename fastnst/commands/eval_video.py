@@ -100,14 +100,30 @@ def style_sets(info: ModelInfo, styles_dir: Path | None, spiderverse_root: Path)
 Variant = tuple[str, str, float, TemporalBlend | None]
 
 
+def blend_spec(text: str) -> tuple[str | None, float]:
+    """One ``--blends`` entry: ``A`` (each ``--blend-kind`` at weight A) or ``KIND:A`` (that
+    kind only, so that a run need not score every kind at every weight)."""
+    kind, _, weight = text.rpartition(":")
+    if kind and kind not in BLEND_KINDS:
+        raise UserError(f"--blends: unknown blend kind {kind!r}; choose one of {BLEND_KINDS}")
+    try:
+        alpha = float(weight)
+    except ValueError:
+        raise UserError(f"--blends takes A or KIND:A, got {text!r}") from None
+    if not 0 <= alpha < 1:
+        raise UserError(f"--blends weights must be in [0, 1), got {alpha:g}")
+    return kind or None, alpha
+
+
 def blend_variants(args: argparse.Namespace) -> list[Variant]:
-    """Per-frame output, then for each ``--blends`` weight above 0 each blend kind of
-    ``--blend-kind``; weight 0 is the per-frame output itself."""
+    """Per-frame output, then for each ``--blends`` entry (parsed by :func:`blend_spec`) with
+    a weight above 0 its kind, or each kind of ``--blend-kind``; weight 0 is the per-frame
+    output itself."""
     variants: list[Variant] = [("", "none", 0.0, None)]
-    for alpha in dict.fromkeys(args.blends):
+    for only, alpha in dict.fromkeys(args.blends):
         if alpha == 0:
             continue
-        for kind in dict.fromkeys(args.blend_kind):
+        for kind in [only] if only else dict.fromkeys(args.blend_kind):
             blend = TemporalBlend(alpha, args.flow_size, kind)
             variants.append((f" + {kind} blend {alpha:g}", kind, alpha, blend))
     return variants
@@ -317,12 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--blends",
-        type=float,
         nargs="*",
         default=[],
-        metavar="A",
+        metavar="A|KIND:A",
         help="also score each model's output smoothed by stylize --temporal-blend A, of "
-        "each --blend-kind; 0 is the per-frame output",
+        "each --blend-kind (KIND:A: of that kind only, e.g. detail:0.6 glue:0.1); 0 is the "
+        "per-frame output",
     )
     parser.add_argument(
         "--blend-kind",
@@ -397,9 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> Path:
         if not args.models and not args.stylized:
             raise UserError("nothing to score: give --model and/or --stylized")
-        bad = [a for a in args.blends if not 0 <= a < 1]
-        if bad:
-            raise UserError(f"--blends weights must be in [0, 1), got {bad[0]:g}")
+        args.blends = [blend_spec(text) for text in args.blends]  # (kind or None, weight)
         bad = [b for b in args.input_smooth if not 0 <= b < 1]
         if bad:
             raise UserError(f"--input-smooth must be in [0, 1), got {bad[0]:g}")
@@ -441,7 +455,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         outputs.append(out)
         losses.append(video_losses)
     if args.peer is not None:
-        for label, out in peer_outputs(frames, args.peer, args.blends):
+        alphas = list(dict.fromkeys(alpha for _, alpha in args.blends))  # its plain blend
+        for label, out in peer_outputs(frames, args.peer, alphas):
             names.append(label)
             outputs.append(out)
             losses.append(None)
