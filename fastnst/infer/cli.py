@@ -362,8 +362,7 @@ def _frame_device(args: argparse.Namespace, stylizer: Any) -> Any:
 
 def _frame_fn(args: argparse.Namespace, stylizer: Any) -> Callable[[Any], Any]:
     """The video/webcam frames' function: stylize and blend (``args.blend_kind`` is set by
-    :func:`main` when not given: the detail blend for regions, else the model's
-    :func:`default_kind`)."""
+    :func:`main` when not given: :func:`default_kind`)."""
     if args.mask or args.regions:
         stylize = _region_stylizer(args, stylizer)
         flows = LastFlow(args.flow_size, keep=max(8, args.batch))  # a batch's pairs, once
@@ -431,15 +430,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.shift_average:
             stylizer = ShiftAveraged(stylizer)
-        # Regions show the photo itself: smoothed only when asked, and blended, not glued (a
-        # glued photo would lag the clip until its change passed the glue's tolerance).
-        regions = bool(args.mask or args.regions)
-        args.blend_kind = args.blend_kind or (
-            "detail" if regions else default_kind(stylizer.recurrent)
-        )
+        regions = bool(args.mask or args.regions)  # they show the photo itself
+        args.blend_kind = args.blend_kind or default_kind(stylizer.recurrent, regions)
         if args.temporal_blend is None:
             args.temporal_blend = default_blend(args.blend_kind)
-        if args.input_smooth is None:
+        if args.input_smooth is None:  # smoothed only when asked
             args.input_smooth = 0.0 if regions else DEFAULT_SMOOTH
         if args.video:
             return stylize_video_file(args, stylizer)

@@ -92,14 +92,15 @@ CLAMP_MARGIN = 0.05
 BLEND_KINDS = ("detail", "flow", "plain", "glue")
 
 
-def default_kind(recurrent: bool) -> str:
+def default_kind(recurrent: bool, regions: bool = False) -> str:
     """``--blend-kind``'s default for a model: the glue for a still model (under the issue's
     judge a third to a half of the detail blend's flicker on three clips at the same style,
     level with it where the true motion is known, and a moving face kept since its repaints
     settle; docs/VIDEO.md, "A repaint that settles"); the detail blend for a recurrent one,
     which carries its strokes already (where the true motion is known the glue is less
-    steady for it)."""
-    return "detail" if recurrent else "glue"
+    steady for it), and for ``regions`` (``--mask``/``--regions``), whose unstyled parts are
+    the clip itself: glued, they would lag it until its change passed the glue's tolerance."""
+    return "detail" if recurrent or regions else "glue"
 
 
 def default_blend(kind: str) -> float:
