@@ -7,6 +7,7 @@ imported, so a user who never trains needs neither Lightning, Hydra nor FiftyOne
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,6 +182,12 @@ class Stylizer:
         """Load for inference; on a CPU in fp32 the network is also traced and frozen."""
         target = pick_device(device)
         dtype = pick_dtype(precision, target)
+        if target.type == "cpu" and dtype != torch.float32:
+            print(
+                f"warning: --precision {precision} on a CPU runs several times slower than fp32 "
+                "(8x on a 2-core EPYC with native bf16, docs/BENCHMARKS.md); it is meant for GPUs",
+                file=sys.stderr,
+            )
         loaded, info = load_model(path, "cpu")
         recurrent = None
         if loaded.config.recurrent:
