@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fastnst.commands.eval_video import judge_distances, style_judge, style_sets
+from fastnst.evaluation.video_models import judge_distances, style_judge, style_sets
 from fastnst.export import load_model
 from fastnst.files import atomic_write
 from fastnst.infer.temporal_blend import InputSmooth, LastFlow
