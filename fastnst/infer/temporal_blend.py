@@ -94,9 +94,10 @@ BLEND_KINDS = ("detail", "flow", "plain", "glue")
 
 def default_kind(recurrent: bool, regions: bool = False) -> str:
     """``--blend-kind``'s default for a model: the glue for a still model (under the issue's
-    judge a third to a half of the detail blend's flicker on three clips at the same style,
-    level with it where the true motion is known, and a moving face kept since its repaints
-    settle; docs/VIDEO.md, "A repaint that settles"); the detail blend for a recurrent one,
+    judge a third to a half of the detail blend's flicker on three clips at 0-6 % more style
+    distance, steadier where the true motion is known, and a moving face kept since its
+    repaints settle; docs/VIDEO.md, "A repaint that settles", "The glue's ringing"); the
+    detail blend for a recurrent one,
     which carries its strokes already (where the true motion is known the glue is less
     steady for it), and for ``regions`` (``--mask``/``--regions``), whose unstyled parts are
     the clip itself: glued, they would lag it until its change passed the glue's tolerance."""
