@@ -185,14 +185,19 @@ class Glue:
         self.anchored = np.ones(self.glued.shape[-2:], bool)
 
     def moved_on(self, flow: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The shown frame and the photo each pixel was painted from, moved along ``flow``:
-        sampled once from the anchor where the pixel has been kept since, moved on from the
-        frame before elsewhere."""
+        """The per-pixel state moved along ``flow``; returns the shown frame and the photo
+        each pixel was painted from, moved: sampled once from the anchor where the pixel has
+        been kept since, moved on from the frame before elsewhere."""
         assert self.glued is not None and self.painted_from is not None
         assert self.anchor is not None and self.to_anchor is not None
-        assert self.anchored is not None
-        self.to_anchor = warp(self.to_anchor, flow) + flow  # displacements to the anchor
-        self.anchored = warp(self.anchored[None].astype(np.float32), flow)[0] > 0.999
+        assert self.anchored is not None and self.settling is not None
+        # The per-pixel state, moved in one warp: the displacements to the anchor, whether the
+        # pixel was sampled from it, and the repaints it has still to go.
+        state = np.concatenate([self.to_anchor, self.anchored[None], self.settling[None]])
+        to_anchor, anchored, settling = np.split(warp(state.astype(np.float32), flow), [2, 3])
+        self.to_anchor = to_anchor + flow
+        self.anchored = anchored[0] > 0.999
+        self.settling = np.rint(settling[0])
         self.since_anchor += 1
         pairs = [(self.anchor[0], self.glued), (self.anchor[1], self.painted_from)]
         if self.anchored.all():
@@ -218,7 +223,7 @@ class Glue:
         moved, painted_from = self.moved_on(flow)
         deformation = compose(warp(self.deformation, flow), flow_jacobian(flow))
         inside_frame = inside(flow)
-        settling = np.rint(warp(self.settling[None], flow)[0])
+        settling = self.settling
         keep = (
             inside_frame
             & (settling <= 0)
