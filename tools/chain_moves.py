@@ -21,7 +21,7 @@ from fastnst.files import atomic_write
 from fastnst.images import load_image, resize_long_side
 from fastnst.infer.glue import Glue
 from fastnst.runtime.backends import load_stylizer
-from fastnst.runtime.flow import FlowFn, opencv, positions, warp
+from fastnst.runtime.flow import FlowFn, positions, warp
 
 BANDS = ((0.0, 0.05), (0.05, 0.1), (0.1, 0.2), (0.2, 0.3), (0.3, 0.5))  # cycles per pixel
 WAYS = ("bicubic", "clamped", "bilinear", "glue")
@@ -56,16 +56,17 @@ def moved(picture: np.ndarray, way: str, steps: np.ndarray) -> list[np.ndarray]:
         return [glue(photo, picture) for _ in flows]
     out, shown = picture, []
     for flow in flows:
-        if way == "bicubic":
-            cv2 = opencv()
-            xs, ys = positions(flow)
-            planes = np.ascontiguousarray(out.transpose(1, 2, 0))
-            remapped = cv2.remap(planes, xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-            out = np.clip(remapped.transpose(2, 0, 1), 0, 1)
-        else:
-            out = warp(out, flow, cubic=way == "clamped")
+        out = bicubic_move(out, flow) if way == "bicubic" else warp(out, flow, way == "clamped")
         shown.append(out)
     return shown
+
+
+def bicubic_move(picture: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """OpenCV's bicubic alone along ``flow`` (the glue's kernel before it was clamped)."""
+    xs, ys = positions(flow)
+    planes = np.ascontiguousarray(picture.transpose(1, 2, 0))
+    remapped = cv2.remap(planes, xs, ys, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return np.clip(remapped.transpose(2, 0, 1), 0, 1)
 
 
 def main() -> None:
